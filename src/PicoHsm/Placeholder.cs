@@ -1,0 +1,1 @@
+namespace PicoHsm.Module; internal static class Placeholder {}
