@@ -1,0 +1,159 @@
+#Requires -Version 7.4
+<#
+.SYNOPSIS
+    Builds, tests and demonstrates the PicoHsm module.
+.DESCRIPTION
+    -Task Build  assembles a loadable module folder in out/PicoHsm (manifest, format file, DLLs).
+    -Task Test   builds, runs the xUnit and Pester suites and ends with "Tests: N passed, N failed".
+    -Task Demo   runs the backup/restore drill on throwaway tokens.
+    System packages the tests need (SoftHSM2, OpenSC, pcscd, vpcd) are installed with apt-get
+    when missing and this runs as root on Debian/Ubuntu; otherwise the script stops and prints
+    the exact command to run.
+.EXAMPLE
+    dotnet tool restore && dotnet pwsh ./build.ps1 -Task Test
+#>
+[CmdletBinding()]
+param(
+    [ValidateSet('Build', 'Test', 'Demo', 'Bench')]
+    [string] $Task = 'Build',
+
+    [ValidateSet('Debug', 'Release')]
+    [string] $Configuration = 'Release',
+
+    # Pester only: run just these test files (paths or names under tests/pester).
+    [string[]] $PesterPath
+)
+
+$ErrorActionPreference = 'Stop'
+Set-StrictMode -Version Latest
+$root = $PSScriptRoot
+Import-Module (Join-Path $root 'tests/pester/TestEnvironment.psm1') -Force
+$out = Join-Path $root 'out'
+$moduleOut = Join-Path $out 'PicoHsm'
+
+function Invoke-Native {
+    param([string] $Exe, [string[]] $Arguments)
+    & $Exe @Arguments
+    if ($LASTEXITCODE -ne 0) { throw "'$Exe $($Arguments -join ' ')' failed with exit code $LASTEXITCODE." }
+}
+
+function Install-SystemPackage {
+    # Each entry: a command or file that proves the package is there, and the Debian package.
+    param([hashtable[]] $Need)
+    $missing = foreach ($n in $Need) {
+        $present = if ($n.Command) { Get-Command $n.Command -ErrorAction Ignore } else { Test-Path $n.File }
+        if (-not $present) { $n.Package }
+    }
+    $missing = @($missing | Select-Object -Unique)
+    if (-not $missing) { return }
+    $cmd = "apt-get update && apt-get install -y $($missing -join ' ')"
+    $isRoot = $IsLinux -and ((id -u) -eq '0')
+    if ($isRoot -and (Get-Command apt-get -ErrorAction Ignore)) {
+        Write-Host "Installing system packages: $($missing -join ', ')"
+        $env:DEBIAN_FRONTEND = 'noninteractive'
+        & bash -c "apt-get update -qq >/dev/null && apt-get install -y -qq $($missing -join ' ') >/dev/null"
+        if ($LASTEXITCODE -ne 0) { throw "Installing $($missing -join ', ') failed. Run: $cmd" }
+        return
+    }
+    throw "Missing system packages: $($missing -join ', '). Install them and run again: sudo $cmd"
+}
+
+function Get-TestPrerequisites {
+    if (-not $IsLinux) { return }
+    Install-SystemPackage @(
+        @{ Command = 'softhsm2-util'; Package = 'softhsm2' }
+        @{ Command = 'pkcs11-tool'; Package = 'opensc' }
+        @{ Command = 'sc-hsm-tool'; Package = 'opensc' }
+        @{ Command = 'pcscd'; Package = 'pcscd' }
+        @{ File = '/usr/lib/pcsc/drivers/serial/libifdvpcd.so'; Package = 'vsmartcard-vpcd' }
+        @{ Command = 'openssl'; Package = 'openssl' }
+    )
+}
+
+function Invoke-Build {
+    Write-Host "Building PicoHsm ($Configuration)"
+    if (Test-Path $moduleOut) { Remove-Item $moduleOut -Recurse -Force }
+    $bin = Join-Path $moduleOut 'bin'
+    Invoke-Native dotnet @('publish', (Join-Path $root 'src/PicoHsm/PicoHsm.csproj'), '-c', $Configuration, '-o', $bin, '--nologo', '-v', 'q')
+    Copy-Item (Join-Path $root 'PicoHsm.psd1'), (Join-Path $root 'PicoHsm.format.ps1xml') $moduleOut
+    if (Test-Path (Join-Path $root 'docs/en-US')) { Copy-Item (Join-Path $root 'docs/en-US') $moduleOut -Recurse }
+    Invoke-Native dotnet @('build', (Join-Path $root 'tests/CardSimulator/CardSimulator.csproj'), '-c', $Configuration, '-o', (Join-Path $out 'CardSimulator'), '--nologo', '-v', 'q')
+    Write-Host "Module: $moduleOut"
+}
+
+function Get-PesterModulePath {
+    Invoke-Native dotnet @('restore', (Join-Path $root 'tools/Pester.csproj'), '--nologo', '-v', 'q')
+    $packages = if ($env:NUGET_PACKAGES) { $env:NUGET_PACKAGES } else {
+        ((dotnet nuget locals global-packages --list) -replace '^global-packages:\s*', '').Trim()
+    }
+    $psd1 = Join-Path $packages 'pester/6.2.0/tools/Pester.psd1'
+    if (-not (Test-Path $psd1)) { throw "Pester was not restored to $psd1." }
+    $psd1
+}
+
+function Invoke-UnitTests {
+    $results = Join-Path $out 'test-results'
+    New-Item -ItemType Directory -Force $results | Out-Null
+    $passed = 0; $failed = 0
+    foreach ($proj in 'tests/units/PicoHsm.Core.Tests/PicoHsm.Core.Tests.csproj', 'tests/units/PicoHsm.Module.Tests/PicoHsm.Module.Tests.csproj') {
+        $name = [IO.Path]::GetFileNameWithoutExtension($proj)
+        $trx = Join-Path $results "$name.trx"
+        if (Test-Path $trx) { Remove-Item $trx }
+        Write-Host "xUnit: $name"
+        & dotnet test (Join-Path $root $proj) -c $Configuration --nologo -v q --logger "trx;LogFileName=$trx" --logger 'console;verbosity=minimal'
+        if (-not (Test-Path $trx)) {
+            Write-Host "xUnit run of $name produced no results (build failure?)" -ForegroundColor Red
+            $failed++
+            continue
+        }
+        $counters = ([xml](Get-Content -Raw $trx)).TestRun.ResultSummary.Counters
+        $passed += [int]$counters.passed
+        $failed += [int]$counters.failed + [int]$counters.error + [int]$counters.timeout + [int]$counters.aborted
+    }
+    [pscustomobject]@{ Passed = $passed; Failed = $failed }
+}
+
+function Invoke-PesterTests {
+    $pester = Get-PesterModulePath
+    $summary = Join-Path $out 'test-results/pester-summary.json'
+    if (Test-Path $summary) { Remove-Item $summary }
+    $pwsh = Get-PwshCommand
+    $runner = Join-Path $root 'tests/pester/Invoke-PesterSuite.ps1'
+    $argsList = @('-NoProfile', '-NonInteractive', '-File', $runner, '-PesterPath', $pester, '-ModulePath', (Join-Path $moduleOut 'PicoHsm.psd1'), '-SummaryPath', $summary)
+    if ($PesterPath) { $argsList += @('-TestPath', ($PesterPath -join ',')) }
+    # A fresh process, so the module DLL just built is the one loaded, and SoftHSM2 reads the
+    # test configuration the runner sets up before the first PKCS#11 call.
+    & $pwsh[0] @($pwsh | Select-Object -Skip 1) @argsList
+    if (-not (Test-Path $summary)) {
+        Write-Host 'Pester produced no summary (the runner failed before or while running).' -ForegroundColor Red
+        return [pscustomobject]@{ Passed = 0; Failed = 1 }
+    }
+    Get-Content -Raw $summary | ConvertFrom-Json
+}
+
+switch ($Task) {
+    'Build' { Invoke-Build }
+    'Test' {
+        Get-TestPrerequisites
+        Invoke-Build
+        $unit = Invoke-UnitTests
+        $pester = Invoke-PesterTests
+        $passed = $unit.Passed + $pester.Passed
+        $failed = $unit.Failed + $pester.Failed
+        Write-Host "xUnit: $($unit.Passed) passed, $($unit.Failed) failed; Pester: $($pester.Passed) passed, $($pester.Failed) failed"
+        Write-Output "Tests: $passed passed, $failed failed"
+        if ($failed -gt 0 -or $passed -eq 0) { exit 1 }
+    }
+    'Demo' {
+        Get-TestPrerequisites
+        Invoke-Build
+        $pwsh = Get-PwshCommand
+        & $pwsh[0] @($pwsh | Select-Object -Skip 1) -NoProfile -NonInteractive -File (Join-Path $root 'demo/Invoke-Demo.ps1') -ModulePath (Join-Path $moduleOut 'PicoHsm.psd1')
+        if ($LASTEXITCODE -ne 0) { exit $LASTEXITCODE }
+    }
+    'Bench' {
+        Invoke-Build
+        $pwsh = Get-PwshCommand
+        & $pwsh[0] @($pwsh | Select-Object -Skip 1) -NoProfile -NonInteractive -File (Join-Path $root 'bench/Invoke-Bench.ps1') -ModulePath (Join-Path $moduleOut 'PicoHsm.psd1')
+    }
+}

@@ -1,0 +1,91 @@
+using System.Management.Automation;
+using System.Security;
+using PicoHsm.Session;
+
+namespace PicoHsm.Module.Commands;
+
+[Cmdlet(VerbsCommunications.Connect, "PicoHsm", DefaultParameterSetName = PinSet)]
+[OutputType(typeof(PicoHsmSession))]
+public sealed class ConnectPicoHsmCommand : PicoCmdletBase
+{
+    private const string PinSet = "Pin";
+    private const string CredentialSet = "Credential";
+
+    [Parameter(Position = 0)]
+    [ValidateNotNullOrEmpty]
+    [ArgumentCompleter(typeof(ModulePathCompleter))]
+    public string? ModulePath { get; set; }
+
+    [Parameter]
+    [ValidateNotNullOrEmpty]
+    [ArgumentCompleter(typeof(TokenLabelCompleter))]
+    public string? TokenLabel { get; set; }
+
+    [Parameter]
+    [ValidateNotNullOrEmpty]
+    public string? SerialNumber { get; set; }
+
+    [Parameter]
+    public ulong? SlotId { get; set; }
+
+    [Parameter(ParameterSetName = PinSet)]
+    public SecureString? Pin { get; set; }
+
+    /// <summary>The password is the PIN; the user name is ignored (scripts keep PINs in credential stores).</summary>
+    [Parameter(ParameterSetName = CredentialSet, Mandatory = true)]
+    [Credential]
+    public PSCredential? Credential { get; set; }
+
+    /// <summary>Allow a login when the PIN has one try left.</summary>
+    [Parameter]
+    public SwitchParameter Force { get; set; }
+
+    protected override void EndProcessing()
+    {
+        int selectors = (TokenLabel is null ? 0 : 1) + (SerialNumber is null ? 0 : 1) + (SlotId is null ? 0 : 1);
+        if (selectors > 1)
+            ThrowTerminatingError(NewError("TooManySelectors", ErrorCategory.InvalidArgument,
+                "Choose the token with one of -TokenLabel, -SerialNumber or -SlotId, not several.", null));
+
+        var options = new ConnectOptions
+        {
+            ModulePath = ModulePath,
+            TokenLabel = TokenLabel,
+            SerialNumber = SerialNumber,
+            SlotId = SlotId,
+            Force = Force,
+            PinSource = GetPin,
+        };
+        PicoHsmSession session;
+        try
+        {
+            WriteVerbose($"Connecting to {(TokenLabel ?? SerialNumber ?? SlotId?.ToString() ?? "the only token")} through {ModulePath ?? "the default module"}.");
+            session = SessionConnector.Connect(options);
+        }
+        catch (PicoHsmException ex)
+        {
+            Throw(ex);
+            return;
+        }
+        SessionRegistry.Current.Add(session);
+        WriteVerbose($"Session {session.Id}: '{session.TokenLabel}' serial {session.SerialNumber}, logged in: {session.IsLoggedIn}.");
+        WriteObject(session);
+    }
+
+    private byte[]? GetPin(Pkcs11.PicoHsmToken token)
+    {
+        SecureString? secret = Credential?.Password ?? Pin;
+        if (secret is null)
+        {
+            if (token.ProtectedAuthenticationPath)
+                return null; // the reader's PIN pad asks; nothing to send
+            secret = PromptSecret($"User PIN for '{token.Label}' (serial {token.SerialNumber})");
+            if (secret is null)
+                throw new PicoHsmException(PicoErrorKind.InvalidArgument, "PinRequired",
+                    $"A PIN is needed to log in to '{token.Label}' and this session cannot prompt (non-interactive). " +
+                    "Pass it as a SecureString, e.g. -Pin (Read-Host -AsSecureString) interactively, or in a scheduled task " +
+                    "-Credential (Import-Clixml pin.xml) / -Pin (Get-Secret HsmPin) from a secret store.", token);
+        }
+        return SecureStringToUtf8(secret);
+    }
+}

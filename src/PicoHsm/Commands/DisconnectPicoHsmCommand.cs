@@ -1,0 +1,34 @@
+using System.Management.Automation;
+using PicoHsm.Session;
+
+namespace PicoHsm.Module.Commands;
+
+[Cmdlet(VerbsCommunications.Disconnect, "PicoHsm")]
+[OutputType(typeof(void))]
+public sealed class DisconnectPicoHsmCommand : PicoCmdletBase
+{
+    [Parameter(Position = 0, ValueFromPipeline = true)]
+    [ValidateNotNull]
+    public PicoHsmSession[]? Session { get; set; }
+
+    /// <summary>Close every session of this runspace.</summary>
+    [Parameter]
+    public SwitchParameter All { get; set; }
+
+    protected override void ProcessRecord()
+    {
+        var registry = SessionRegistry.Current;
+        IEnumerable<PicoHsmSession> targets = All ? registry.Sessions
+            : Session ?? (registry.Default is { } d ? new[] { d } : Array.Empty<PicoHsmSession>());
+        bool any = false;
+        foreach (var s in targets)
+        {
+            any = true;
+            WriteVerbose($"Logging out and closing session {s.Id} ('{s.TokenLabel}').");
+            s.Dispose();
+            registry.Remove(s);
+        }
+        if (!any && !All)
+            WriteError(NewError("NoSession", ErrorCategory.ObjectNotFound, "There is no open PicoHsm session to disconnect.", null));
+    }
+}

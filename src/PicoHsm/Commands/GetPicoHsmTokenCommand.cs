@@ -1,0 +1,28 @@
+using System.Management.Automation;
+using PicoHsm.Pkcs11;
+
+namespace PicoHsm.Module.Commands;
+
+[Cmdlet(VerbsCommon.Get, "PicoHsmToken")]
+[OutputType(typeof(PicoHsmToken))]
+public sealed class GetPicoHsmTokenCommand : PicoCmdletBase
+{
+    [Parameter(Position = 0)]
+    [ValidateNotNullOrEmpty]
+    [ArgumentCompleter(typeof(ModulePathCompleter))]
+    public string? ModulePath { get; set; }
+
+    protected override void EndProcessing()
+    {
+        try
+        {
+            string path = Pkcs11Modules.ResolvePath(ModulePath);
+            WriteVerbose($"Listing tokens of '{path}'.");
+            foreach (var t in TokenDiscovery.List(path)) WriteObject(t);
+        }
+        catch (PicoHsmException ex)
+        {
+            Throw(ex);
+        }
+    }
+}

@@ -1,0 +1,57 @@
+using System.Management.Automation;
+using PicoHsm.Keys;
+
+namespace PicoHsm.Module.Commands;
+
+[Cmdlet(VerbsCommon.Get, "PicoKey")]
+[OutputType(typeof(PicoKey))]
+public sealed class GetPicoKeyCommand : PicoSessionCmdletBase
+{
+    /// <summary>CKA_ID in hex.</summary>
+    [Parameter(Position = 0)]
+    [ArgumentCompleter(typeof(KeyIdCompleter))]
+    public string[]? Id { get; set; }
+
+    [Parameter]
+    [SupportsWildcards]
+    [ArgumentCompleter(typeof(KeyLabelCompleter))]
+    public string? Label { get; set; }
+
+    [Parameter]
+    public KeyKind[]? KeyType { get; set; }
+
+    protected override void EndProcessing()
+    {
+        List<PicoKey> keys;
+        try
+        {
+            keys = KeyServices.List(ResolvedSession);
+        }
+        catch (PicoHsmException ex)
+        {
+            Throw(ex);
+            return;
+        }
+        var ids = Id?.Select(NormalizeId).ToHashSet(StringComparer.Ordinal);
+        var pattern = Label is null ? null : WildcardPattern.Get(Label, WildcardOptions.IgnoreCase);
+        int written = 0;
+        foreach (var k in keys)
+        {
+            if (ids is not null && !ids.Contains(k.Id)) continue;
+            if (pattern is not null && !pattern.IsMatch(k.Label ?? "")) continue;
+            if (KeyType is not null && !KeyType.Contains(k.KeyType)) continue;
+            WriteObject(k);
+            written++;
+        }
+        if (written == 0 && ids is not null && !(Label is not null && WildcardPattern.ContainsWildcardCharacters(Label)))
+            WriteError(NewError("KeyNotFound", ErrorCategory.ObjectNotFound,
+                $"No key with id {string.Join(", ", ids)} on '{ResolvedSession.TokenLabel}'. List the keys with Get-PicoKey.", string.Join(",", ids)));
+    }
+
+    internal static string NormalizeId(string id)
+    {
+        string hex = id.Replace(":", "").Replace(" ", "").Replace("0x", "", StringComparison.OrdinalIgnoreCase).ToLowerInvariant();
+        if (hex.Length % 2 == 1) hex = "0" + hex;
+        return hex;
+    }
+}

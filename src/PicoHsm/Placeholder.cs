@@ -1,1 +1,0 @@
-namespace PicoHsm.Module; internal static class Placeholder {}

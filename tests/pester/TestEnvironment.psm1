@@ -1,0 +1,83 @@
+# Throwaway SoftHSM2 tokens for tests and the demo. SoftHSM2 reads SOFTHSM2_CONF when the
+# module is initialised in a process (and .NET does not pass in-process environment changes
+# to native code), so a configuration must be in the environment before the pwsh process that
+# loads the module starts: callers set $env:SOFTHSM2_CONF and then start a child process.
+
+$script:SoftHsmModule = @('/usr/lib/softhsm/libsofthsm2.so', '/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so', '/usr/local/lib/softhsm/libsofthsm2.so') |
+    Where-Object { Test-Path $_ } | Select-Object -First 1
+
+$script:TestPin = '648219'
+$script:TestSoPin = '3537363231383830'
+
+function Get-SoftHsmModulePath {
+    if (-not $script:SoftHsmModule) { throw 'SoftHSM2 is not installed (apt-get install softhsm2).' }
+    $script:SoftHsmModule
+}
+
+function New-SoftHsmEnvironment {
+    <# Creates a token directory and a config file; returns the config path. #>
+    param(
+        [string[]] $TokenLabel = @(),
+        [string] $Root = (Join-Path ([IO.Path]::GetTempPath()) ("picohsm-softhsm-" + [guid]::NewGuid().ToString('n').Substring(0, 8)))
+    )
+    $tokens = Join-Path $Root 'tokens'
+    New-Item -ItemType Directory -Force $tokens | Out-Null
+    $conf = Join-Path $Root 'softhsm2.conf'
+    @"
+directories.tokendir = $tokens
+objectstore.backend = file
+log.level = ERROR
+slots.removable = false
+"@ | Set-Content -Path $conf -Encoding ascii
+    foreach ($label in $TokenLabel) { Add-SoftHsmToken -ConfigPath $conf -Label $label }
+    $conf
+}
+
+function Add-SoftHsmToken {
+    param([Parameter(Mandatory)] [string] $ConfigPath, [Parameter(Mandatory)] [string] $Label,
+          [string] $Pin = $script:TestPin, [string] $SoPin = $script:TestSoPin)
+    $old = $env:SOFTHSM2_CONF
+    try {
+        $env:SOFTHSM2_CONF = $ConfigPath
+        $outText = & softhsm2-util --init-token --free --label $Label --pin $Pin --so-pin $SoPin 2>&1
+        if ($LASTEXITCODE -ne 0) { throw "softhsm2-util --init-token failed: $outText" }
+    }
+    finally { $env:SOFTHSM2_CONF = $old }
+}
+
+function Remove-SoftHsmEnvironment {
+    param([Parameter(Mandatory)] [string] $ConfigPath)
+    $dir = Split-Path $ConfigPath
+    if ($dir -like '*picohsm-*' -and (Test-Path $dir)) { Remove-Item $dir -Recurse -Force }
+}
+
+function Get-TestPin { ConvertTo-SecureString $script:TestPin -AsPlainText -Force }
+function Get-TestSoPin { $script:TestSoPin }
+
+
+function Get-PwshCommand {
+    <#
+    The command line that starts a fresh pwsh like this one. Run as a dotnet tool, this process
+    is 'dotnet pwsh.dll', so the process path alone would start dotnet, not PowerShell.
+    #>
+    $self = [Environment]::ProcessPath
+    if ([IO.Path]::GetFileNameWithoutExtension($self) -eq 'dotnet') { return @($self, (Join-Path $PSHOME 'pwsh.dll')) }
+    @($self)
+}
+
+function Invoke-FreshPwsh {
+    <# Runs a script in a new, non-interactive pwsh; returns its output lines and exit code. #>
+    param([Parameter(Mandatory)] [string] $Command, [hashtable] $Environment = @{})
+    $cmd = Get-PwshCommand
+    $saved = @{}
+    foreach ($k in $Environment.Keys) { $saved[$k] = [Environment]::GetEnvironmentVariable($k); [Environment]::SetEnvironmentVariable($k, $Environment[$k]) }
+    try {
+        $encoded = [Convert]::ToBase64String([Text.Encoding]::Unicode.GetBytes($Command))
+        $lines = & $cmd[0] @($cmd | Select-Object -Skip 1) -NoProfile -NonInteractive -EncodedCommand $encoded 2>&1 | ForEach-Object { "$_" }
+        [pscustomobject]@{ Output = @($lines); ExitCode = $LASTEXITCODE }
+    }
+    finally {
+        foreach ($k in $saved.Keys) { [Environment]::SetEnvironmentVariable($k, $saved[$k]) }
+    }
+}
+Export-ModuleMember -Function *-*
