@@ -121,9 +121,19 @@ function Invoke-PesterTests {
     $runner = Join-Path $root 'tests/pester/Invoke-PesterSuite.ps1'
     $argsList = @('-NoProfile', '-NonInteractive', '-File', $runner, '-PesterPath', $pester, '-ModulePath', (Join-Path $moduleOut 'PicoHsm.psd1'), '-SummaryPath', $summary)
     if ($PesterPath) { $argsList += @('-TestPath', ($PesterPath -join ',')) }
-    # A fresh process, so the module DLL just built is the one loaded, and SoftHSM2 reads the
-    # test configuration the runner sets up before the first PKCS#11 call.
-    & $pwsh[0] @($pwsh | Select-Object -Skip 1) @argsList
+    # A fresh process, so the module DLL just built is the one loaded, and SoftHSM2 reads this
+    # throwaway configuration at its first PKCS#11 call (it must be in the environment before
+    # the process starts: .NET does not pass later changes to native code).
+    $conf = New-SoftHsmEnvironment -TokenLabel 'pico-test-a', 'pico-test-b', 'pico-test-c'
+    $savedConf = $env:SOFTHSM2_CONF
+    try {
+        $env:SOFTHSM2_CONF = $conf
+        & $pwsh[0] @($pwsh | Select-Object -Skip 1) @argsList
+    }
+    finally {
+        $env:SOFTHSM2_CONF = $savedConf
+        Remove-SoftHsmEnvironment -ConfigPath $conf
+    }
     if (-not (Test-Path $summary)) {
         Write-Host 'Pester produced no summary (the runner failed before or while running).' -ForegroundColor Red
         return [pscustomobject]@{ Passed = 0; Failed = 1 }

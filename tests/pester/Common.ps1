@@ -1,0 +1,33 @@
+# Dot-sourced by every test file: imports the module under test and the test helpers.
+$ErrorActionPreference = 'Stop'
+Import-Module (Join-Path $PSScriptRoot 'TestEnvironment.psm1') -Force
+$script:ModuleUnderTest = if ($env:PICOHSM_TEST_MODULE) { $env:PICOHSM_TEST_MODULE } else { Join-Path $PSScriptRoot '../../out/PicoHsm/PicoHsm.psd1' }
+Import-Module $script:ModuleUnderTest -Force
+$script:SoftHsm = Get-SoftHsmModulePath
+$script:Pin = Get-TestPin
+$script:PinText = '648219'
+
+function New-TestKey {
+    <# Creates a key on a SoftHSM2 token with OpenSC's pkcs11-tool (outside this module). #>
+    param([string] $Token, [string] $KeyType, [string] $Id, [string] $Label, [switch] $Extractable)
+    $a = @('--module', $script:SoftHsm, '--token-label', $Token, '--login', '--pin', $script:PinText, '--id', $Id, '--label', $Label)
+    if ($KeyType -like 'AES:*' -or $KeyType -like 'GENERIC:*') { $a += @('--keygen', '--key-type', $KeyType) } else { $a += @('--keypairgen', '--key-type', $KeyType) }
+    if ($Extractable) { $a += '--extractable' }
+    $o = & pkcs11-tool @a 2>&1
+    if ($LASTEXITCODE -ne 0) { throw "pkcs11-tool failed: $o" }
+}
+
+function Remove-TestObjects {
+    <# Deletes every object on a token (between tests), through pkcs11-tool. #>
+    param([string] $Token)
+    $list = & pkcs11-tool --module $script:SoftHsm --token-label $Token --login --pin $script:PinText --list-objects 2>$null
+    $type = $null
+    foreach ($line in $list) {
+        if ($line -match '^(Private Key|Public Key|Secret Key|Certificate|Data) Object') {
+            $type = @{ 'Private Key' = 'privkey'; 'Public Key' = 'pubkey'; 'Secret Key' = 'secrkey'; 'Certificate' = 'cert'; 'Data' = 'data' }[$Matches[1]]
+        }
+        elseif ($line -match '^\s+ID:\s+([0-9a-f]+)' -and $type) {
+            & pkcs11-tool --module $script:SoftHsm --token-label $Token --login --pin $script:PinText --delete-object --type $type --id $Matches[1] 2>&1 | Out-Null
+        }
+    }
+}
