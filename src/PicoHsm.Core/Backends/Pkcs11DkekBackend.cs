@@ -1,0 +1,603 @@
+using System.Security.Cryptography;
+using System.Security.Cryptography.X509Certificates;
+using System.Text;
+using Net.Pkcs11Interop.Common;
+using Net.Pkcs11Interop.HighLevelAPI;
+using PicoHsm.Dkek;
+using PicoHsm.Keys;
+using PicoHsm.Pkcs11;
+using PicoHsm.Session;
+using static PicoHsm.Keys.Pkcs11KeyStore;
+
+namespace PicoHsm.Backends;
+
+/// <summary>
+/// DKEK work on a generic PKCS#11 token (SoftHSM2, network HSMs): the DKEK is an AES-256
+/// secret key object (sensitive, never extractable, wrap/unwrap only), keys are wrapped with
+/// C_WrapKey under it and restored with C_UnwrapKey.
+/// </summary>
+public sealed class Pkcs11DkekBackend
+{
+    /// <summary>CKA_APPLICATION of the data object that records the DKEK's KCV and proof.</summary>
+    public const string ProofApplication = "PicoHsm DKEK";
+    private static readonly byte[] ProofMagic = Encoding.ASCII.GetBytes("PHDK1");
+
+    private readonly PicoHsmSession _session;
+
+    public Pkcs11DkekBackend(PicoHsmSession session) => _session = session;
+
+    private ISession S => _session.Pkcs11Session;
+
+    private sealed record DkekObjects(IObjectHandle Key, byte[] Id, string? Label, IObjectHandle? Proof, byte[]? Kcv, byte[]? ProofBytes);
+
+    // ---------- DKEK ----------
+
+    private DkekObjects? FindDkek()
+    {
+        foreach (var data in Find(S, (CKA.CKA_CLASS, CKO.CKO_DATA), (CKA.CKA_APPLICATION, ProofApplication)))
+        {
+            var v = Read(S, data, new List<CKA> { CKA.CKA_VALUE })[CKA.CKA_VALUE]?.GetValueAsByteArray();
+            if (!TryParseProof(v, out byte[] kcv, out byte[] id, out byte[] proof)) continue;
+            var keys = Find(S, (CKA.CKA_CLASS, CKO.CKO_SECRET_KEY), (CKA.CKA_KEY_TYPE, CKK.CKK_AES), (CKA.CKA_ID, id));
+            if (keys.Count == 0) continue;
+            string? label = Read(S, keys[0], new List<CKA> { CKA.CKA_LABEL })[CKA.CKA_LABEL]?.GetValueAsString();
+            return new DkekObjects(keys[0], id, label, data, kcv, proof);
+        }
+        return null;
+    }
+
+    private static byte[] BuildProof(byte[] kcv, byte[] id, byte[] proof)
+    {
+        // magic | kcv(8) | id length(1) | id | proof
+        var b = new List<byte>(ProofMagic);
+        b.AddRange(kcv);
+        b.Add((byte)id.Length);
+        b.AddRange(id);
+        b.AddRange(proof);
+        return b.ToArray();
+    }
+
+    private static bool TryParseProof(byte[]? v, out byte[] kcv, out byte[] id, out byte[] proof)
+    {
+        kcv = id = proof = Array.Empty<byte>();
+        if (v is null || v.Length < ProofMagic.Length + 8 + 1 || !v.AsSpan(0, ProofMagic.Length).SequenceEqual(ProofMagic)) return false;
+        int o = ProofMagic.Length;
+        kcv = v[o..(o + 8)];
+        o += 8;
+        int idLen = v[o++];
+        if (v.Length < o + idLen + 16) return false;
+        id = v[o..(o + idLen)];
+        proof = v[(o + idLen)..];
+        return true;
+    }
+
+    /// <summary>Wraps the public probe key under the token's DKEK object (see <see cref="DkekProof"/>).</summary>
+    private byte[] WrapProbe(IObjectHandle dkek)
+    {
+        var probe = S.CreateObject(new List<IObjectAttribute>
+        {
+            Attr(CKA.CKA_CLASS, CKO.CKO_SECRET_KEY), Attr(CKA.CKA_KEY_TYPE, CKK.CKK_AES), Attr(CKA.CKA_TOKEN, false),
+            Attr(CKA.CKA_VALUE, DkekProof.ProbeKey), Attr(CKA.CKA_EXTRACTABLE, true), Attr(CKA.CKA_SENSITIVE, false),
+            Attr(CKA.CKA_LABEL, "PicoHsm DKEK probe"),
+        });
+        try
+        {
+            return S.WrapKey(Mechanism(CKM.CKM_AES_KEY_WRAP_PAD), dkek, probe);
+        }
+        finally
+        {
+            S.DestroyObject(probe);
+        }
+    }
+
+    public PicoDkek GetDkek()
+    {
+        lock (_session.Gate)
+        {
+            try
+            {
+                var d = FindDkek();
+                if (d is null)
+                {
+                    return new PicoDkek { Present = false, Backend = "Pkcs11", TokenLabel = _session.TokenLabel, TokenSerial = _session.SerialNumber, Status = "No DKEK on this token" };
+                }
+                bool verified = false;
+                string status;
+                try
+                {
+                    verified = CryptographicOperations.FixedTimeEquals(WrapProbe(d.Key), d.ProofBytes!);
+                    status = verified ? "Verified" : "Mismatch: the DKEK object does not match its recorded KCV";
+                }
+                catch (Pkcs11Exception ex) when (ex.RV is CKR.CKR_MECHANISM_INVALID or CKR.CKR_KEY_FUNCTION_NOT_PERMITTED)
+                {
+                    status = "Unverified: the token cannot wrap the probe key";
+                }
+                return new PicoDkek
+                {
+                    Present = true,
+                    KeyCheckValue = verified || status.StartsWith("Unverified") ? KeyCheckValue.ToHex(d.Kcv!) : null,
+                    KcvVerified = verified,
+                    Label = d.Label,
+                    Id = IdHex(d.Id),
+                    Backend = "Pkcs11",
+                    TokenLabel = _session.TokenLabel,
+                    TokenSerial = _session.SerialNumber,
+                    Status = status,
+                };
+            }
+            catch (Pkcs11Exception ex)
+            {
+                throw Pkcs11Errors.Translate(ex, "read the token's DKEK", _session);
+            }
+        }
+    }
+
+    /// <summary>
+    /// Puts the DKEK on the token. A token that holds another DKEK is refused; the same DKEK is a
+    /// no-op (returns false so the caller can warn).
+    /// </summary>
+    public bool ImportDkek(SecretBytes dkek, string label, byte[] id)
+    {
+        byte[] kcv = KeyCheckValue.Compute(dkek.Span);
+        byte[] proof = DkekProof.Compute(dkek.Span);
+        lock (_session.Gate)
+        {
+            try
+            {
+                var existing = FindDkek();
+                if (existing is not null)
+                {
+                    if (existing.Kcv!.AsSpan().SequenceEqual(kcv) && CryptographicOperations.FixedTimeEquals(WrapProbe(existing.Key), proof))
+                        return false;
+                    throw new PicoHsmException(PicoErrorKind.ResourceExists, "OtherDkekPresent",
+                        $"The token '{_session.TokenLabel}' already holds a DKEK with KCV {KeyCheckValue.ToHex(existing.Kcv!)}, not {KeyCheckValue.ToHex(kcv)}. " +
+                        "Keys backed up under one DKEK cannot be restored under another; use the shares of the token's DKEK, or a fresh token.", _session);
+                }
+                if (Find(S, (CKA.CKA_ID, id)).Count > 0)
+                    throw new PicoHsmException(PicoErrorKind.ResourceExists, "IdInUse",
+                        $"An object with id {IdHex(id)} already exists on '{_session.TokenLabel}'. Choose another -Id for the DKEK.", IdHex(id));
+                RequireMechanism(CKM.CKM_AES_KEY_WRAP_PAD, "wrap keys under the DKEK");
+
+                var key = S.CreateObject(new List<IObjectAttribute>
+                {
+                    Attr(CKA.CKA_CLASS, CKO.CKO_SECRET_KEY), Attr(CKA.CKA_KEY_TYPE, CKK.CKK_AES),
+                    Attr(CKA.CKA_TOKEN, true), Attr(CKA.CKA_PRIVATE, true), Attr(CKA.CKA_SENSITIVE, true), Attr(CKA.CKA_EXTRACTABLE, false),
+                    Attr(CKA.CKA_WRAP, true), Attr(CKA.CKA_UNWRAP, true), Attr(CKA.CKA_ENCRYPT, false), Attr(CKA.CKA_DECRYPT, false),
+                    Attr(CKA.CKA_SIGN, false), Attr(CKA.CKA_VERIFY, false), Attr(CKA.CKA_DERIVE, false), Attr(CKA.CKA_MODIFIABLE, false),
+                    Attr(CKA.CKA_LABEL, label), Attr(CKA.CKA_ID, id), Attr(CKA.CKA_VALUE, dkek.UnsafeArray),
+                });
+                try
+                {
+                    if (!CryptographicOperations.FixedTimeEquals(WrapProbe(key), proof))
+                        throw new PicoHsmException(PicoErrorKind.DeviceError, "DkekProofFailed",
+                            "The token's wrap of the probe key does not match the expected value; its AES key wrap is not RFC 5649. The DKEK was not kept.", _session);
+                    S.CreateObject(new List<IObjectAttribute>
+                    {
+                        Attr(CKA.CKA_CLASS, CKO.CKO_DATA), Attr(CKA.CKA_TOKEN, true), Attr(CKA.CKA_PRIVATE, true),
+                        Attr(CKA.CKA_APPLICATION, ProofApplication), Attr(CKA.CKA_LABEL, label + " KCV"),
+                        Attr(CKA.CKA_VALUE, BuildProof(kcv, id, proof)),
+                    });
+                }
+                catch
+                {
+                    S.DestroyObject(key);
+                    throw;
+                }
+                return true;
+            }
+            catch (Pkcs11Exception ex)
+            {
+                throw Pkcs11Errors.Translate(ex, "import the DKEK", _session);
+            }
+        }
+    }
+
+    /// <summary>Removes the DKEK and its record (for wiping a token in the drill).</summary>
+    public bool RemoveDkek()
+    {
+        lock (_session.Gate)
+        {
+            var d = FindDkek();
+            if (d is null) return false;
+            S.DestroyObject(d.Key);
+            if (d.Proof is not null) S.DestroyObject(d.Proof);
+            return true;
+        }
+    }
+
+    /// <summary>True when the object is the DKEK itself (hidden from Get-PicoKey).</summary>
+    public bool IsDkekObject(byte[] id, string? label)
+    {
+        var d = FindDkek();
+        return d is not null && d.Id.AsSpan().SequenceEqual(id);
+    }
+
+    private (DkekObjects Dkek, byte[] Kcv) RequireVerifiedDkek()
+    {
+        var d = FindDkek() ?? throw new PicoHsmException(PicoErrorKind.NotFound, "NoDkek",
+            $"The token '{_session.TokenLabel}' has no DKEK. Create one with New-PicoDkek or restore it from shares with Import-PicoDkek.", _session);
+        if (!CryptographicOperations.FixedTimeEquals(WrapProbe(d.Key), d.ProofBytes!))
+            throw new PicoHsmException(PicoErrorKind.InvalidData, "DkekMismatch",
+                $"The DKEK object on '{_session.TokenLabel}' does not match the KCV recorded for it ({KeyCheckValue.ToHex(d.Kcv!)}). Something replaced it; re-import the DKEK from its shares.", _session);
+        return (d, d.Kcv!);
+    }
+
+    // ---------- mechanisms ----------
+
+    private static IMechanism Mechanism(CKM m) => PicoHsmSession.Factories.MechanismFactory.Create(m);
+
+    private List<CKM>? _mechanisms;
+
+    public bool Supports(CKM m)
+    {
+        try { return (_mechanisms ??= _session.Slot.GetMechanismList()).Contains(m); }
+        catch (Pkcs11Exception) { return false; }
+    }
+
+    private void RequireMechanism(CKM m, string why)
+    {
+        if (!Supports(m))
+            throw new PicoHsmException(PicoErrorKind.NotSupported, "MechanismNotSupported",
+                $"The token '{_session.TokenLabel}' does not offer {m}, needed to {why}.", _session);
+    }
+
+    /// <summary>The best wrap mechanism the token lists: RFC 5649 (any key length) first.</summary>
+    public CKM ChooseWrapMechanism(string keyClass)
+    {
+        if (Supports(CKM.CKM_AES_KEY_WRAP_PAD)) return CKM.CKM_AES_KEY_WRAP_PAD;
+        // RFC 3394 needs a multiple of 8 bytes: always true of AES keys, not of PKCS#8 private keys.
+        if (keyClass == "SecretKey" && Supports(CKM.CKM_AES_KEY_WRAP)) return CKM.CKM_AES_KEY_WRAP;
+        throw new PicoHsmException(PicoErrorKind.NotSupported, "MechanismNotSupported",
+            $"The token '{_session.TokenLabel}' offers no AES key wrap mechanism (CKM_AES_KEY_WRAP_PAD) to wrap this key under the DKEK.", _session);
+    }
+
+    // ---------- export ----------
+
+    private static readonly CKA[] UsageAttributes =
+    {
+        CKA.CKA_SIGN, CKA.CKA_VERIFY, CKA.CKA_DECRYPT, CKA.CKA_ENCRYPT, CKA.CKA_WRAP, CKA.CKA_UNWRAP, CKA.CKA_DERIVE,
+        CKA.CKA_SENSITIVE, CKA.CKA_EXTRACTABLE, CKA.CKA_PRIVATE, CKA.CKA_MODIFIABLE, CKA.CKA_SIGN_RECOVER, CKA.CKA_ALWAYS_AUTHENTICATE,
+    };
+
+    private IObjectHandle FindKeyHandle(string idHex, string keyClass)
+    {
+        var cko = keyClass == "SecretKey" ? CKO.CKO_SECRET_KEY : CKO.CKO_PRIVATE_KEY;
+        var h = Find(S, (CKA.CKA_CLASS, cko), (CKA.CKA_ID, Convert.FromHexString(idHex)));
+        return h.Count switch
+        {
+            1 => h[0],
+            0 => throw new PicoHsmException(PicoErrorKind.NotFound, "KeyNotFound", $"No {keyClass} with id {idHex} on '{_session.TokenLabel}'.", idHex),
+            _ => throw new PicoHsmException(PicoErrorKind.InvalidOperation, "DuplicateId",
+                $"Several {keyClass} objects share id {idHex} on '{_session.TokenLabel}'; give each a unique CKA_ID before backing up.", idHex),
+        };
+    }
+
+    public KeyExport Export(PicoKey key)
+    {
+        lock (_session.Gate)
+        {
+            try
+            {
+                var (dkek, kcv) = RequireVerifiedDkek();
+                if (!key.Extractable)
+                    throw new PicoHsmException(PicoErrorKind.PermissionDenied, "KeyNotExtractable",
+                        $"Key {key.Id} '{key.Label}' is not extractable (CKA_EXTRACTABLE is false), so the token will not wrap it. It cannot be backed up; it was created that way.", key);
+                var handle = FindKeyHandle(key.Id, key.Class);
+                var mech = ChooseWrapMechanism(key.Class);
+                byte[] wrapped = S.WrapKey(Mechanism(mech), dkek.Key, handle);
+
+                var attrs = new Dictionary<string, bool>();
+                var values = S.GetAttributeValue(handle, UsageAttributes.ToList());
+                for (int i = 0; i < UsageAttributes.Length; i++)
+                    if (!values[i].CannotBeRead) attrs[UsageAttributes[i].ToString()] = values[i].GetValueAsBool();
+
+                byte[]? ecParams = null, checkValue = null;
+                if (key.KeyType == KeyKind.Ec)
+                    ecParams = Read(S, handle, new List<CKA> { CKA.CKA_EC_PARAMS })[CKA.CKA_EC_PARAMS]?.GetValueAsByteArray();
+                if (key.Class == "SecretKey")
+                    checkValue = Read(S, handle, new List<CKA> { CKA.CKA_CHECK_VALUE })[CKA.CKA_CHECK_VALUE]?.GetValueAsByteArray();
+
+                byte[]? cert = null;
+                string? certLabel = null;
+                var certs = Find(S, (CKA.CKA_CLASS, CKO.CKO_CERTIFICATE), (CKA.CKA_ID, Convert.FromHexString(key.Id)));
+                if (certs.Count > 0)
+                {
+                    var c = Read(S, certs[0], new List<CKA> { CKA.CKA_VALUE, CKA.CKA_LABEL });
+                    cert = c[CKA.CKA_VALUE]?.GetValueAsByteArray();
+                    certLabel = c[CKA.CKA_LABEL]?.GetValueAsString();
+                }
+                var t = _session.Token;
+                return new KeyExport
+                {
+                    WrappedKey = wrapped,
+                    Mechanism = mech.ToString(),
+                    DkekKcv = kcv,
+                    KeyClass = key.Class,
+                    KeyKind = key.KeyType,
+                    SizeBits = key.Size,
+                    Curve = key.Curve,
+                    EcParams = ecParams,
+                    Id = Convert.FromHexString(key.Id),
+                    Label = key.Label,
+                    Attributes = attrs,
+                    PublicKeyInfo = key.PublicKeyInfo,
+                    Certificate = cert,
+                    CertificateLabel = certLabel,
+                    SecretKeyCheckValue = checkValue,
+                    Source = new SourceToken(t.Label, t.Model, t.Manufacturer, t.SerialNumber, t.FirmwareVersion),
+                    Created = DateTimeOffset.UtcNow,
+                };
+            }
+            catch (Pkcs11Exception ex)
+            {
+                throw Pkcs11Errors.Translate(ex, $"wrap key {key.Id} '{key.Label}'", key);
+            }
+        }
+    }
+
+    // ---------- compatibility and restore ----------
+
+    /// <summary>Everything that stops a restore, checked before anything on the token changes. Empty: compatible.</summary>
+    public List<string> CheckCompatibility(KeyExport backup, byte[]? targetId, bool force, out bool dkekMatches)
+    {
+        var problems = new List<string>();
+        dkekMatches = false;
+        lock (_session.Gate)
+        {
+            var d = FindDkek();
+            if (d is null)
+                problems.Add($"The token '{_session.TokenLabel}' has no DKEK; import it from its shares first (Import-PicoDkek).");
+            else if (!d.Kcv!.AsSpan().SequenceEqual(backup.DkekKcv))
+                problems.Add($"The backup was made under DKEK {KeyCheckValue.ToHex(backup.DkekKcv)}, but the token's DKEK is {KeyCheckValue.ToHex(d.Kcv!)}.");
+            else if (!CryptographicOperations.FixedTimeEquals(WrapProbe(d.Key), d.ProofBytes!))
+                problems.Add($"The token's DKEK object does not match its recorded KCV {KeyCheckValue.ToHex(d.Kcv!)}.");
+            else
+                dkekMatches = true;
+
+            if (!Enum.TryParse(backup.Mechanism, out CKM mech) || !Supports(mech))
+                problems.Add($"The token does not offer {backup.Mechanism}, the mechanism the key was wrapped with.");
+
+            var (gen, min, max, unit) = backup.KeyKind switch
+            {
+                KeyKind.Rsa => (CKM.CKM_RSA_PKCS_KEY_PAIR_GEN, 0, 0, "bits"),
+                KeyKind.Ec => (CKM.CKM_EC_KEY_PAIR_GEN, 0, 0, "bits"),
+                KeyKind.Aes => (CKM.CKM_AES_KEY_GEN, 0, 0, "bytes"),
+                KeyKind.GenericSecret => (CKM.CKM_GENERIC_SECRET_KEY_GEN, 0, 0, "bits"),
+                _ => (CKM.CKM_VENDOR_DEFINED, 0, 0, ""),
+            };
+            if (gen == CKM.CKM_VENDOR_DEFINED || !Supports(gen))
+                problems.Add($"The token does not support {backup.KeyKind} keys.");
+            else
+            {
+                try
+                {
+                    var info = _session.Slot.GetMechanismInfo(gen);
+                    ulong size = backup.KeyKind == KeyKind.Aes && unit == "bytes" ? (ulong)(backup.SizeBits / 8) : (ulong)backup.SizeBits;
+                    // Modules disagree on units (SoftHSM2 gives AES in bytes, others bits): accept either reading.
+                    ulong alt = backup.KeyKind == KeyKind.Aes ? (ulong)backup.SizeBits : size;
+                    bool inRange(ulong v) => (info.MinKeySize == 0 || v >= info.MinKeySize) && (info.MaxKeySize == 0 || v <= info.MaxKeySize);
+                    if (backup.SizeBits > 0 && !inRange(size) && !inRange(alt))
+                        problems.Add($"The token supports {backup.KeyKind} keys of {info.MinKeySize}-{info.MaxKeySize} {unit}, not {backup.SizeBits} bits.");
+                }
+                catch (Pkcs11Exception) { /* no size information: let the unwrap decide */ }
+            }
+
+            byte[] id = targetId ?? backup.Id;
+            var cko = backup.KeyClass == "SecretKey" ? CKO.CKO_SECRET_KEY : CKO.CKO_PRIVATE_KEY;
+            if (Find(S, (CKA.CKA_CLASS, cko), (CKA.CKA_ID, id)).Count > 0 && !force)
+                problems.Add($"Id {IdHex(id)} is already used by a key on '{_session.TokenLabel}'. Restore with -Id <another id>, or -Force to replace that key.");
+        }
+        return problems;
+    }
+
+    private List<IObjectAttribute> UnwrapTemplate(KeyExport b, byte[] id, string? label, bool onToken, bool forTest)
+    {
+        var cko = b.KeyClass == "SecretKey" ? CKO.CKO_SECRET_KEY : CKO.CKO_PRIVATE_KEY;
+        var ckk = b.KeyKind switch
+        {
+            KeyKind.Rsa => CKK.CKK_RSA, KeyKind.Ec => CKK.CKK_EC, KeyKind.Aes => CKK.CKK_AES, KeyKind.GenericSecret => CKK.CKK_GENERIC_SECRET,
+            _ => throw new PicoHsmException(PicoErrorKind.NotSupported, "KeyTypeNotSupported", $"Key type {b.KeyKind} cannot be restored.", b),
+        };
+        var t = new List<IObjectAttribute>
+        {
+            Attr(CKA.CKA_CLASS, cko), Attr(CKA.CKA_KEY_TYPE, ckk), Attr(CKA.CKA_TOKEN, onToken), Attr(CKA.CKA_ID, id),
+        };
+        if (label is not null) t.Add(Attr(CKA.CKA_LABEL, label));
+        bool isSecret = b.KeyClass == "SecretKey";
+        foreach (var (name, value) in b.Attributes)
+        {
+            if (!Enum.TryParse(name, out CKA cka)) continue;
+            if (cka is CKA.CKA_VERIFY or CKA.CKA_ENCRYPT or CKA.CKA_WRAP && !isSecret) continue; // public-key usages
+            if (cka is CKA.CKA_MODIFIABLE) continue; // set last would lock our own id change with -Force
+            if (forTest && cka is CKA.CKA_SIGN or CKA.CKA_ENCRYPT or CKA.CKA_DECRYPT or CKA.CKA_VERIFY or CKA.CKA_ALWAYS_AUTHENTICATE) continue;
+            t.Add(Attr(cka, value));
+        }
+        if (forTest)
+        {
+            // A throwaway session copy may do what the proof needs, whatever the original allowed.
+            t.Add(Attr(CKA.CKA_SIGN, true));
+            if (isSecret) { t.Add(Attr(CKA.CKA_ENCRYPT, true)); t.Add(Attr(CKA.CKA_DECRYPT, true)); }
+        }
+        return t;
+    }
+
+    /// <summary>Restores a key. Checks compatibility first; with <paramref name="force"/> an occupied id is replaced only after the new key exists.</summary>
+    public PicoKey Restore(KeyExport b, byte[]? newId, string? newLabel, bool force)
+    {
+        var problems = CheckCompatibility(b, newId, force, out _);
+        if (problems.Count > 0)
+            throw new PicoHsmException(problems[0].Contains("already used") ? PicoErrorKind.ResourceExists : PicoErrorKind.InvalidOperation,
+                problems[0].Contains("already used") ? "IdInUse" : problems[0].Contains("DKEK") ? "DkekMismatch" : "Incompatible",
+                string.Join(" ", problems), b);
+        byte[] id = newId ?? b.Id;
+        string? label = newLabel ?? b.Label;
+        lock (_session.Gate)
+        {
+            try
+            {
+                var (dkek, _) = RequireVerifiedDkek();
+                var cko = b.KeyClass == "SecretKey" ? CKO.CKO_SECRET_KEY : CKO.CKO_PRIVATE_KEY;
+                var old = Find(S, (CKA.CKA_CLASS, cko), (CKA.CKA_ID, id));
+                var oldPublic = Find(S, (CKA.CKA_CLASS, CKO.CKO_PUBLIC_KEY), (CKA.CKA_ID, id));
+                var oldCert = Find(S, (CKA.CKA_CLASS, CKO.CKO_CERTIFICATE), (CKA.CKA_ID, id));
+                // Unwrap under a temporary id while an old key still holds the target id, so that
+                // there is never a moment with neither key on the token.
+                byte[] unwrapId = old.Count > 0 ? RandomNumberGenerator.GetBytes(16) : id;
+                var mech = Enum.Parse<CKM>(b.Mechanism);
+                var handle = S.UnwrapKey(Mechanism(mech), dkek.Key, b.WrappedKey, UnwrapTemplate(b, unwrapId, label, onToken: true, forTest: false));
+                var created = new List<IObjectHandle> { handle };
+                try
+                {
+                    if (b.KeyClass == "PrivateKey" && b.PublicKeyInfo is not null)
+                        created.Add(S.CreateObject(PublicKeyTemplate(b, unwrapId, label)));
+                    if (b.Certificate is not null)
+                        created.Add(S.CreateObject(CertificateTemplate(b, unwrapId)));
+                }
+                catch
+                {
+                    foreach (var h in created) S.DestroyObject(h);
+                    throw;
+                }
+                if (old.Count > 0)
+                {
+                    foreach (var h in old.Concat(oldPublic).Concat(oldCert)) S.DestroyObject(h);
+                    foreach (var h in created) S.SetAttributeValue(h, new List<IObjectAttribute> { Attr(CKA.CKA_ID, id) });
+                }
+            }
+            catch (Pkcs11Exception ex)
+            {
+                throw Pkcs11Errors.Translate(ex, $"restore key {IdHex(id)}", b);
+            }
+        }
+        string idHex = IdHex(id);
+        return Pkcs11KeyStore.List(_session).First(k => k.Id == idHex && k.Class == b.KeyClass);
+    }
+
+    private static List<IObjectAttribute> PublicKeyTemplate(KeyExport b, byte[] id, string? label)
+    {
+        var t = new List<IObjectAttribute> { Attr(CKA.CKA_CLASS, CKO.CKO_PUBLIC_KEY), Attr(CKA.CKA_TOKEN, true), Attr(CKA.CKA_ID, id), Attr(CKA.CKA_PRIVATE, false) };
+        if (label is not null) t.Add(Attr(CKA.CKA_LABEL, label));
+        bool verify = !b.Attributes.TryGetValue("CKA_SIGN", out bool s) || s;
+        bool encrypt = !b.Attributes.TryGetValue("CKA_DECRYPT", out bool d) || d;
+        t.Add(Attr(CKA.CKA_VERIFY, verify));
+        if (b.KeyKind == KeyKind.Rsa)
+        {
+            using var rsa = RSA.Create();
+            rsa.ImportSubjectPublicKeyInfo(b.PublicKeyInfo, out _);
+            var p = rsa.ExportParameters(false);
+            t.Add(Attr(CKA.CKA_KEY_TYPE, CKK.CKK_RSA));
+            t.Add(Attr(CKA.CKA_MODULUS, p.Modulus!));
+            t.Add(Attr(CKA.CKA_PUBLIC_EXPONENT, p.Exponent!));
+            t.Add(Attr(CKA.CKA_ENCRYPT, encrypt));
+        }
+        else
+        {
+            var (ecParams, point) = SplitEcSpki(b.PublicKeyInfo!);
+            t.Add(Attr(CKA.CKA_KEY_TYPE, CKK.CKK_EC));
+            t.Add(Attr(CKA.CKA_EC_PARAMS, b.EcParams ?? ecParams));
+            t.Add(Attr(CKA.CKA_EC_POINT, PublicKeyInfo.WrapEcPoint(point)));
+        }
+        return t;
+    }
+
+    internal static (byte[] Params, byte[] Point) SplitEcSpki(byte[] spki)
+    {
+        var r = new System.Formats.Asn1.AsnReader(spki, System.Formats.Asn1.AsnEncodingRules.DER).ReadSequence();
+        var alg = r.ReadSequence();
+        alg.ReadObjectIdentifier();
+        byte[] prm = alg.ReadEncodedValue().ToArray();
+        byte[] point = r.ReadBitString(out _);
+        return (prm, point);
+    }
+
+    private static List<IObjectAttribute> CertificateTemplate(KeyExport b, byte[] id)
+    {
+        using var x = new X509Certificate2(b.Certificate!);
+        var t = new List<IObjectAttribute>
+        {
+            Attr(CKA.CKA_CLASS, CKO.CKO_CERTIFICATE), Attr(CKA.CKA_CERTIFICATE_TYPE, CKC.CKC_X_509), Attr(CKA.CKA_TOKEN, true),
+            Attr(CKA.CKA_PRIVATE, false), Attr(CKA.CKA_ID, id), Attr(CKA.CKA_VALUE, b.Certificate!),
+            Attr(CKA.CKA_SUBJECT, x.SubjectName.RawData), Attr(CKA.CKA_ISSUER, x.IssuerName.RawData),
+            Attr(CKA.CKA_SERIAL_NUMBER, SerialDer(x.GetSerialNumber())),
+        };
+        if (b.CertificateLabel is not null) t.Add(Attr(CKA.CKA_LABEL, b.CertificateLabel));
+        return t;
+    }
+
+    private static byte[] SerialDer(byte[] littleEndianSerial)
+    {
+        var w = new System.Formats.Asn1.AsnWriter(System.Formats.Asn1.AsnEncodingRules.DER);
+        Array.Reverse(littleEndianSerial);
+        w.WriteInteger(littleEndianSerial);
+        return w.Encode();
+    }
+
+    /// <summary>
+    /// Unwraps the backup into a session object (gone when the session closes, destroyed here at
+    /// once), proves it is the key that was backed up, and reports what it proved.
+    /// </summary>
+    public (bool Restorable, string Detail) RestoreTest(KeyExport b)
+    {
+        lock (_session.Gate)
+        {
+            IObjectHandle? h = null;
+            try
+            {
+                var (dkek, _) = RequireVerifiedDkek();
+                h = S.UnwrapKey(Mechanism(Enum.Parse<CKM>(b.Mechanism)), dkek.Key, b.WrappedKey,
+                    UnwrapTemplate(b, RandomNumberGenerator.GetBytes(8), "PicoHsm restore test", onToken: false, forTest: true));
+                byte[] message = RandomNumberGenerator.GetBytes(64);
+                switch (b.KeyKind)
+                {
+                    case KeyKind.Rsa when b.PublicKeyInfo is not null:
+                    {
+                        byte[] sig = S.Sign(Mechanism(CKM.CKM_SHA256_RSA_PKCS), h, message);
+                        using var rsa = RSA.Create();
+                        rsa.ImportSubjectPublicKeyInfo(b.PublicKeyInfo, out _);
+                        return rsa.VerifyData(message, sig, HashAlgorithmName.SHA256, RSASignaturePadding.Pkcs1)
+                            ? (true, "Signed with the restored key; the signature verifies with the backed-up public key.")
+                            : (false, "The restored key's signature does not verify with the backed-up public key.");
+                    }
+                    case KeyKind.Ec when b.PublicKeyInfo is not null:
+                    {
+                        byte[] hash = SHA256.HashData(message);
+                        byte[] sig = S.Sign(Mechanism(CKM.CKM_ECDSA), h, hash);
+                        using var ec = ECDsa.Create();
+                        ec.ImportSubjectPublicKeyInfo(b.PublicKeyInfo, out _);
+                        return ec.VerifyHash(hash, sig, DSASignatureFormat.IeeeP1363FixedFieldConcatenation)
+                            ? (true, "Signed with the restored key; the signature verifies with the backed-up public key.")
+                            : (false, "The restored key's signature does not verify with the backed-up public key.");
+                    }
+                    case KeyKind.Aes:
+                    {
+                        byte[] block = RandomNumberGenerator.GetBytes(16);
+                        byte[] enc = S.Encrypt(Mechanism(CKM.CKM_AES_ECB), h, block);
+                        byte[] dec = S.Decrypt(Mechanism(CKM.CKM_AES_ECB), h, enc);
+                        if (!dec.AsSpan().SequenceEqual(block))
+                            return (false, "The restored AES key does not decrypt what it encrypted.");
+                        if (b.SecretKeyCheckValue is { Length: > 0 } kcv)
+                        {
+                            byte[]? now = Read(S, h, new List<CKA> { CKA.CKA_CHECK_VALUE })[CKA.CKA_CHECK_VALUE]?.GetValueAsByteArray();
+                            if (now is null) return (true, "Encrypt/decrypt works; the token gives no check value to compare with the original.");
+                            return now.AsSpan().SequenceEqual(kcv)
+                                ? (true, "Encrypt/decrypt works and the key's check value equals the original's.")
+                                : (false, "The restored key's check value differs from the original's.");
+                        }
+                        return (true, "Encrypt/decrypt works (the backup has no check value of the original key).");
+                    }
+                    default:
+                        return (true, "Unwrapped under the DKEK (no public key in the backup to prove it against).");
+                }
+            }
+            catch (Pkcs11Exception ex)
+            {
+                var e = Pkcs11Errors.Translate(ex, "unwrap the key for the restore test", b);
+                return (false, e.Message);
+            }
+            finally
+            {
+                if (h is not null) { try { S.DestroyObject(h); } catch (Pkcs11Exception) { } }
+            }
+        }
+    }
+}
