@@ -47,6 +47,35 @@ public abstract class PicoCmdletBase : PSCmdlet
     /// <summary>A terminating error from a core exception (the whole call cannot go on).</summary>
     protected void Throw(PicoHsmException ex, object? target = null) => ThrowTerminatingError(ToErrorRecord(ex, target));
 
+    /// <summary>Runs core work; any core failure becomes a terminating error record.</summary>
+    protected T Run<T>(Func<T> work, object? target = null)
+    {
+        try
+        {
+            return work();
+        }
+        catch (Exception ex) when (ErrorTranslation.Translate(ex) is { } p)
+        {
+            ThrowTerminatingError(ToErrorRecord(p, target));
+            throw; // not reached
+        }
+    }
+
+    /// <summary>Runs core work for one item; a failure is written as a non-terminating error and false returned.</summary>
+    protected bool TryRun(Action work, object? target = null)
+    {
+        try
+        {
+            work();
+            return true;
+        }
+        catch (Exception ex) when (ErrorTranslation.Translate(ex) is { } p)
+        {
+            WriteError(ToErrorRecord(p, target));
+            return false;
+        }
+    }
+
     /// <summary>A non-terminating error: this item failed, the next one goes on.</summary>
     protected void WriteError(PicoHsmException ex, object? target = null) => WriteError(ToErrorRecord(ex, target));
 
@@ -86,6 +115,8 @@ public abstract class PicoCmdletBase : PSCmdlet
                 return false;
         return Host?.UI is not null && Host.Name != "Default Host";
     }
+
+    internal SecureString? PromptSecretInternal(string prompt) => PromptSecret(prompt);
 
     /// <summary>Asks for a secret without echo; null when the host cannot prompt.</summary>
     protected SecureString? PromptSecret(string prompt)

@@ -1,0 +1,23 @@
+using System.Management.Automation;
+using PicoHsm.Backends;
+
+namespace PicoHsm.Module.Commands;
+
+/// <summary>Whether the token has a DKEK, its key check value, label and id.</summary>
+[Cmdlet(VerbsCommon.Get, "PicoDkek")]
+[OutputType(typeof(PicoDkek))]
+public sealed class GetPicoDkekCommand : PicoSessionCmdletBase
+{
+    protected override void EndProcessing()
+    {
+        RequireLogin();
+        try
+        {
+            WriteObject(KeyServices.Backend(ResolvedSession).GetDkek());
+        }
+        catch (PicoHsmException ex)
+        {
+            Throw(ex);
+        }
+    }
+}

@@ -1,0 +1,51 @@
+using System.Management.Automation;
+using PicoHsm.Keys;
+
+namespace PicoHsm.Module.Commands;
+
+/// <summary>Generates a key on the token (exportable under the DKEK unless -NonExportable).</summary>
+[Cmdlet(VerbsCommon.New, "PicoKey", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.Medium)]
+[OutputType(typeof(PicoKey))]
+public sealed class NewPicoKeyCommand : PicoSessionCmdletBase
+{
+    [Parameter(Mandatory = true, Position = 0)]
+    public KeyKind KeyType { get; set; }
+
+    /// <summary>Bits: RSA 2048/3072/4096, AES 128/192/256. Ignored for EC (the curve decides).</summary>
+    [Parameter]
+    [ValidateSet("128", "192", "256", "2048", "3072", "4096")]
+    public int Size { get; set; }
+
+    [Parameter]
+    [ValidateSet("P-256", "P-384", "P-521", "secp256k1", "brainpoolP256r1", "brainpoolP384r1", "brainpoolP512r1")]
+    public string Curve { get; set; } = "P-256";
+
+    [Parameter(Mandatory = true)]
+    [ValidatePattern("^([0-9a-fA-F]{2})+$")]
+    public string Id { get; set; } = "";
+
+    [Parameter(Mandatory = true)]
+    [ValidateNotNullOrEmpty]
+    public string Label { get; set; } = "";
+
+    /// <summary>Make the key non-extractable: it can then never be backed up.</summary>
+    [Parameter]
+    public SwitchParameter NonExportable { get; set; }
+
+    protected override void EndProcessing()
+    {
+        RequireLogin();
+        int size = Size != 0 ? Size : KeyType switch { KeyKind.Rsa => 2048, KeyKind.Aes => 256, KeyKind.GenericSecret => 256, _ => 0 };
+        string what = KeyType == KeyKind.Ec ? $"EC {Curve}" : $"{KeyType}-{size}";
+        if (!ShouldProcess($"{ResolvedSession.TokenLabel}", $"Generate {what} key id {Id} '{Label}'")) return;
+        try
+        {
+            WriteObject(Pkcs11KeyGenerator.Generate(ResolvedSession, KeyType, size, KeyType == KeyKind.Ec ? Curve : null,
+                Convert.FromHexString(Id), Label, extractable: !NonExportable));
+        }
+        catch (PicoHsmException ex)
+        {
+            Throw(ex);
+        }
+    }
+}

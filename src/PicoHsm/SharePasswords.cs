@@ -1,0 +1,83 @@
+using System.Management.Automation;
+using System.Runtime.InteropServices;
+using System.Security;
+
+namespace PicoHsm.Module;
+
+/// <summary>
+/// Share passwords as char arrays the caller zeroes (<see cref="Dispose"/>): from -SharePassword,
+/// else asked per custodian at the prompt (with confirmation for new shares), else an error that
+/// says how to pass them when nobody can answer a prompt.
+/// </summary>
+internal sealed class SharePasswords : IDisposable
+{
+    private readonly List<char[]> _passwords = new();
+
+    public IReadOnlyList<char[]> Values => _passwords;
+
+    public static char[] ToChars(SecureString s)
+    {
+        IntPtr p = Marshal.SecureStringToGlobalAllocUnicode(s);
+        try
+        {
+            var chars = new char[s.Length];
+            Marshal.Copy(p, chars, 0, chars.Length);
+            return chars;
+        }
+        finally
+        {
+            Marshal.ZeroFreeGlobalAllocUnicode(p);
+        }
+    }
+
+    /// <param name="names">What each password is for, shown at the prompt ("share 2 of 5").</param>
+    public static SharePasswords Get(PicoCmdletBase cmdlet, SecureString[]? given, IReadOnlyList<string> names, bool confirm, string parameterName)
+    {
+        var result = new SharePasswords();
+        try
+        {
+            if (given is not null)
+            {
+                if (given.Length != names.Count)
+                    throw new PicoHsmException(PicoErrorKind.InvalidArgument, "PasswordCountMismatch",
+                        $"{parameterName} has {given.Length} password(s) but {names.Count} are needed ({string.Join(", ", names)}), in that order.", null);
+                foreach (var g in given) result._passwords.Add(ToChars(g));
+                return result;
+            }
+            foreach (string name in names)
+            {
+                while (true)
+                {
+                    var first = cmdlet.PromptSecretInternal($"Password for {name}") ?? throw new PicoHsmException(PicoErrorKind.InvalidArgument, "PasswordRequired",
+                        $"Passwords are needed for {string.Join(", ", names)} and this session cannot prompt (non-interactive). " +
+                        $"Pass them in order with {parameterName} (an array of SecureString, e.g. from Get-Secret or Import-Clixml).", null);
+                    char[] a = ToChars(first);
+                    if (!confirm) { result._passwords.Add(a); break; }
+                    var second = cmdlet.PromptSecretInternal($"Confirm the password for {name}");
+                    char[] b = second is null ? Array.Empty<char>() : ToChars(second);
+                    bool same = a.AsSpan().SequenceEqual(b);
+                    Array.Clear(b);
+                    if (same && Dkek.DkekPasswordPolicy.TryValidate(a, out string? problem))
+                    {
+                        result._passwords.Add(a);
+                        break;
+                    }
+                    Array.Clear(a);
+                    cmdlet.Host.UI.WriteWarningLine(same ? $"That password cannot be used: {problem ?? "too weak"}" : "The two entries differ; try again.");
+                }
+            }
+            return result;
+        }
+        catch
+        {
+            result.Dispose();
+            throw;
+        }
+    }
+
+    public void Dispose()
+    {
+        foreach (var p in _passwords) Array.Clear(p);
+        _passwords.Clear();
+    }
+}
