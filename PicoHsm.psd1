@@ -15,6 +15,17 @@
         'Get-PicoHsmSession'
         'Get-PicoHsmToken'
         'Get-PicoKey'
+        'New-PicoKey'
+        'New-PicoDkek'
+        'Import-PicoDkek'
+        'Get-PicoDkek'
+        'Update-PicoDkekShare'
+        'Export-PicoWrappedKey'
+        'Import-PicoWrappedKey'
+        'Get-PicoKeyBackup'
+        'Test-PicoKeyBackup'
+        'Backup-PicoHsm'
+        'Restore-PicoHsm'
     )
     FunctionsToExport    = @()
     VariablesToExport    = @()

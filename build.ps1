@@ -124,7 +124,7 @@ function Invoke-PesterTests {
     # A fresh process, so the module DLL just built is the one loaded, and SoftHSM2 reads this
     # throwaway configuration at its first PKCS#11 call (it must be in the environment before
     # the process starts: .NET does not pass later changes to native code).
-    $conf = New-SoftHsmEnvironment -TokenLabel 'pico-test-a', 'pico-test-b', 'pico-test-c'
+    $conf = New-SoftHsmEnvironment -TokenLabel 'pico-test-a', 'pico-test-b', 'pico-test-c', 'pico-test-d', 'pico-test-e', 'pico-test-f'
     $savedConf = $env:SOFTHSM2_CONF
     try {
         $env:SOFTHSM2_CONF = $conf

@@ -57,7 +57,8 @@ internal sealed class SharePasswords : IDisposable
                     char[] b = second is null ? Array.Empty<char>() : ToChars(second);
                     bool same = a.AsSpan().SequenceEqual(b);
                     Array.Clear(b);
-                    if (same && Dkek.DkekPasswordPolicy.TryValidate(a, out string? problem))
+                    string? problem = null;
+                    if (same && Dkek.DkekPasswordPolicy.TryValidate(a, out problem))
                     {
                         result._passwords.Add(a);
                         break;

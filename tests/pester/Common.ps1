@@ -31,3 +31,20 @@ function Remove-TestObjects {
         }
     }
 }
+
+function New-TestPasswords {
+    <# One distinct, policy-compliant password per custodian. #>
+    param([int] $Count, [string] $Prefix = 'custodian')
+    1..$Count | ForEach-Object { ConvertTo-SecureString "$Prefix-password-$_" -AsPlainText -Force }
+}
+
+function Connect-TestToken {
+    param([string] $Token)
+    Connect-PicoHsm -ModulePath $script:SoftHsm -TokenLabel $Token -Pin $script:Pin
+}
+
+function Get-DkekKcvFromFile {
+    <# The KCV in a share file's clear header, read through the module's own reader. #>
+    param([string] $Path)
+    [PicoHsm.Dkek.DkekShareFile]::Read([IO.File]::ReadAllBytes($Path), $Path).KcvHex
+}
