@@ -29,7 +29,7 @@ public sealed class PicoKeyBackup
     public int? KeyReference { get; init; }
 
     /// <summary>The parsed content of a PicoHsm-format file (generic tokens).</summary>
-    internal KeyExport? Content { get; init; }
+    internal Backup.WrappedKeyFile? Content { get; init; }
     /// <summary>The raw bytes of an sc-hsm-tool file (card path).</summary>
     internal byte[]? ScHsmFile { get; init; }
 

@@ -3,6 +3,7 @@ using System.Security.Cryptography.X509Certificates;
 using System.Text;
 using Net.Pkcs11Interop.Common;
 using Net.Pkcs11Interop.HighLevelAPI;
+using PicoHsm.Backup;
 using PicoHsm.Dkek;
 using PicoHsm.Keys;
 using PicoHsm.Pkcs11;
@@ -23,6 +24,8 @@ public sealed class Pkcs11DkekBackend
     private static readonly byte[] ProofMagic = Encoding.ASCII.GetBytes("PHDK1");
 
     private readonly PicoHsmSession _session;
+
+    public static string ToolVersion { get; } = "PicoHsm " + (typeof(Pkcs11DkekBackend).Assembly.GetName().Version?.ToString(3) ?? "0.0.0");
 
     public Pkcs11DkekBackend(PicoHsmSession session) => _session = session;
 
@@ -253,10 +256,14 @@ public sealed class Pkcs11DkekBackend
 
     // ---------- export ----------
 
-    private static readonly CKA[] UsageAttributes =
+    /// <summary>The boolean attributes a backup records, by their name in the backup file.</summary>
+    private static readonly (CKA Cka, string Name)[] UsageAttributes =
     {
-        CKA.CKA_SIGN, CKA.CKA_VERIFY, CKA.CKA_DECRYPT, CKA.CKA_ENCRYPT, CKA.CKA_WRAP, CKA.CKA_UNWRAP, CKA.CKA_DERIVE,
-        CKA.CKA_SENSITIVE, CKA.CKA_EXTRACTABLE, CKA.CKA_PRIVATE, CKA.CKA_MODIFIABLE, CKA.CKA_SIGN_RECOVER, CKA.CKA_ALWAYS_AUTHENTICATE,
+        (CKA.CKA_SIGN, KeyAttributeNames.Sign), (CKA.CKA_VERIFY, KeyAttributeNames.Verify), (CKA.CKA_DECRYPT, KeyAttributeNames.Decrypt),
+        (CKA.CKA_ENCRYPT, KeyAttributeNames.Encrypt), (CKA.CKA_WRAP, KeyAttributeNames.Wrap), (CKA.CKA_UNWRAP, KeyAttributeNames.Unwrap),
+        (CKA.CKA_DERIVE, KeyAttributeNames.Derive), (CKA.CKA_SENSITIVE, KeyAttributeNames.Sensitive), (CKA.CKA_EXTRACTABLE, KeyAttributeNames.Extractable),
+        (CKA.CKA_PRIVATE, KeyAttributeNames.Private), (CKA.CKA_SIGN_RECOVER, KeyAttributeNames.SignRecover),
+        (CKA.CKA_ALWAYS_AUTHENTICATE, KeyAttributeNames.AlwaysAuthenticate),
     };
 
     private IObjectHandle FindKeyHandle(string idHex, string keyClass)
@@ -272,7 +279,7 @@ public sealed class Pkcs11DkekBackend
         };
     }
 
-    public KeyExport Export(PicoKey key)
+    public WrappedKeyFile Export(PicoKey key)
     {
         lock (_session.Gate)
         {
@@ -285,17 +292,20 @@ public sealed class Pkcs11DkekBackend
                 var handle = FindKeyHandle(key.Id, key.Class);
                 var mech = ChooseWrapMechanism(key.Class);
                 byte[] wrapped = S.WrapKey(Mechanism(mech), dkek.Key, handle);
+                int sizeBits = key.Size;
+                // SoftHSM2 leaves CKA_VALUE_LEN at 0 on secret keys it unwrapped (and refuses it in
+                // the unwrap template); AES key wrap adds exactly 8 bytes to a 16/24/32-byte key.
+                if (sizeBits == 0 && key.KeyType == KeyKind.Aes && mech is CKM.CKM_AES_KEY_WRAP_PAD or CKM.CKM_AES_KEY_WRAP)
+                    sizeBits = (wrapped.Length - 8) * 8;
 
                 var attrs = new Dictionary<string, bool>();
-                var values = S.GetAttributeValue(handle, UsageAttributes.ToList());
+                var values = S.GetAttributeValue(handle, UsageAttributes.Select(u => u.Cka).ToList());
                 for (int i = 0; i < UsageAttributes.Length; i++)
-                    if (!values[i].CannotBeRead) attrs[UsageAttributes[i].ToString()] = values[i].GetValueAsBool();
+                    if (!values[i].CannotBeRead) attrs[UsageAttributes[i].Name] = values[i].GetValueAsBool();
 
-                byte[]? ecParams = null, checkValue = null;
+                byte[]? ecParams = null;
                 if (key.KeyType == KeyKind.Ec)
                     ecParams = Read(S, handle, new List<CKA> { CKA.CKA_EC_PARAMS })[CKA.CKA_EC_PARAMS]?.GetValueAsByteArray();
-                if (key.Class == "SecretKey")
-                    checkValue = Read(S, handle, new List<CKA> { CKA.CKA_CHECK_VALUE })[CKA.CKA_CHECK_VALUE]?.GetValueAsByteArray();
 
                 byte[]? cert = null;
                 string? certLabel = null;
@@ -307,26 +317,28 @@ public sealed class Pkcs11DkekBackend
                     certLabel = c[CKA.CKA_LABEL]?.GetValueAsString();
                 }
                 var t = _session.Token;
-                return new KeyExport
+                var file = new WrappedKeyFile
                 {
-                    WrappedKey = wrapped,
-                    Mechanism = mech.ToString(),
-                    DkekKcv = kcv,
-                    KeyClass = key.Class,
-                    KeyKind = key.KeyType,
-                    SizeBits = key.Size,
-                    Curve = key.Curve,
-                    EcParams = ecParams,
-                    Id = Convert.FromHexString(key.Id),
-                    Label = key.Label,
-                    Attributes = attrs,
-                    PublicKeyInfo = key.PublicKeyInfo,
-                    Certificate = cert,
-                    CertificateLabel = certLabel,
-                    SecretKeyCheckValue = checkValue,
-                    Source = new SourceToken(t.Label, t.Model, t.Manufacturer, t.SerialNumber, t.FirmwareVersion),
                     Created = DateTimeOffset.UtcNow,
+                    ToolVersion = ToolVersion,
+                    SourceToken = new TokenInfo(t.Manufacturer ?? "", t.Model ?? "", t.SerialNumber ?? "", t.FirmwareVersion ?? ""),
+                    KeyClass = key.Class == "SecretKey" ? KeyClass.Secret : KeyClass.Private,
+                    KeyKind = key.KeyType,
+                    SizeBits = sizeBits,
+                    CurveName = key.KeyType == KeyKind.Ec ? key.Curve : null,
+                    CurveParameters = key.KeyType == KeyKind.Ec ? ecParams : null,
+                    Id = Convert.FromHexString(key.Id),
+                    Label = key.Label ?? "",
+                    Attributes = attrs,
+                    WrapMechanism = mech.ToString(),
+                    WrappingKeyKcv = kcv,
+                    WrappedKey = wrapped,
+                    PublicKeyInfo = key.KeyType is KeyKind.Rsa or KeyKind.Ec ? key.PublicKeyInfo : null,
+                    Certificate = cert,
+                    CertificateLabel = cert is null ? null : certLabel ?? "",
                 };
+                file.Validate();
+                return file;
             }
             catch (Pkcs11Exception ex)
             {
@@ -338,7 +350,7 @@ public sealed class Pkcs11DkekBackend
     // ---------- compatibility and restore ----------
 
     /// <summary>Everything that stops a restore, checked before anything on the token changes. Empty: compatible.</summary>
-    public List<string> CheckCompatibility(KeyExport backup, byte[]? targetId, bool force, out bool dkekMatches)
+    public List<string> CheckCompatibility(WrappedKeyFile backup, byte[]? targetId, bool force, out bool dkekMatches)
     {
         var problems = new List<string>();
         dkekMatches = false;
@@ -347,15 +359,15 @@ public sealed class Pkcs11DkekBackend
             var d = FindDkek();
             if (d is null)
                 problems.Add($"The token '{_session.TokenLabel}' has no DKEK; import it from its shares first (Import-PicoDkek).");
-            else if (!d.Kcv!.AsSpan().SequenceEqual(backup.DkekKcv))
-                problems.Add($"The backup was made under DKEK {KeyCheckValue.ToHex(backup.DkekKcv)}, but the token's DKEK is {KeyCheckValue.ToHex(d.Kcv!)}.");
+            else if (!d.Kcv!.AsSpan().SequenceEqual(backup.WrappingKeyKcv))
+                problems.Add($"The backup was made under DKEK {KeyCheckValue.ToHex(backup.WrappingKeyKcv)}, but the token's DKEK is {KeyCheckValue.ToHex(d.Kcv!)}.");
             else if (!CryptographicOperations.FixedTimeEquals(WrapProbe(d.Key), d.ProofBytes!))
                 problems.Add($"The token's DKEK object does not match its recorded KCV {KeyCheckValue.ToHex(d.Kcv!)}.");
             else
                 dkekMatches = true;
 
-            if (!Enum.TryParse(backup.Mechanism, out CKM mech) || !Supports(mech))
-                problems.Add($"The token does not offer {backup.Mechanism}, the mechanism the key was wrapped with.");
+            if (!Enum.TryParse(backup.WrapMechanism, out CKM mech) || !Supports(mech))
+                problems.Add($"The token does not offer {backup.WrapMechanism}, the mechanism the key was wrapped with.");
 
             var (gen, min, max, unit) = backup.KeyKind switch
             {
@@ -383,16 +395,16 @@ public sealed class Pkcs11DkekBackend
             }
 
             byte[] id = targetId ?? backup.Id;
-            var cko = backup.KeyClass == "SecretKey" ? CKO.CKO_SECRET_KEY : CKO.CKO_PRIVATE_KEY;
+            var cko = backup.KeyClass == KeyClass.Secret ? CKO.CKO_SECRET_KEY : CKO.CKO_PRIVATE_KEY;
             if (Find(S, (CKA.CKA_CLASS, cko), (CKA.CKA_ID, id)).Count > 0 && !force)
                 problems.Add($"Id {IdHex(id)} is already used by a key on '{_session.TokenLabel}'. Restore with -Id <another id>, or -Force to replace that key.");
         }
         return problems;
     }
 
-    private List<IObjectAttribute> UnwrapTemplate(KeyExport b, byte[] id, string? label, bool onToken, bool forTest)
+    private List<IObjectAttribute> UnwrapTemplate(WrappedKeyFile b, byte[] id, string? label, bool onToken, bool forTest)
     {
-        var cko = b.KeyClass == "SecretKey" ? CKO.CKO_SECRET_KEY : CKO.CKO_PRIVATE_KEY;
+        var cko = b.KeyClass == KeyClass.Secret ? CKO.CKO_SECRET_KEY : CKO.CKO_PRIVATE_KEY;
         var ckk = b.KeyKind switch
         {
             KeyKind.Rsa => CKK.CKK_RSA, KeyKind.Ec => CKK.CKK_EC, KeyKind.Aes => CKK.CKK_AES, KeyKind.GenericSecret => CKK.CKK_GENERIC_SECRET,
@@ -403,10 +415,12 @@ public sealed class Pkcs11DkekBackend
             Attr(CKA.CKA_CLASS, cko), Attr(CKA.CKA_KEY_TYPE, ckk), Attr(CKA.CKA_TOKEN, onToken), Attr(CKA.CKA_ID, id),
         };
         if (label is not null) t.Add(Attr(CKA.CKA_LABEL, label));
-        bool isSecret = b.KeyClass == "SecretKey";
+        bool isSecret = b.KeyClass == KeyClass.Secret;
         foreach (var (name, value) in b.Attributes)
         {
-            if (!Enum.TryParse(name, out CKA cka)) continue;
+            int ix = Array.FindIndex(UsageAttributes, u => u.Name == name);
+            if (ix < 0) continue;
+            CKA cka = UsageAttributes[ix].Cka;
             if (cka is CKA.CKA_VERIFY or CKA.CKA_ENCRYPT or CKA.CKA_WRAP && !isSecret) continue; // public-key usages
             if (cka is CKA.CKA_MODIFIABLE) continue; // set last would lock our own id change with -Force
             if (forTest && cka is CKA.CKA_SIGN or CKA.CKA_ENCRYPT or CKA.CKA_DECRYPT or CKA.CKA_VERIFY or CKA.CKA_ALWAYS_AUTHENTICATE) continue;
@@ -422,7 +436,7 @@ public sealed class Pkcs11DkekBackend
     }
 
     /// <summary>Restores a key. Checks compatibility first; with <paramref name="force"/> an occupied id is replaced only after the new key exists.</summary>
-    public PicoKey Restore(KeyExport b, byte[]? newId, string? newLabel, bool force)
+    public PicoKey Restore(WrappedKeyFile b, byte[]? newId, string? newLabel, bool force)
     {
         var problems = CheckCompatibility(b, newId, force, out _);
         if (problems.Count > 0)
@@ -436,19 +450,19 @@ public sealed class Pkcs11DkekBackend
             try
             {
                 var (dkek, _) = RequireVerifiedDkek();
-                var cko = b.KeyClass == "SecretKey" ? CKO.CKO_SECRET_KEY : CKO.CKO_PRIVATE_KEY;
+                var cko = b.KeyClass == KeyClass.Secret ? CKO.CKO_SECRET_KEY : CKO.CKO_PRIVATE_KEY;
                 var old = Find(S, (CKA.CKA_CLASS, cko), (CKA.CKA_ID, id));
                 var oldPublic = Find(S, (CKA.CKA_CLASS, CKO.CKO_PUBLIC_KEY), (CKA.CKA_ID, id));
                 var oldCert = Find(S, (CKA.CKA_CLASS, CKO.CKO_CERTIFICATE), (CKA.CKA_ID, id));
                 // Unwrap under a temporary id while an old key still holds the target id, so that
                 // there is never a moment with neither key on the token.
                 byte[] unwrapId = old.Count > 0 ? RandomNumberGenerator.GetBytes(16) : id;
-                var mech = Enum.Parse<CKM>(b.Mechanism);
+                var mech = Enum.Parse<CKM>(b.WrapMechanism);
                 var handle = S.UnwrapKey(Mechanism(mech), dkek.Key, b.WrappedKey, UnwrapTemplate(b, unwrapId, label, onToken: true, forTest: false));
                 var created = new List<IObjectHandle> { handle };
                 try
                 {
-                    if (b.KeyClass == "PrivateKey" && b.PublicKeyInfo is not null)
+                    if (b.KeyClass == KeyClass.Private && b.PublicKeyInfo is not null)
                         created.Add(S.CreateObject(PublicKeyTemplate(b, unwrapId, label)));
                     if (b.Certificate is not null)
                         created.Add(S.CreateObject(CertificateTemplate(b, unwrapId)));
@@ -470,15 +484,17 @@ public sealed class Pkcs11DkekBackend
             }
         }
         string idHex = IdHex(id);
-        return Pkcs11KeyStore.List(_session).First(k => k.Id == idHex && k.Class == b.KeyClass);
+        string cls = b.KeyClass == KeyClass.Secret ? "SecretKey" : "PrivateKey";
+        var restored = Pkcs11KeyStore.List(_session).First(k => k.Id == idHex && k.Class == cls);
+        return restored.Size == 0 ? restored with { Size = b.SizeBits } : restored;
     }
 
-    private static List<IObjectAttribute> PublicKeyTemplate(KeyExport b, byte[] id, string? label)
+    private static List<IObjectAttribute> PublicKeyTemplate(WrappedKeyFile b, byte[] id, string? label)
     {
         var t = new List<IObjectAttribute> { Attr(CKA.CKA_CLASS, CKO.CKO_PUBLIC_KEY), Attr(CKA.CKA_TOKEN, true), Attr(CKA.CKA_ID, id), Attr(CKA.CKA_PRIVATE, false) };
         if (label is not null) t.Add(Attr(CKA.CKA_LABEL, label));
-        bool verify = !b.Attributes.TryGetValue("CKA_SIGN", out bool s) || s;
-        bool encrypt = !b.Attributes.TryGetValue("CKA_DECRYPT", out bool d) || d;
+        bool verify = !b.Attributes.TryGetValue(KeyAttributeNames.Sign, out bool s) || s;
+        bool encrypt = !b.Attributes.TryGetValue(KeyAttributeNames.Decrypt, out bool d) || d;
         t.Add(Attr(CKA.CKA_VERIFY, verify));
         if (b.KeyKind == KeyKind.Rsa)
         {
@@ -494,7 +510,7 @@ public sealed class Pkcs11DkekBackend
         {
             var (ecParams, point) = SplitEcSpki(b.PublicKeyInfo!);
             t.Add(Attr(CKA.CKA_KEY_TYPE, CKK.CKK_EC));
-            t.Add(Attr(CKA.CKA_EC_PARAMS, b.EcParams ?? ecParams));
+            t.Add(Attr(CKA.CKA_EC_PARAMS, b.CurveParameters ?? ecParams));
             t.Add(Attr(CKA.CKA_EC_POINT, PublicKeyInfo.WrapEcPoint(point)));
         }
         return t;
@@ -510,7 +526,7 @@ public sealed class Pkcs11DkekBackend
         return (prm, point);
     }
 
-    private static List<IObjectAttribute> CertificateTemplate(KeyExport b, byte[] id)
+    private static List<IObjectAttribute> CertificateTemplate(WrappedKeyFile b, byte[] id)
     {
         using var x = new X509Certificate2(b.Certificate!);
         var t = new List<IObjectAttribute>
@@ -536,7 +552,7 @@ public sealed class Pkcs11DkekBackend
     /// Unwraps the backup into a session object (gone when the session closes, destroyed here at
     /// once), proves it is the key that was backed up, and reports what it proved.
     /// </summary>
-    public (bool Restorable, string Detail) RestoreTest(KeyExport b)
+    public (bool Restorable, string Detail) RestoreTest(WrappedKeyFile b)
     {
         lock (_session.Gate)
         {
@@ -544,7 +560,7 @@ public sealed class Pkcs11DkekBackend
             try
             {
                 var (dkek, _) = RequireVerifiedDkek();
-                h = S.UnwrapKey(Mechanism(Enum.Parse<CKM>(b.Mechanism)), dkek.Key, b.WrappedKey,
+                h = S.UnwrapKey(Mechanism(Enum.Parse<CKM>(b.WrapMechanism)), dkek.Key, b.WrappedKey,
                     UnwrapTemplate(b, RandomNumberGenerator.GetBytes(8), "PicoHsm restore test", onToken: false, forTest: true));
                 byte[] message = RandomNumberGenerator.GetBytes(64);
                 switch (b.KeyKind)
@@ -575,15 +591,9 @@ public sealed class Pkcs11DkekBackend
                         byte[] dec = S.Decrypt(Mechanism(CKM.CKM_AES_ECB), h, enc);
                         if (!dec.AsSpan().SequenceEqual(block))
                             return (false, "The restored AES key does not decrypt what it encrypted.");
-                        if (b.SecretKeyCheckValue is { Length: > 0 } kcv)
-                        {
-                            byte[]? now = Read(S, h, new List<CKA> { CKA.CKA_CHECK_VALUE })[CKA.CKA_CHECK_VALUE]?.GetValueAsByteArray();
-                            if (now is null) return (true, "Encrypt/decrypt works; the token gives no check value to compare with the original.");
-                            return now.AsSpan().SequenceEqual(kcv)
-                                ? (true, "Encrypt/decrypt works and the key's check value equals the original's.")
-                                : (false, "The restored key's check value differs from the original's.");
-                        }
-                        return (true, "Encrypt/decrypt works (the backup has no check value of the original key).");
+                        // The unwrap itself already proved the bytes are the ones wrapped under this
+                        // DKEK: RFC 5649 unwrapping checks an integrity value.
+                        return (true, "Unwrapped under the DKEK (integrity checked); encrypt/decrypt works.");
                     }
                     default:
                         return (true, "Unwrapped under the DKEK (no public key in the backup to prove it against).");

@@ -4,7 +4,7 @@ namespace PicoHsm.Keys;
 /// A key on a token: a private key with its public half, or a secret key. Private keys,
 /// secret keys, public keys and certificates are matched by CKA_ID.
 /// </summary>
-public sealed class PicoKey
+public sealed record PicoKey
 {
     public required string Id { get; init; }
     public string? Label { get; init; }

@@ -1,0 +1,35 @@
+using System.Collections.ObjectModel;
+using System.Management.Automation;
+using PicoHsm.Backends;
+
+namespace PicoHsm.Module.Commands;
+
+/// <summary>Reads backup files (this module's and sc-hsm-tool's) into objects; no session needed.</summary>
+[Cmdlet(VerbsCommon.Get, "PicoKeyBackup")]
+[OutputType(typeof(PicoKeyBackup))]
+public sealed class GetPicoKeyBackupCommand : PicoCmdletBase
+{
+    [Parameter(Mandatory = true, Position = 0, ValueFromPipeline = true, ValueFromPipelineByPropertyName = true)]
+    [Alias("FullName")]
+    [SupportsWildcards]
+    public string[] Path { get; set; } = Array.Empty<string>();
+
+    protected override void ProcessRecord()
+    {
+        foreach (string p in Path)
+        {
+            Collection<string> resolved;
+            try
+            {
+                resolved = GetResolvedProviderPathFromPSPath(p, out _);
+            }
+            catch (ItemNotFoundException ex)
+            {
+                WriteError(new ErrorRecord(ex, CmdletId + "FileNotFound", ErrorCategory.ObjectNotFound, p));
+                continue;
+            }
+            foreach (string file in resolved)
+                TryRun(() => WriteObject(BackupFiles.Read(file)), file);
+        }
+    }
+}

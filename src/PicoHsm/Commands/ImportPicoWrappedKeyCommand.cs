@@ -1,0 +1,56 @@
+using System.Management.Automation;
+using PicoHsm.Backends;
+using PicoHsm.Keys;
+
+namespace PicoHsm.Module.Commands;
+
+/// <summary>
+/// Restores keys from backup files. Before any change: the backup's DKEK must be the token's
+/// (by KCV), the token must support the mechanism, key type and size, and the target id must be
+/// free. -Force replaces an occupied id, and only after the new key is in place.
+/// </summary>
+[Cmdlet(VerbsData.Import, "PicoWrappedKey", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.Medium, DefaultParameterSetName = "Path")]
+[OutputType(typeof(PicoKey))]
+public sealed class ImportPicoWrappedKeyCommand : PicoSessionCmdletBase
+{
+    [Parameter(Mandatory = true, Position = 0, ParameterSetName = "Path", ValueFromPipelineByPropertyName = true)]
+    [Alias("FullName")]
+    public string[]? Path { get; set; }
+
+    [Parameter(Mandatory = true, ParameterSetName = "InputObject", ValueFromPipeline = true)]
+    [ValidateNotNull]
+    public PicoKeyBackup[]? InputObject { get; set; }
+
+    /// <summary>Restore under another CKA_ID (hex).</summary>
+    [Parameter]
+    [ValidatePattern("^([0-9a-fA-F]{2})+$")]
+    public string? Id { get; set; }
+
+    /// <summary>Restore under another label.</summary>
+    [Parameter]
+    public string? Label { get; set; }
+
+    /// <summary>Replace a key that already has the target id (after the new one is in place).</summary>
+    [Parameter]
+    public SwitchParameter Force { get; set; }
+
+    protected override void ProcessRecord()
+    {
+        RequireLogin();
+        var backups = InputObject ?? (Path ?? Array.Empty<string>())
+            .SelectMany(p => GetResolvedProviderPathFromPSPath(p, out _))
+            .Select(p => { PicoKeyBackup? b = null; TryRun(() => b = BackupFiles.Read(p), p); return b; })
+            .Where(b => b is not null).Cast<PicoKeyBackup>().ToArray();
+        if (Id is not null && backups.Length > 1)
+            ThrowTerminatingError(NewError("IdWithSeveralBackups", ErrorCategory.InvalidArgument,
+                "-Id gives one id but several backups were given; restore them one at a time to give each its own id.", Id));
+        foreach (var b in backups)
+        {
+            ThrowIfStopping();
+            string id = Id?.ToLowerInvariant() ?? b.Id ?? "";
+            if (!ShouldProcess($"token '{ResolvedSession.TokenLabel}'", $"Restore key {id} '{Label ?? b.Label}' from {b.Path}{(Force ? " (replacing a key with that id)" : "")}"))
+                continue;
+            TryRun(() => WriteObject(BackupFiles.Restore(ResolvedSession, b, Id is null ? null : Convert.FromHexString(Id), Label, Force)), b);
+        }
+    }
+}

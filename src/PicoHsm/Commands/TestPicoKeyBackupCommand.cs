@@ -1,0 +1,66 @@
+using System.Collections.ObjectModel;
+using System.Management.Automation;
+using PicoHsm.Backends;
+
+namespace PicoHsm.Module.Commands;
+
+/// <summary>
+/// Checks backups: structure and digests with no session; with a session also the DKEK match and
+/// compatibility; with -RestoreTest it unwraps into a throwaway session object and proves the key
+/// works (sign and verify, or encrypt and decrypt), then destroys it.
+/// </summary>
+[Cmdlet(VerbsDiagnostic.Test, "PicoKeyBackup", DefaultParameterSetName = "Path")]
+[OutputType(typeof(PicoBackupTestResult), typeof(bool))]
+public sealed class TestPicoKeyBackupCommand : PicoCmdletBase
+{
+    [Parameter(Mandatory = true, Position = 0, ParameterSetName = "Path", ValueFromPipelineByPropertyName = true)]
+    [Alias("FullName")]
+    public string[]? Path { get; set; }
+
+    [Parameter(Mandatory = true, ParameterSetName = "InputObject", ValueFromPipeline = true)]
+    [ValidateNotNull]
+    public PicoKeyBackup[]? InputObject { get; set; }
+
+    /// <summary>The session to check against; without it (and without a default session) only the file is checked.</summary>
+    [Parameter]
+    public Session.PicoHsmSession? Session { get; set; }
+
+    [Parameter]
+    public SwitchParameter RestoreTest { get; set; }
+
+    /// <summary>Return one bool per backup (true: every check passed), for Should -BeTrue.</summary>
+    [Parameter]
+    public SwitchParameter Quiet { get; set; }
+
+    protected override void ProcessRecord()
+    {
+        var session = Session ?? SessionRegistry.Current.Default;
+        if (session is { IsOpen: false }) session = null;
+        if (RestoreTest && session is null)
+            ThrowTerminatingError(NewError("NoSession", ErrorCategory.ConnectionError,
+                "-RestoreTest unwraps the key on a token: connect first (Connect-PicoHsm) or pass -Session.", null));
+        if (InputObject is not null)
+        {
+            foreach (var b in InputObject) Emit(BackupFiles.Test(session, b.Path, b, RestoreTest));
+            return;
+        }
+        foreach (string p in Path!)
+        {
+            Collection<string> files;
+            try { files = GetResolvedProviderPathFromPSPath(p, out _); }
+            catch (ItemNotFoundException)
+            {
+                Emit(new PicoBackupTestResult { Path = p, Valid = false, Problems = new[] { $"'{p}' does not exist." } });
+                continue;
+            }
+            foreach (string f in files) Emit(BackupFiles.Test(session, f, null, RestoreTest));
+        }
+    }
+
+    private void Emit(PicoBackupTestResult r)
+    {
+        foreach (var problem in r.Problems) WriteVerbose($"{r.Path}: {problem}");
+        if (Quiet) WriteObject(r.Passed);
+        else WriteObject(r);
+    }
+}

@@ -1,0 +1,259 @@
+BeforeAll {
+    . (Join-Path $PSScriptRoot 'Common.ps1')
+    $script:Work = New-Item -ItemType Directory (Join-Path ([IO.Path]::GetTempPath()) ("picohsm-backup-" + [guid]::NewGuid().ToString('n').Substring(0, 8)))
+    'pico-test-f', 'pico-test-a' | ForEach-Object { Remove-TestObjects -Token $_ }
+    $script:src = Connect-TestToken 'pico-test-f'
+    $script:pw = New-TestPasswords 3 -Prefix backup
+    $script:dkek = New-PicoDkek -Session $src -ShareCount 3 -Threshold 2 -OutputDirectory (Join-Path $Work 'shares') -SharePassword $pw -Confirm:$false
+    $script:keySpecs = @(
+        @{ Id = '11'; Label = 'rsa2048'; Type = 'Rsa'; Size = 2048 }
+        @{ Id = '12'; Label = 'rsa3072'; Type = 'Rsa'; Size = 3072 }
+        @{ Id = '13'; Label = 'rsa4096'; Type = 'Rsa'; Size = 4096 }
+        @{ Id = '21'; Label = 'ec-p256'; Type = 'Ec'; Curve = 'P-256' }
+        @{ Id = '22'; Label = 'ec-p384'; Type = 'Ec'; Curve = 'P-384' }
+        @{ Id = '23'; Label = 'ec-p521'; Type = 'Ec'; Curve = 'P-521' }
+        @{ Id = '31'; Label = 'aes128'; Type = 'Aes'; Size = 128 }
+        @{ Id = '32'; Label = 'aes256'; Type = 'Aes'; Size = 256 }
+    )
+    foreach ($k in $keySpecs) {
+        $p = @{ Session = $src; KeyType = $k.Type; Id = $k.Id; Label = $k.Label; Confirm = $false }
+        if ($k.Size) { $p.Size = $k.Size }
+        if ($k.Curve) { $p.Curve = $k.Curve }
+        New-PicoKey @p | Out-Null
+    }
+    New-PicoKey -Session $src -KeyType Ec -Id '99' -Label 'locked-in' -NonExportable -Confirm:$false | Out-Null
+    $script:originals = @{}
+    Get-PicoKey -Session $src | ForEach-Object { $originals[$_.Id] = $_ }
+    # The target token gets the same DKEK from two of the three shares.
+    $script:dst = Connect-TestToken 'pico-test-a'
+    $files = (Get-ChildItem (Join-Path $Work 'shares') | Sort-Object Name).FullName
+    Import-PicoDkek -Session $dst -Path $files[0], $files[2] -SharePassword $pw[0], $pw[2] -Confirm:$false | Out-Null
+
+    function Test-SignsLike {
+        <# Signs with the token key through OpenSC and verifies with the original public key. #>
+        param([string] $Token, [string] $Id, [PicoHsm.Keys.PicoKey] $Original)
+        $msg = Join-Path $Work 'msg.bin'; $sig = Join-Path $Work 'sig.bin'
+        # SoftHSM2 has no CKM_ECDSA_SHA256: for EC the host hashes and the token signs the hash.
+        $data = [byte[]](1..64)
+        $hash = [Security.Cryptography.SHA256]::HashData($data)
+        [IO.File]::WriteAllBytes($msg, $(if ($Original.KeyType -eq 'Rsa') { $data } else { $hash }))
+        $mech = if ($Original.KeyType -eq 'Rsa') { 'SHA256-RSA-PKCS' } else { 'ECDSA' }
+        $o = & pkcs11-tool --module $SoftHsm --token-label $Token --login --pin $PinText --sign --id $Id -m $mech -i $msg -o $sig 2>&1
+        if ($LASTEXITCODE -ne 0) { throw "sign failed: $o" }
+        $s = [IO.File]::ReadAllBytes($sig)
+        if ($Original.KeyType -eq 'Rsa') {
+            $k = [Security.Cryptography.RSA]::Create(); $null = $k.ImportSubjectPublicKeyInfo($Original.PublicKeyInfo, [ref]0)
+            $k.VerifyData([byte[]](1..64), $s, 'SHA256', [Security.Cryptography.RSASignaturePadding]::Pkcs1)
+        }
+        else {
+            $k = [Security.Cryptography.ECDsa]::Create(); $null = $k.ImportSubjectPublicKeyInfo($Original.PublicKeyInfo, [ref]0)
+            $k.VerifyHash($hash, $s, 'IeeeP1363FixedFieldConcatenation')
+        }
+    }
+    function Get-AesCipher {
+        param([string] $Token, [string] $Id)
+        $in = Join-Path $Work 'block.bin'; $out = Join-Path $Work 'block.enc'
+        [IO.File]::WriteAllBytes($in, [byte[]](0..15))
+        $o = & pkcs11-tool --module $SoftHsm --token-label $Token --login --pin $PinText --encrypt --id $Id -m AES-ECB -i $in -o $out 2>&1
+        if ($LASTEXITCODE -ne 0) { throw "encrypt failed: $o" }
+        [Convert]::ToHexString([IO.File]::ReadAllBytes($out))
+    }
+}
+AfterAll {
+    Disconnect-PicoHsm -All
+    'pico-test-f', 'pico-test-a' | ForEach-Object { Remove-TestObjects -Token $_ }
+    Remove-Item $Work -Recurse -Force -ErrorAction Ignore
+}
+
+Describe 'Export-PicoWrappedKey' {
+    BeforeAll {
+        $script:dir = Join-Path $Work 'backups'
+        $script:errs = $null
+        $script:backups = @(Get-PicoKey -Session $src | Export-PicoWrappedKey -Session $src -Directory $dir -ErrorVariable errs -ErrorAction SilentlyContinue)
+    }
+
+    It 'writes one typed backup per exportable key and goes on past the one that is not' {
+        $backups.Count | Should -Be 8
+        $backups | ForEach-Object { $_ | Should -BeOfType ([PicoHsm.Backends.PicoKeyBackup]) }
+        $errs.Count | Should -Be 1
+        $errs[0].FullyQualifiedErrorId | Should -BeLike 'ExportPicoWrappedKeyKeyNotExtractable,*'
+        $errs[0].CategoryInfo.Category | Should -Be 'PermissionDenied'
+        $errs[0].Exception.Message | Should -BeLike "*99*locked-in*not extractable*"
+    }
+
+    It 'describes each backup: path, id, label, type, DKEK KCV, SHA-256, time' {
+        foreach ($b in $backups) {
+            Test-Path $b.Path | Should -BeTrue
+            $b.Sha256 | Should -Be (Get-FileHash -Algorithm SHA256 $b.Path).Hash.ToLowerInvariant()
+            $b.Kcv | Should -Be $dkek.KeyCheckValue
+            $b.Format | Should -Be 'PicoHsm'
+            $b.Mechanism | Should -Be 'CKM_AES_KEY_WRAP_PAD'
+            $b.Created | Should -BeGreaterThan ([datetimeoffset]::UtcNow.AddMinutes(-10))
+            $o = $originals[$b.Id]
+            $b.Label | Should -Be $o.Label
+            $b.KeyType | Should -Be $o.KeyType
+            $b.Size | Should -Be $o.Size
+            $b.PublicKeyFingerprint | Should -Be $o.PublicKeyFingerprint
+            $b.SourceSerial | Should -Be $src.SerialNumber
+        }
+        ($backups | Where-Object Id -EQ '22').Curve | Should -Be 'P-384'
+    }
+
+    It 'writes files readable by the owner only' -Skip:(-not $IsLinux) {
+        $backups | ForEach-Object { (Get-Item $_.Path).UnixFileMode | Should -Be ([IO.UnixFileMode]'UserRead, UserWrite') }
+    }
+
+    It 'never overwrites a file without -Force' {
+        $target = $backups[0].Path
+        $before = (Get-FileHash $target).Hash
+        $e = { Get-PicoKey -Session $src -Id $backups[0].Id | Export-PicoWrappedKey -Session $src -Path $target -ErrorAction Stop } | Should -Throw -PassThru
+        $e.FullyQualifiedErrorId | Should -BeLike 'ExportPicoWrappedKeyFileExists,*'
+        (Get-FileHash $target).Hash | Should -Be $before
+        (Get-PicoKey -Session $src -Id $backups[0].Id | Export-PicoWrappedKey -Session $src -Path $target -Force).Path | Should -Be $target
+    }
+
+    It 'does nothing with -WhatIf' {
+        $p = Join-Path $Work 'whatif.pkb'
+        Export-PicoWrappedKey -Session $src -Id '21' -Path $p -WhatIf
+        Test-Path $p | Should -BeFalse
+    }
+
+    It 'selects keys by -Id and -Label' {
+        $b = Export-PicoWrappedKey -Session $src -Label 'ec-p2*' -Directory (Join-Path $Work 'by-label')
+        @($b).Count | Should -Be 1
+        $b.Id | Should -Be '21'
+    }
+}
+
+Describe 'Get-PicoKeyBackup and Test-PicoKeyBackup without a session' {
+    It 'reads backups with no session at all' {
+        $r = Invoke-FreshPwsh -Command "Import-Module '$ModuleUnderTest'; Get-PicoKeyBackup -Path '$(Join-Path $Work 'backups')/*.pkb' | ForEach-Object { `$_.Id + ' ' + `$_.Kcv }; Get-PicoKeyBackup -Path '$(Join-Path $Work 'backups')/*.pkb' | Test-PicoKeyBackup -Quiet"
+        ($r.Output | Where-Object { $_ -match '^[0-9a-f]{2} ' }).Count | Should -Be 8
+        ($r.Output | Where-Object { $_ -eq 'True' }).Count | Should -Be 8
+    }
+
+    It 'reports a changed byte as invalid, naming the problem' {
+        $copy = Join-Path $Work 'tampered.pkb'
+        $bytes = [IO.File]::ReadAllBytes((Get-ChildItem (Join-Path $Work 'backups') -Filter 'ec-p256*').FullName)
+        $bytes[200] = $bytes[200] -bxor 0x04
+        [IO.File]::WriteAllBytes($copy, $bytes)
+        $t = Test-PicoKeyBackup -Path $copy -Session $null
+        $t.Valid | Should -BeFalse
+        $t.Passed | Should -BeFalse
+        $t.Problems | Should -Not -BeNullOrEmpty
+        Test-PicoKeyBackup -Path $copy -Quiet | Should -BeFalse
+        $e = { Get-PicoKeyBackup -Path $copy -ErrorAction Stop } | Should -Throw -PassThru
+        $e.FullyQualifiedErrorId | Should -BeLike 'GetPicoKeyBackupBackup*'
+        $e.CategoryInfo.Category | Should -Be 'InvalidData'
+    }
+
+    It 'says which file does not exist' {
+        $t = Test-PicoKeyBackup -Path (Join-Path $Work 'nope.pkb')
+        $t.Valid | Should -BeFalse
+        $t.Problems[0] | Should -BeLike '*nope.pkb*'
+    }
+}
+
+Describe 'Import-PicoWrappedKey' {
+    BeforeAll { $script:bk = @{}; Get-PicoKeyBackup -Path (Join-Path $Work 'backups/*.pkb') | ForEach-Object { $bk[$_.Id] = $_ } }
+
+    It 'restores every key type and size on a token with the same DKEK; the keys work as the originals' {
+        foreach ($id in $bk.Keys | Sort-Object) {
+            $k = Import-PicoWrappedKey -Session $dst -InputObject $bk[$id] -Confirm:$false
+            $k | Should -BeOfType ([PicoHsm.Keys.PicoKey])
+            $k.Id | Should -Be $id
+            $k.Label | Should -Be $originals[$id].Label
+            $k.KeyType | Should -Be $originals[$id].KeyType
+            $k.Size | Should -Be $originals[$id].Size
+            $k.Extractable | Should -BeTrue
+            if ($k.Class -eq 'PrivateKey') {
+                $k.HasPublicKey | Should -BeTrue
+                $k.PublicKeyFingerprint | Should -Be $originals[$id].PublicKeyFingerprint
+                Test-SignsLike -Token 'pico-test-a' -Id $id -Original $originals[$id] | Should -BeTrue
+            }
+            else {
+                Get-AesCipher -Token 'pico-test-a' -Id $id | Should -Be (Get-AesCipher -Token 'pico-test-f' -Id $id)
+            }
+        }
+    }
+
+    It 'backs a restored key up again, with the same size and fingerprint' {
+        foreach ($id in '32', '23') {
+            $again = Get-PicoKey -Session $dst -Id $id | Export-PicoWrappedKey -Session $dst -Directory (Join-Path $Work 'again')
+            $again.Size | Should -Be $bk[$id].Size
+            $again.PublicKeyFingerprint | Should -Be $bk[$id].PublicKeyFingerprint
+            $again.SourceSerial | Should -Be $dst.SerialNumber
+        }
+    }
+
+    It 'refuses an occupied id, changing nothing' {
+        $e = { Import-PicoWrappedKey -Session $dst -Path $bk['21'].Path -Confirm:$false -ErrorAction Stop } | Should -Throw -PassThru
+        $e.FullyQualifiedErrorId | Should -BeLike 'ImportPicoWrappedKeyIdInUse,*'
+        $e.CategoryInfo.Category | Should -Be 'ResourceExists'
+        $e.Exception.Message | Should -BeLike '*-Id*-Force*'
+        @(Get-PicoKey -Session $dst -Id '21').Count | Should -Be 1
+    }
+
+    It 'restores under a new id and label when asked' {
+        $k = $bk['21'] | Import-PicoWrappedKey -Session $dst -Id '4121' -Label 'ec-copy' -Confirm:$false
+        $k.Id | Should -Be '4121'
+        $k.Label | Should -Be 'ec-copy'
+        $k.PublicKeyFingerprint | Should -Be $originals['21'].PublicKeyFingerprint
+        Test-SignsLike -Token 'pico-test-a' -Id '4121' -Original $originals['21'] | Should -BeTrue
+    }
+
+    It 'replaces an occupied id with -Force, leaving one key with that id' {
+        $k = Import-PicoWrappedKey -Session $dst -InputObject $bk['11'] -Id '4121' -Force -Confirm:$false
+        $k.KeyType | Should -Be 'Rsa'
+        @(Get-PicoKey -Session $dst -Id '4121').Count | Should -Be 1
+        (Get-PicoKey -Session $dst -Id '4121').PublicKeyFingerprint | Should -Be $originals['11'].PublicKeyFingerprint
+        Test-SignsLike -Token 'pico-test-a' -Id '4121' -Original $originals['11'] | Should -BeTrue
+    }
+
+    It 'does nothing with -WhatIf' {
+        Import-PicoWrappedKey -Session $dst -InputObject $bk['12'] -Id '4212' -WhatIf
+        @(Get-PicoKey -Session $dst | Where-Object Id -EQ '4212').Count | Should -Be 0
+    }
+
+    It 'refuses a token whose DKEK is another one, before any change' {
+        $other = Connect-TestToken 'pico-test-b'
+        New-PicoDkek -Session $other -ShareCount 2 -Threshold 2 -OutputDirectory (Join-Path $Work 'other-shares') -SharePassword (New-TestPasswords 2 -Prefix other) -Confirm:$false | Out-Null
+        $e = { Import-PicoWrappedKey -Session $other -InputObject $bk['32'] -Confirm:$false -ErrorAction Stop } | Should -Throw -PassThru
+        $e.FullyQualifiedErrorId | Should -BeLike 'ImportPicoWrappedKey*Dkek*'
+        $e.Exception.Message | Should -BeLike "*$($dkek.KeyCheckValue)*"
+        @(Get-PicoKey -Session $other | Where-Object Id -EQ '32').Count | Should -Be 0
+    }
+}
+
+Describe 'Test-PicoKeyBackup with a session' {
+    It 'checks DKEK match and compatibility and, with -RestoreTest, proves each key works' {
+        $results = @(Get-PicoKeyBackup -Path (Join-Path $Work 'backups/*.pkb') | Test-PicoKeyBackup -Session $dst -RestoreTest)
+        $results.Count | Should -Be 8
+        foreach ($r in $results) {
+            $r | Should -BeOfType ([PicoHsm.Backends.PicoBackupTestResult])
+            $r.Valid | Should -BeTrue
+            $r.DkekMatch | Should -BeTrue
+            $r.Compatible | Should -BeTrue
+            $r.Restorable | Should -BeTrue
+            $r.Passed | Should -BeTrue
+            $r.Detail | Should -Not -BeNullOrEmpty
+        }
+        # the throwaway session objects are gone: nothing new on the token
+        @(Get-PicoKey -Session $dst | Where-Object Label -EQ 'PicoHsm restore test').Count | Should -Be 0
+    }
+
+    It 'pipes Get-PicoKey | Export-PicoWrappedKey | Test-PicoKeyBackup -Quiet for a compliance check' {
+        $ok = Get-PicoKey -Session $src -KeyType Ec | Where-Object Exportable | Export-PicoWrappedKey -Session $src -Directory (Join-Path $Work 'pipe') | Test-PicoKeyBackup -Session $src -RestoreTest -Quiet
+        @($ok).Count | Should -Be 3
+        $ok | ForEach-Object { $_ | Should -BeTrue }
+    }
+
+    It 'reports a DKEK mismatch on a token with another DKEK' {
+        $other = Connect-TestToken 'pico-test-b'
+        $r = Test-PicoKeyBackup -Path (Join-Path $Work 'backups/*.pkb') -Session $other | Select-Object -First 1
+        $r.Valid | Should -BeTrue
+        $r.DkekMatch | Should -BeFalse
+        $r.Passed | Should -BeFalse
+        $r.Problems -join ' ' | Should -BeLike '*DKEK*'
+    }
+}
