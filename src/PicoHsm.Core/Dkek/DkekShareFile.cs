@@ -80,6 +80,9 @@ public sealed class DkekShareFile
 
     public byte[] ToBytes() => (byte[])_bytes.Clone();
 
+    /// <summary>A file name for this share: "dkek-&lt;kcv&gt;-share-&lt;i&gt;-of-&lt;m&gt;.dkekshare".</summary>
+    public string SuggestedFileName => $"dkek-{KcvHex}-share-{Index}-of-{ShareCount}{Extension}";
+
     /// <summary>Encrypts one share under <paramref name="password"/> (which must pass <see cref="DkekPasswordPolicy"/>).</summary>
     public static DkekShareFile Create(ReadOnlySpan<byte> share, int index, int threshold, int shareCount,
         ReadOnlySpan<byte> kcv, Guid splitId, string label, ReadOnlySpan<char> password,

@@ -14,7 +14,7 @@ public sealed class DecryptedDkekShare : IDisposable
     public DkekShareFile File { get; }
     public SecretBytes Share { get; }
 
-    /// <summary>Reads nothing: decrypts <paramref name="file"/> with <paramref name="password"/>.</summary>
+    /// <summary>Decrypts <paramref name="file"/> with <paramref name="password"/> (see <see cref="DkekShareFile.Decrypt"/>).</summary>
     public static DecryptedDkekShare Decrypt(DkekShareFile file, ReadOnlySpan<char> password) =>
         new(file, file.Decrypt(password));
 

@@ -87,7 +87,22 @@ public static class AtomicFile
         });
         try
         {
-            File.SetUnixFileMode(stream.SafeFileHandle, ownerOnly); // exactly 0600 whatever the umask
+            try
+            {
+                File.SetUnixFileMode(stream.SafeFileHandle, ownerOnly); // exactly 0600 whatever the umask
+            }
+            catch (Exception ex) when (ex is UnauthorizedAccessException or IOException)
+            {
+                // Some file systems (FAT/exFAT USB sticks, some network shares) refuse chmod and
+                // take modes from mount options. Accept only if nobody else can access the file.
+                const UnixFileMode others = UnixFileMode.GroupRead | UnixFileMode.GroupWrite | UnixFileMode.GroupExecute
+                    | UnixFileMode.OtherRead | UnixFileMode.OtherWrite | UnixFileMode.OtherExecute;
+                UnixFileMode actual = File.GetUnixFileMode(stream.SafeFileHandle);
+                if ((actual & others) != 0)
+                    throw new IOException(
+                        $"Cannot make '{path}' readable by its owner only on this file system (its mode is {Convert.ToString((int)actual, 8)}); " +
+                        "choose a folder on a file system with Unix permissions, or mount it with owner-only permissions.", ex);
+            }
             return stream;
         }
         catch

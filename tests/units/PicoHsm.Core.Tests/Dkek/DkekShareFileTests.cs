@@ -43,6 +43,7 @@ public class DkekShareFileTests : IClassFixture<ShareFileFixture>
         Assert.Equal(_f.Created, file.Created);
         Assert.Equal(TimeSpan.Zero, file.Created.Offset);
         Assert.Equal("alice.dkekshare", file.SourceName);
+        Assert.Equal($"dkek-{file.KcvHex}-share-2-of-5.dkekshare", file.SuggestedFileName);
         Assert.Equal(_f.Bytes, file.ToBytes());
         using var share = file.Decrypt(ShareFileFixture.Password);
         Assert.Equal(_f.Share, share.Span.ToArray());

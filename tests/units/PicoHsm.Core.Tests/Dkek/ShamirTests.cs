@@ -128,6 +128,36 @@ public class ShamirTests
             (byte)(a0 ^ Gf256.Mul(a1, x) ^ Gf256.Mul(a2, Gf256.Mul(x, x)));
     }
 
+    [Theory]
+    [InlineData(3, 5)]
+    [InlineData(2, 3)]
+    [InlineData(5, 5)]
+    public void NMinus1RealSharesLeaveEveryFirstByteEquallyPossible(int n, int m)
+    {
+        // Take n-1 shares of a real split. Whatever the missing n-th share's first byte y is, the
+        // result is a valid degree n-1 polynomial; as y runs over 0..255 the rebuilt first byte runs
+        // over all 256 values exactly once. So the n-1 shares are consistent with every candidate
+        // first byte, each by exactly one polynomial: they carry no information about it.
+        byte[] secret = RandomSecret();
+        var shares = Shamir.Split(secret, n, m);
+        try
+        {
+            var known = shares.Take(n - 1).ToList();
+            var missing = shares[m - 1];
+            var candidates = new int[256];
+            for (int y = 0; y < 256; y++)
+            {
+                using var guess = new ShamirShare(missing.Index, SecretBytes.CopyOf(missing.Value.Span));
+                guess.Value.Span[0] = (byte)y;
+                using var rebuilt = Shamir.Combine([.. known, guess]);
+                candidates[rebuilt.Span[0]]++;
+                if (y == missing.Value.Span[0]) Assert.Equal(secret, rebuilt.Span.ToArray());
+            }
+            Assert.All(candidates, c => Assert.Equal(1, c));
+        }
+        finally { DisposeAll(shares); }
+    }
+
     [Fact]
     public void SplitEvaluatesThePolynomialWithTheGivenCoefficients()
     {
