@@ -100,8 +100,17 @@ public sealed class PcscCardChannel : ICardChannel
         return response;
     }
 
+    /// <summary>
+    /// SCardBeginTransaction. Nested calls on this channel are counted: only the outermost one
+    /// takes and releases the PC/SC lock.
+    /// </summary>
     public IDisposable BeginTransaction()
     {
+        if (_transactionDepth > 0)
+        {
+            _transactionDepth++;
+            return new Transaction(this);
+        }
         uint rc = Api.BeginTransaction(Card);
         if (rc == PcscError.SCARD_W_RESET_CARD)
         {
@@ -109,14 +118,14 @@ public sealed class PcscCardChannel : ICardChannel
             rc = Api.BeginTransaction(Card);
         }
         if (rc != 0) throw new PcscException(rc, "SCardBeginTransaction", ReaderName);
-        _transactionDepth++;
+        _transactionDepth = 1;
         return new Transaction(this);
     }
 
     private void EndTransaction(PcscDisposition disposition)
     {
-        if (_disposed) return;
-        _transactionDepth = Math.Max(0, _transactionDepth - 1);
+        if (_disposed || _transactionDepth == 0) return;
+        if (--_transactionDepth > 0) return;
         uint rc = Api.EndTransaction(_card, (uint)disposition);
         // the card going away during the transaction is reported by the command that failed, not here
         if (rc != 0 && rc != PcscError.SCARD_W_RESET_CARD && rc != PcscError.SCARD_W_REMOVED_CARD
