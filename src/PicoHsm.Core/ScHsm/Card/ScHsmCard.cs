@@ -322,10 +322,14 @@ public sealed class ScHsmCard
 
     /// <summary>
     /// The keys on the device from one ENUMERATE OBJECTS: every CC kid except CC00 (the device's own key),
-    /// with flags for C4 kid (PRKD) and CE kid (certificate / CV request).
+    /// with flags for C4 kid (PRKD) and CE kid (certificate / CV request). Pico HSM does not list CE files
+    /// in ENUMERATE OBJECTS (seen in the traces), so a CE kid that is not listed is reported as unknown
+    /// (null) unless <paramref name="probeCertificates"/> asks to SELECT it (an EF select does not end the
+    /// PIN session).
     /// </summary>
-    public IReadOnlyList<ScHsmKeyEntry> ListKeys()
+    public IReadOnlyList<ScHsmKeyEntry> ListKeys(bool probeCertificates = false)
     {
+        using IDisposable tx = Channel.BeginTransaction();
         var fids = new HashSet<ushort>(EnumerateObjects());
         var keys = new List<ScHsmKeyEntry>();
         foreach (ushort fid in fids.Order())
@@ -333,7 +337,9 @@ public sealed class ScHsmCard
             if (fid >> 8 != KeyPrefix) continue;
             byte kid = (byte)fid;
             if (kid == DeviceKeyReference) continue;
-            keys.Add(new ScHsmKeyEntry(kid, fids.Contains((ushort)(PrkdPrefix << 8 | kid)), fids.Contains((ushort)(CertificatePrefix << 8 | kid))));
+            ushort ce = (ushort)(CertificatePrefix << 8 | kid);
+            bool? hasCert = fids.Contains(ce) ? true : probeCertificates ? FileExists(ce) : null;
+            keys.Add(new ScHsmKeyEntry(kid, fids.Contains((ushort)(PrkdPrefix << 8 | kid)), hasCert));
         }
         return keys;
     }

@@ -66,8 +66,11 @@ public sealed record ScHsmKeyDomainStatus(byte KeyDomain, bool IsConfigured, int
     }
 }
 
-/// <summary>A key on the device: its reference and which of its companion files exist.</summary>
-public sealed record ScHsmKeyEntry(byte KeyReference, bool HasPrivateKeyDescription, bool HasCertificate)
+/// <summary>
+/// A key on the device: its reference and which of its companion files exist. <see cref="HasCertificate"/>
+/// is null when unknown (Pico HSM does not list CE files in ENUMERATE OBJECTS).
+/// </summary>
+public sealed record ScHsmKeyEntry(byte KeyReference, bool HasPrivateKeyDescription, bool? HasCertificate)
 {
     /// <summary>CC kid: the key itself.</summary>
     public ushort KeyFid => (ushort)(ScHsmCard.KeyPrefix << 8 | KeyReference);
