@@ -98,16 +98,21 @@ internal abstract unsafe class PcscApi
                 throw new PcscException($"The PC/SC framework could not be loaded ({MacLibrary}).");
             return new MacApi(h);
         }
-        nint lib = 0;
-        bool ok = NativeLibrary.TryLoad(LinuxLibrary, out lib)
-            || NativeLibrary.TryLoad("libpcsclite.so", out lib);
-        if (!ok)
-            throw new PcscException(
-                "libpcsclite.so.1 could not be loaded: install the PC/SC daemon and library " +
-                "(Debian/Ubuntu: sudo apt install pcscd libpcsclite1; Fedora: sudo dnf install pcsc-lite pcsc-lite-libs).");
-        if (nint.Size != 8)
-            return new MacApi(lib); // 32-bit pcsc-lite: long is 4 bytes, same layout as the 4-byte ABI with 32-bit handles
-        return new LinuxApi(lib);
+        return LoadUnix(LinuxLibrary, "libpcsclite.so");
+    }
+
+    /// <summary>Loads pcsc-lite from the first name that loads; a clear <see cref="PcscException"/> when none does.</summary>
+    internal static PcscApi LoadUnix(params string[] names)
+    {
+        foreach (string name in names)
+        {
+            if (!NativeLibrary.TryLoad(name, out nint lib)) continue;
+            // 32-bit pcsc-lite: long is 4 bytes and handles are 32-bit, the same ABI as Apple's framework
+            return nint.Size == 8 ? new LinuxApi(lib) : new MacApi(lib);
+        }
+        throw new PcscException(
+            $"{names[0]} could not be loaded: install the PC/SC daemon and library " +
+            "(Debian/Ubuntu: sudo apt install pcscd libpcsclite1; Fedora: sudo dnf install pcsc-lite pcsc-lite-libs).");
     }
 
     protected PcscApi(nint lib)

@@ -136,6 +136,18 @@ public sealed class PcscContext : IDisposable
         return new PcscReaderStatus(reader, (PcscReaderState)(ev & 0xFFFF), atr);
     }
 
+    /// <summary>The current state (and ATR, when a card is present) of every reader, without connecting to any card.</summary>
+    public IReadOnlyList<PcscReaderStatus> GetReaderStatuses()
+    {
+        var list = new List<PcscReaderStatus>();
+        foreach (string reader in ListReaders())
+        {
+            PcscReaderStatus? st = GetStatusChange(reader, TimeSpan.Zero);
+            list.Add(st ?? new PcscReaderStatus(reader, PcscReaderState.Unknown, []));
+        }
+        return list;
+    }
+
     /// <summary>Cancels a blocking <see cref="GetStatusChange"/> running on another thread.</summary>
     public void Cancel()
     {

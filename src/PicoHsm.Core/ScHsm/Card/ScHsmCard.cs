@@ -31,6 +31,36 @@ public sealed class ScHsmCard
 
     private static readonly TransmitOptions ReadBinaryOptions = new() { FollowGetResponse = false };
 
+    /// <summary>ATRs of SmartCard-HSM cards and tokens as listed by OpenSC's sc-hsm driver (Pico HSM uses the first).</summary>
+    public static IReadOnlyList<byte[]> KnownAtrs { get; } =
+    [
+        Convert.FromHexString("3BFE1800008131FE458031815448534D31738021408107FA"),
+        Convert.FromHexString("3B8E80018031815448534D31738021408107" + "18"),
+        Convert.FromHexString("3BDE18FF8191FE1FC38031815448534D31738021408107" + "1C"),
+    ];
+
+    /// <summary>
+    /// True for a SmartCard-HSM / Pico HSM ATR: one of <see cref="KnownAtrs"/>, or any ATR whose historical
+    /// bytes carry the SmartCard-HSM signature "80 31 81 54 48 53 4D 31 73" ("THSM1s").
+    /// </summary>
+    public static bool IsScHsmAtr(ReadOnlySpan<byte> atr)
+    {
+        foreach (byte[] known in KnownAtrs)
+            if (atr.SequenceEqual(known)) return true;
+        ReadOnlySpan<byte> signature = [0x80, 0x31, 0x81, 0x54, 0x48, 0x53, 0x4D, 0x31, 0x73];
+        return atr.IndexOf(signature) >= 0;
+    }
+
+    /// <summary>
+    /// Readers holding a SmartCard-HSM / Pico HSM, judged by the ATR only: nothing is sent to any card,
+    /// so no PIN session of another program is disturbed.
+    /// </summary>
+    public static IReadOnlyList<PcscReaderStatus> FindReaders(PcscContext context)
+    {
+        ArgumentNullException.ThrowIfNull(context);
+        return context.GetReaderStatuses().Where(s => s.CardPresent && IsScHsmAtr(s.Atr)).ToList();
+    }
+
     public ScHsmCard(ICardChannel channel)
     {
         Channel = channel ?? throw new ArgumentNullException(nameof(channel));
@@ -384,6 +414,12 @@ public sealed class ScHsmCard
         }
         return content.ToArray();
     }
+
+    /// <summary>The PKCS#15 private key description of a key (EF C4 kid), or null when there is none.</summary>
+    public byte[]? ReadPrivateKeyDescription(byte keyReference) => TryReadFile((ushort)(PrkdPrefix << 8 | keyReference));
+
+    /// <summary>The certificate (30..) or CV request (67..) of a key (EF CE kid), or null when there is none.</summary>
+    public byte[]? ReadCertificate(byte keyReference) => TryReadFile((ushort)(CertificatePrefix << 8 | keyReference));
 
     /// <summary>
     /// Writes <paramref name="data"/> to EF <paramref name="fid"/> as sc-hsm-tool does: SELECT it; when

@@ -85,6 +85,18 @@ public class PcscLiveTests(ITestOutputHelper output)
     }
 
     [PcscFact]
+    public void ReaderStatuses_AndFindScHsmReaders_SendNothingToCards()
+    {
+        using PcscContext ctx = Establish();
+        IReadOnlyList<PcscReaderStatus> all = ctx.GetReaderStatuses();
+        Assert.Contains(all, s => s.Reader == Reader0);
+        foreach (PcscReaderStatus s in all)
+            output.WriteLine($"{s.Reader}: {s.State} {Convert.ToHexString(s.Atr)}");
+        IReadOnlyList<PcscReaderStatus> hsms = ScHsmCard.FindReaders(ctx);
+        Assert.All(hsms, s => Assert.True(ScHsmCard.IsScHsmAtr(s.Atr)));
+    }
+
+    [PcscFact]
     public void Connect_UnknownReader_ClearError()
     {
         using PcscContext ctx = Establish();

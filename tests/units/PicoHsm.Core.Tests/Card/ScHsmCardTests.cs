@@ -332,3 +332,13 @@ public class ScHsmCardTests
         Assert.Null(cc.Options);
     }
 }
+
+public class ScHsmAtrTests
+{
+    [Theory]
+    [InlineData("3BFE1800008131FE458031815448534D31738021408107FA", true)]
+    [InlineData("3B8E80018031815448534D3173802140810718", true)]
+    [InlineData("3BDE18FF8191FE1FC38031815448534D31738021408107" + "1C", true)]
+    [InlineData("3B8F8001804F0CA000000306030001000000006A", false)]
+    public void IsScHsmAtr(string atr, bool expected) => Assert.Equal(expected, ScHsmCard.IsScHsmAtr(Convert.FromHexString(atr)));
+}
