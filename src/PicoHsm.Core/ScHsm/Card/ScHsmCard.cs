@@ -274,8 +274,9 @@ public sealed class ScHsmCard
     /// <summary>
     /// IMPORT DKEK SHARE (80 52 00 kd, short case 4: 32 share bytes, Le 00). Returns the key domain
     /// status after the import (asked separately when the device answers without data).
-    /// After the last share of a Pico HSM, verify the user PIN: only then is the DKEK stored for good
-    /// and its KCV reported.
+    /// After the last share of a Pico HSM, call <see cref="VerifyPin"/> (not <see cref="EnsurePinVerified"/>,
+    /// which skips the VERIFY when the PIN already reads as verified, e.g. right after INITIALIZE): only at
+    /// a VERIFY does the Pico store the DKEK for good and start reporting its KCV.
     /// </summary>
     public ScHsmKeyDomainStatus ImportDkekShare(byte keyDomain, ReadOnlySpan<byte> share)
     {

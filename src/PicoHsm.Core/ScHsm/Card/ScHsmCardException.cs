@@ -130,6 +130,8 @@ public class ScHsmCardException : Exception
                 return "class not supported (the SmartCard-HSM applet is not selected?).";
             case 0x6F00:
                 return "the device reported an internal error.";
+            case 0x6400:
+                return "the device reported an execution error.";
             case 0x6600:
                 return "the device timed out waiting for the button press / secure messaging error.";
             default:
