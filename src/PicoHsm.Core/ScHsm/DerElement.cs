@@ -88,6 +88,6 @@ internal readonly ref struct DerElement
             part.CopyTo(content, offset);
             offset += part.Length;
         }
-        return Encode(tag, content);
+        return Encode(tag, (ReadOnlySpan<byte>)content);
     }
 }
