@@ -10,6 +10,9 @@ namespace PicoHsm.ScHsm;
 /// 30 million MD5 calls per share file. Calling the platform MD5 that often costs ~0.4-0.5 us a call
 /// (interop and context reset), so this does the single, fixed-padding MD5 block in registers:
 /// a 16-byte message is always one block with 0x80 at byte 16 and bit length 128 at word 14.
+/// Measured at about 0.12-0.13 us of CPU a round here (Debug and Release alike: AggressiveOptimization
+/// keeps it optimised), so ~3.5-4 s a share file, about what OpenSSL's assembler MD5 costs; the three
+/// 10M chains depend on each other, so there is nothing to run in parallel.
 /// </summary>
 internal static class Md5Iteration
 {
