@@ -62,6 +62,18 @@ public sealed class ScHsmKeyBlob
     public ReadOnlySpan<byte> Ciphertext => _bytes.AsSpan(HeaderLength, _bytes.Length - HeaderLength - MacLength);
     public ReadOnlySpan<byte> Mac => _bytes.AsSpan(_bytes.Length - MacLength);
 
+    /// <summary>
+    /// True when the default algorithm is the one the Pico HSM firmware demands for the key type on
+    /// UNWRAP KEY (it answers a wrong-data error otherwise): RSA 04 00 7F 00 07 02 02 02 01 02,
+    /// EC 04 00 7F 00 07 02 02 02 02 03, AES 60 86 48 01 65 03 04 01.
+    /// </summary>
+    public bool HasPicoDefaultAlgorithm => KeyType switch
+    {
+        ScHsmKeyType.Rsa or ScHsmKeyType.RsaCrt => DefaultAlgorithm.AsSpan().SequenceEqual(RsaAlgorithmOid),
+        ScHsmKeyType.Ec => DefaultAlgorithm.AsSpan().SequenceEqual(EcAlgorithmOid),
+        _ => DefaultAlgorithm.AsSpan().SequenceEqual(AesAlgorithmOid),
+    };
+
     public static ScHsmKeyBlob Parse(byte[] bytes)
     {
         ArgumentNullException.ThrowIfNull(bytes);

@@ -19,7 +19,7 @@ public class ScHsmKeyBlobTests
     [Theory]
     [InlineData("rsa2048.wky", ScHsmKeyType.Rsa, 587, 27, "04007F00070202020102")]
     [InlineData("ec256.wky", ScHsmKeyType.Ec, 331, 27, "04007F00070202020203")]
-    [InlineData("aes256.wky", ScHsmKeyType.Aes, 89, 25, "608648016503040100")]
+    [InlineData("aes256.wky", ScHsmKeyType.Aes, 89, 25, "6086480165030401")]
     [InlineData("offline-rsa2048-crt.wky", ScHsmKeyType.RsaCrt, 971, 27, "04007F00070202020102")]
     public void Header_ReadsWithoutDkek(string file, ScHsmKeyType type, int length, int header, string oid)
     {
@@ -28,11 +28,12 @@ public class ScHsmKeyBlobTests
         Assert.Equal(Vectors.KcvHex, blob.KcvHex);
         Assert.Equal(type, blob.KeyType);
         Assert.Equal(header, blob.HeaderLength);
-        Assert.StartsWith(Convert.ToHexString(blob.DefaultAlgorithm), oid);
+        Assert.Equal(oid, Convert.ToHexString(blob.DefaultAlgorithm));
         Assert.Empty(blob.AllowedAlgorithms);
         Assert.Empty(blob.AccessConditions);
         Assert.Empty(blob.KeyOid);
         Assert.Equal(0, blob.Ciphertext.Length % 16);
+        Assert.True(blob.HasPicoDefaultAlgorithm);
     }
 
     [Theory]
