@@ -1,6 +1,7 @@
 using System.Buffers.Binary;
 using System.Security.Cryptography;
 using PicoHsm.Dkek;
+using PicoHsm.Keys;
 
 namespace PicoHsm.ScHsm;
 
@@ -51,6 +52,13 @@ public sealed class ScHsmKeyBlob
     public byte[] Kcv => _bytes[..KcvLength];
     public string KcvHex => KeyCheckValue.ToHex(_bytes.AsSpan(0, KcvLength));
     public ScHsmKeyType KeyType => (ScHsmKeyType)_bytes[KcvLength];
+    /// <summary>The module's kind of key: both RSA forms are <see cref="KeyKind.Rsa"/>.</summary>
+    public KeyKind Kind => KeyType switch
+    {
+        ScHsmKeyType.Rsa or ScHsmKeyType.RsaCrt => KeyKind.Rsa,
+        ScHsmKeyType.Ec => KeyKind.Ec,
+        _ => KeyKind.Aes,
+    };
     /// <summary>Value of the default algorithm OID field (without its length).</summary>
     public byte[] DefaultAlgorithm { get; }
     /// <summary>The allowed algorithms list (algorithm ids, e.g. 0x92 wrap) as the card stored it; often empty.</summary>

@@ -20,6 +20,13 @@ public sealed class ScHsmWrappedKeyFile
         Certificate = certificate is { Length: > 0 } ? certificate : null;
     }
 
+    /// <summary>A file for a blob, with the key's description and certificate element when there are ones.</summary>
+    public static ScHsmWrappedKeyFile Create(ScHsmKeyBlob keyBlob, ScHsmKeyDescription? description = null, byte[]? certificate = null)
+    {
+        ArgumentNullException.ThrowIfNull(keyBlob);
+        return new ScHsmWrappedKeyFile(keyBlob.ToArray(), description?.Encoded, certificate);
+    }
+
     /// <summary>The key blob (content of the OCTET STRING), as the card's WRAP KEY answered it.</summary>
     public byte[] KeyBlob { get; }
     /// <summary>The PKCS#15 description (PRKD) element, tag included, or null.</summary>

@@ -30,6 +30,16 @@ public class ScHsmWrappedKeyFileTests
     }
 
     [Fact]
+    public void Create_FromParsedParts_GivesTheVectorBytes()
+    {
+        var bytes = Vectors.Read("ec256.wky");
+        var wky = ScHsmWrappedKeyFile.Read(bytes);
+        var again = ScHsmWrappedKeyFile.Create(wky.ParseKeyBlob(), wky.ParseDescription(), wky.Certificate);
+        Assert.Equal(bytes, again.ToArray());
+        Assert.Equal(KeyKind.Ec, wky.ParseKeyBlob().Kind);
+    }
+
+    [Fact]
     public void Write_ToDisk_RoundTrips()
     {
         var path = Path.Combine(Path.GetTempPath(), $"picohsm-{Guid.NewGuid():N}.wky");
