@@ -27,7 +27,7 @@ public sealed class ScHsmAesKeyMaterial : ScHsmKeyMaterial
 
     internal override void WriteFields(Span<byte> destination) => Key.Span.CopyTo(destination);
 
-    internal static ScHsmAesKeyMaterial ReadFields(int keySize, ReadOnlySpan<byte> fields)
+    internal static ScHsmAesKeyMaterial FromFields(int keySize, ReadOnlySpan<byte> fields)
     {
         if (keySize is not (16 or 24 or 32 or 64) || keySize > fields.Length)
             throw new ScHsmFormatException($"The AES key blob gives a key size of {keySize} bytes, which it cannot hold.");

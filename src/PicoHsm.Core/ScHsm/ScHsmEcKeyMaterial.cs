@@ -133,7 +133,7 @@ public sealed class ScHsmEcKeyMaterial : ScHsmKeyMaterial
         WriteField(destination, ref offset, _publicPoint);
     }
 
-    internal static ScHsmEcKeyMaterial ReadFields(int keySize, ReadOnlySpan<byte> fields)
+    internal static ScHsmEcKeyMaterial FromFields(int keySize, ReadOnlySpan<byte> fields)
     {
         int offset = 0;
         var a = ReadField(fields, ref offset, "a").ToArray();

@@ -33,9 +33,9 @@ public abstract class ScHsmKeyMaterial : IDisposable
     /// <summary>Reads the fields after the key size; <paramref name="fields"/> may carry padding at its end.</summary>
     internal static ScHsmKeyMaterial ReadFields(ScHsmKeyType type, int keySize, ReadOnlySpan<byte> fields) => type switch
     {
-        ScHsmKeyType.Rsa or ScHsmKeyType.RsaCrt => ScHsmRsaKeyMaterial.ReadFields(type, keySize, fields),
-        ScHsmKeyType.Ec => ScHsmEcKeyMaterial.ReadFields(keySize, fields),
-        ScHsmKeyType.Aes => ScHsmAesKeyMaterial.ReadFields(keySize, fields),
+        ScHsmKeyType.Rsa or ScHsmKeyType.RsaCrt => ScHsmRsaKeyMaterial.FromFields(type, keySize, fields),
+        ScHsmKeyType.Ec => ScHsmEcKeyMaterial.FromFields(keySize, fields),
+        ScHsmKeyType.Aes => ScHsmAesKeyMaterial.FromFields(keySize, fields),
         _ => throw new ScHsmFormatException($"Unknown key type 0x{(byte)type:X2} in the key blob."),
     };
 

@@ -162,7 +162,7 @@ public sealed class ScHsmRsaKeyMaterial : ScHsmKeyMaterial
         WriteField(destination, ref offset, _exponent);
     }
 
-    internal static ScHsmRsaKeyMaterial ReadFields(ScHsmKeyType type, int keySize, ReadOnlySpan<byte> fields)
+    internal static ScHsmRsaKeyMaterial FromFields(ScHsmKeyType type, int keySize, ReadOnlySpan<byte> fields)
     {
         int offset = 0;
         if (type == ScHsmKeyType.Rsa)
