@@ -4,15 +4,11 @@ using PicoHsm.Session;
 
 namespace PicoHsm.Module;
 
-/// <summary>One place that lists a session's keys and finds its DKEK backend, so every cmdlet sees the same.</summary>
+/// <summary>One place that finds a session's DKEK backend and its keys, so every cmdlet sees the same.</summary>
 internal static class KeyServices
 {
-    /// <summary>The keys users back up: the DKEK object itself is not one of them (Get-PicoDkek shows it).</summary>
-    public static List<PicoKey> List(PicoHsmSession session)
-    {
-        var backend = new Pkcs11DkekBackend(session);
-        return Pkcs11KeyStore.List(session, (id, label) => session.IsLoggedIn && backend.IsDkekObject(id, label));
-    }
+    public static IDkekBackend Backend(PicoHsmSession session) => BackupFiles.BackendFor(session);
 
-    public static Pkcs11DkekBackend Backend(PicoHsmSession session) => new(session);
+    /// <summary>The keys users back up: not the DKEK object, not a card's own device key.</summary>
+    public static List<PicoKey> List(PicoHsmSession session) => Backend(session).ListKeys();
 }

@@ -3,6 +3,7 @@ using PicoHsm.Backup;
 using PicoHsm.Dkek;
 using PicoHsm.IO;
 using PicoHsm.Keys;
+using PicoHsm.ScHsm;
 using PicoHsm.Session;
 
 namespace PicoHsm.Backends;
@@ -13,19 +14,8 @@ namespace PicoHsm.Backends;
 /// </summary>
 public static class BackupFiles
 {
-    public static string DefaultFileName(PicoKey key) =>
-        $"{DkekCeremony.SafeFileName(string.IsNullOrEmpty(key.Label) ? "key" : key.Label!)}-{(key.Id.Length == 0 ? "noid" : key.Id)}{WrappedKeyFile.Extension}";
-
-    public static PicoKeyBackup Export(PicoHsmSession session, PicoKey key, string path, bool overwrite)
-    {
-        if (!overwrite && File.Exists(path))
-            throw new PicoHsmException(PicoErrorKind.ResourceExists, "FileExists",
-                $"'{path}' already exists. Choose another path, or use -Force to replace it.", path);
-        var file = new Pkcs11DkekBackend(session).Export(key);
-        byte[] bytes = file.ToBytes();
-        AtomicFile.WriteAllBytes(path, bytes, overwrite);
-        return Describe(path, file, bytes);
-    }
+    public static string DefaultFileName(PicoKey key, string extension) =>
+        $"{DkekCeremony.SafeFileName(string.IsNullOrEmpty(key.Label) ? "key" : key.Label!)}-{(key.Id.Length == 0 ? "noid" : key.Id)}{extension}";
 
     public static PicoKeyBackup Read(string path)
     {
@@ -38,6 +28,9 @@ public static class BackupFiles
         {
             throw new PicoHsmException(PicoErrorKind.NotFound, "FileUnreadable", $"Cannot read '{path}': {ex.Message}", path, ex);
         }
+        // sc-hsm-tool files are DER (a SEQUENCE, 0x30); ours are JSON text.
+        if (bytes.Length > 0 && bytes[0] == 0x30)
+            return DescribeScHsm(path, bytes);
         try
         {
             return Describe(path, WrappedKeyFile.Read(bytes, path), bytes);
@@ -47,6 +40,41 @@ public static class BackupFiles
             throw new PicoHsmException(ex.Reason == BackupFileReason.NotABackup ? PicoErrorKind.InvalidArgument : PicoErrorKind.InvalidData,
                 "Backup" + ex.Reason, ex.Message, path, ex);
         }
+    }
+
+    /// <summary>An sc-hsm-tool --wrap-key file: the blob names its DKEK and key type; the PKCS#15 description its id and label.</summary>
+    internal static PicoKeyBackup DescribeScHsm(string path, byte[] bytes)
+    {
+        ScHsmWrappedKeyFile file;
+        ScHsmKeyBlob blob;
+        ScHsmKeyDescription? description;
+        try
+        {
+            file = ScHsmWrappedKeyFile.Read(bytes);
+            blob = file.ParseKeyBlob();
+            description = file.ParseDescription();
+        }
+        catch (Exception ex) when (ex is ScHsmFormatException or FormatException or System.Formats.Asn1.AsnContentException)
+        {
+            throw new PicoHsmException(PicoErrorKind.InvalidData, "BackupCorrupt",
+                $"'{path}' is not a readable sc-hsm-tool wrapped-key file: {ex.Message}", path, ex);
+        }
+        return new PicoKeyBackup
+        {
+            Path = path,
+            Format = "ScHsmTool",
+            Id = description?.Id is { } id ? Convert.ToHexString(id).ToLowerInvariant() : null,
+            Label = description?.Label,
+            KeyClass = blob.Kind == KeyKind.Aes ? "SecretKey" : "PrivateKey",
+            KeyType = blob.Kind,
+            Size = description?.KeySizeBits ?? 0,
+            Kcv = blob.KcvHex,
+            Sha256 = Convert.ToHexString(SHA256.HashData(bytes)).ToLowerInvariant(),
+            Mechanism = "SmartCard-HSM WRAP KEY",
+            HasCertificate = file.Certificate is not null,
+            KeyReference = description?.KeyReference,
+            ScHsmFile = bytes,
+        };
     }
 
     internal static PicoKeyBackup Describe(string path, WrappedKeyFile f, byte[] bytes) => new()
@@ -71,13 +99,6 @@ public static class BackupFiles
         Content = f,
     };
 
-    public static PicoKey Restore(PicoHsmSession session, PicoKeyBackup backup, byte[]? newId, string? newLabel, bool force)
-    {
-        var content = backup.Content ?? throw new PicoHsmException(PicoErrorKind.NotSupported, "FormatNotSupported",
-            $"'{backup.Path}' is a {backup.Format} file, which this session's backend cannot restore.", backup.Path);
-        return new Pkcs11DkekBackend(session).Restore(content, newId, newLabel, force);
-    }
-
     /// <summary>
     /// Re-reads the file from disk (structure and digests), then with a session checks the DKEK
     /// and compatibility, and with <paramref name="restoreTest"/> proves the key works.
@@ -96,37 +117,17 @@ public static class BackupFiles
         var problems = new List<string>();
         if (given is not null && given.Sha256 != b.Sha256)
             problems.Add($"The file changed since it was read: SHA-256 was {given.Sha256}, is now {b.Sha256}.");
-        bool? dkekMatch = null, compatible = null, restorable = null;
-        string? detail = null;
-        if (session is not null && b.Content is not null)
-        {
-            var backend = new Pkcs11DkekBackend(session);
-            // The target id may be taken by the very key this backup came from: that is not a
-            // compatibility problem for a test, so occupancy is not checked here.
-            var found = backend.CheckCompatibility(b.Content, null, force: true, out bool match);
-            dkekMatch = match;
-            compatible = found.Count == 0;
-            problems.AddRange(found);
-            if (restoreTest)
-            {
-                if (match && compatible == true)
-                {
-                    var (ok, d) = backend.RestoreTest(b.Content);
-                    restorable = ok;
-                    detail = d;
-                    if (!ok) problems.Add(d);
-                }
-                else
-                {
-                    restorable = false;
-                    detail = "Not tried: the backup does not fit this token.";
-                }
-            }
-        }
+        if (session is null)
+            return new PicoBackupTestResult { Path = path, Id = b.Id, Label = b.Label, Kcv = b.Kcv, Valid = true, Problems = problems.ToArray() };
+        var r = BackendFor(session).Test(b, restoreTest);
         return new PicoBackupTestResult
         {
-            Path = path, Id = b.Id, Label = b.Label, Kcv = b.Kcv, Valid = true, DkekMatch = dkekMatch, Compatible = compatible,
-            Restorable = restorable, Problems = problems.ToArray(), Detail = detail,
+            Path = path, Id = r.Id, Label = r.Label, Kcv = r.Kcv, Valid = r.Valid, DkekMatch = r.DkekMatch, Compatible = r.Compatible,
+            Restorable = r.Restorable, Problems = problems.Concat(r.Problems).ToArray(), Detail = r.Detail,
         };
     }
+
+    /// <summary>The backend a session does DKEK work through (the card channel when one is attached).</summary>
+    public static IDkekBackend BackendFor(PicoHsmSession session) =>
+        session.Attachment as IDkekBackend ?? new Pkcs11DkekBackend(session);
 }

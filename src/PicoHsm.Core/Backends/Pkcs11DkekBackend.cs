@@ -17,8 +17,11 @@ namespace PicoHsm.Backends;
 /// secret key object (sensitive, never extractable, wrap/unwrap only), keys are wrapped with
 /// C_WrapKey under it and restored with C_UnwrapKey.
 /// </summary>
-public sealed class Pkcs11DkekBackend
+public sealed class Pkcs11DkekBackend : IDkekBackend
 {
+    public string Name => "Pkcs11";
+    public string BackupExtension => WrappedKeyFile.Extension;
+
     /// <summary>CKA_APPLICATION of the data object that records the DKEK's KCV and proof.</summary>
     public const string ProofApplication = "PicoHsm DKEK";
     private static readonly byte[] ProofMagic = Encoding.ASCII.GetBytes("PHDK1");
@@ -92,6 +95,8 @@ public sealed class Pkcs11DkekBackend
             S.DestroyObject(probe);
         }
     }
+
+    IReadOnlyList<PicoDkek> IDkekBackend.GetDkek() => new[] { GetDkek() };
 
     public PicoDkek GetDkek()
     {
@@ -233,7 +238,7 @@ public sealed class Pkcs11DkekBackend
 
     public bool Supports(CKM m)
     {
-        try { return (_mechanisms ??= _session.Slot.GetMechanismList()).Contains(m); }
+        try { return (_mechanisms ??= _session.Pkcs11Slot.GetMechanismList()).Contains(m); }
         catch (Pkcs11Exception) { return false; }
     }
 
@@ -279,7 +284,20 @@ public sealed class Pkcs11DkekBackend
         };
     }
 
-    public WrappedKeyFile Export(PicoKey key)
+    public List<PicoKey> ListKeys() => Pkcs11KeyStore.List(_session, (id, label) => _session.IsLoggedIn && IsDkekObject(id, label));
+
+    public PicoKeyBackup Export(PicoKey key, string path, bool overwrite)
+    {
+        if (!overwrite && File.Exists(path))
+            throw new PicoHsmException(PicoErrorKind.ResourceExists, "FileExists",
+                $"'{path}' already exists. Choose another path, or use -Force to replace it.", path);
+        var file = Wrap(key);
+        byte[] bytes = file.ToBytes();
+        IO.AtomicFile.WriteAllBytes(path, bytes, overwrite);
+        return BackupFiles.Describe(path, file, bytes);
+    }
+
+    public WrappedKeyFile Wrap(PicoKey key)
     {
         lock (_session.Gate)
         {
@@ -383,7 +401,7 @@ public sealed class Pkcs11DkekBackend
             {
                 try
                 {
-                    var info = _session.Slot.GetMechanismInfo(gen);
+                    var info = _session.Pkcs11Slot.GetMechanismInfo(gen);
                     ulong size = backup.KeyKind == KeyKind.Aes && unit == "bytes" ? (ulong)(backup.SizeBits / 8) : (ulong)backup.SizeBits;
                     // Modules disagree on units (SoftHSM2 gives AES in bytes, others bits): accept either reading.
                     ulong alt = backup.KeyKind == KeyKind.Aes ? (ulong)backup.SizeBits : size;
@@ -436,6 +454,13 @@ public sealed class Pkcs11DkekBackend
     }
 
     /// <summary>Restores a key. Checks compatibility first; with <paramref name="force"/> an occupied id is replaced only after the new key exists.</summary>
+    public PicoKey Restore(PicoKeyBackup backup, RestoreRequest request)
+    {
+        var content = backup.Content ?? throw new PicoHsmException(PicoErrorKind.NotSupported, "FormatNotSupported",
+            $"'{backup.Path}' is an sc-hsm-tool file for a SmartCard-HSM / Pico HSM; a generic PKCS#11 token restores PicoHsm (.pkb) backups only.", backup.Path);
+        return Restore(content, request.NewId, request.NewLabel, request.Force);
+    }
+
     public PicoKey Restore(WrappedKeyFile b, byte[]? newId, string? newLabel, bool force)
     {
         var problems = CheckCompatibility(b, newId, force, out _);
@@ -546,6 +571,40 @@ public sealed class Pkcs11DkekBackend
         Array.Reverse(littleEndianSerial);
         w.WriteInteger(littleEndianSerial);
         return w.Encode();
+    }
+
+    public PicoBackupTestResult Test(PicoKeyBackup b, bool restoreTest)
+    {
+        if (b.Content is null)
+            return new PicoBackupTestResult
+            {
+                Path = b.Path, Id = b.Id, Label = b.Label, Kcv = b.Kcv, Valid = true, Compatible = false, Restorable = restoreTest ? false : null,
+                Problems = new[] { "An sc-hsm-tool backup restores only onto a SmartCard-HSM / Pico HSM, not onto this PKCS#11 token." },
+            };
+        // The target id may be taken by the very key this backup came from: that is not a
+        // compatibility problem for a test, so occupancy is not checked here.
+        var problems = CheckCompatibility(b.Content, null, force: true, out bool match);
+        bool? restorable = null;
+        string? detail = null;
+        if (restoreTest)
+        {
+            if (match && problems.Count == 0)
+            {
+                (bool ok, detail) = RestoreTest(b.Content);
+                restorable = ok;
+                if (!ok) problems.Add(detail);
+            }
+            else
+            {
+                restorable = false;
+                detail = "Not tried: the backup does not fit this token.";
+            }
+        }
+        return new PicoBackupTestResult
+        {
+            Path = b.Path, Id = b.Id, Label = b.Label, Kcv = b.Kcv, Valid = true, DkekMatch = match, Compatible = problems.Count == 0 || (restorable == false && match && problems.Count == 1 && detail is not null && problems[0] == detail),
+            Restorable = restorable, Problems = problems.ToArray(), Detail = detail,
+        };
     }
 
     /// <summary>

@@ -63,9 +63,9 @@ public sealed class ExportPicoWrappedKeyCommand : PicoSessionCmdletBase
         foreach (var key in keys)
         {
             ThrowIfStopping();
-            string target = Path is not null ? SessionState.Path.GetUnresolvedProviderPathFromPSPath(Path) : System.IO.Path.Combine(dir!, BackupFiles.DefaultFileName(key));
+            string target = Path is not null ? SessionState.Path.GetUnresolvedProviderPathFromPSPath(Path) : System.IO.Path.Combine(dir!, BackupFiles.DefaultFileName(key, KeyServices.Backend(ResolvedSession).BackupExtension));
             if (!ShouldProcess(target, $"Export key {key.Id} '{key.Label}' wrapped under the DKEK")) continue;
-            TryRun(() => WriteObject(BackupFiles.Export(ResolvedSession, key, target, Force)), key);
+            TryRun(() => WriteObject(KeyServices.Backend(ResolvedSession).Export(key, target, Force)), key);
         }
     }
 

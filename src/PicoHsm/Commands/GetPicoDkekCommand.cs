@@ -13,7 +13,7 @@ public sealed class GetPicoDkekCommand : PicoSessionCmdletBase
         RequireLogin();
         try
         {
-            WriteObject(KeyServices.Backend(ResolvedSession).GetDkek());
+            foreach (var d in KeyServices.Backend(ResolvedSession).GetDkek()) WriteObject(d);
         }
         catch (PicoHsmException ex)
         {

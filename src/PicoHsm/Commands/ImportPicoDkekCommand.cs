@@ -19,6 +19,15 @@ public sealed class ImportPicoDkekCommand : PicoSessionCmdletBase
     [Parameter]
     public SecureString[]? SharePassword { get; set; }
 
+    /// <summary>CKA_ID of the DKEK object on a generic token (as in the procedure: 01).</summary>
+    [Parameter]
+    [ValidatePattern("^([0-9a-fA-F]{2})+$")]
+    public string Id { get; set; } = "01";
+
+    /// <summary>Label of the DKEK object on a generic token; the label in the share files by default.</summary>
+    [Parameter]
+    public string? Label { get; set; }
+
     private readonly List<string> _paths = new();
 
     protected override void ProcessRecord()
@@ -34,8 +43,8 @@ public sealed class ImportPicoDkekCommand : PicoSessionCmdletBase
         Run(() => { DkekCeremony.CheckSet(files, _paths); return 0; });
         string kcv = files[0].KcvHex;
 
-        var current = Run(() => KeyServices.Backend(ResolvedSession).GetDkek());
-        if (current.Present && current.KeyCheckValue is { } have && have != kcv)
+        var current = Run(() => KeyServices.Backend(ResolvedSession).GetDkek()).FirstOrDefault(d => d.Present && d.KeyCheckValue is not null);
+        if (current?.KeyCheckValue is { } have && have != kcv)
             ThrowTerminatingError(NewError("OtherDkekPresent", ErrorCategory.ResourceExists,
                 $"The token '{ResolvedSession.TokenLabel}' already holds DKEK {have}; these shares are of DKEK {kcv}. Backups cannot move between DKEKs; use a fresh token or the shares of {have}.", ResolvedSession));
 
@@ -54,10 +63,10 @@ public sealed class ImportPicoDkekCommand : PicoSessionCmdletBase
         progress.RecordType = ProgressRecordType.Completed;
         WriteProgress(progress);
 
-        bool imported = Run(() => KeyServices.Backend(ResolvedSession).ImportDkek(dkek, files[0].Label, Convert.FromHexString("01")));
+        bool imported = Run(() => KeyServices.Backend(ResolvedSession).ImportDkek(dkek, Label ?? files[0].Label, Convert.FromHexString(Id)));
         if (!imported)
             WriteWarning($"The token '{ResolvedSession.TokenLabel}' already holds DKEK {kcv}; nothing was changed.");
-        var result = Run(() => KeyServices.Backend(ResolvedSession).GetDkek());
+        var result = Run(() => KeyServices.Backend(ResolvedSession).GetDkek()).FirstOrDefault(d => d.KeyCheckValue == kcv) ?? Run(() => KeyServices.Backend(ResolvedSession).GetDkek())[0];
         WriteObject(new PicoDkek
         {
             Present = result.Present, KeyCheckValue = result.KeyCheckValue, KcvVerified = result.KcvVerified, Label = result.Label, Id = result.Id,

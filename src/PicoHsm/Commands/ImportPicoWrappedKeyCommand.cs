@@ -30,6 +30,11 @@ public sealed class ImportPicoWrappedKeyCommand : PicoSessionCmdletBase
     [Parameter]
     public string? Label { get; set; }
 
+    /// <summary>SmartCard-HSM / Pico HSM: the key reference (1-254) to restore to; the first free one by default.</summary>
+    [Parameter]
+    [ValidateRange(1, 254)]
+    public int? KeyReference { get; set; }
+
     /// <summary>Replace a key that already has the target id (after the new one is in place).</summary>
     [Parameter]
     public SwitchParameter Force { get; set; }
@@ -50,7 +55,7 @@ public sealed class ImportPicoWrappedKeyCommand : PicoSessionCmdletBase
             string id = Id?.ToLowerInvariant() ?? b.Id ?? "";
             if (!ShouldProcess($"token '{ResolvedSession.TokenLabel}'", $"Restore key {id} '{Label ?? b.Label}' from {b.Path}{(Force ? " (replacing a key with that id)" : "")}"))
                 continue;
-            TryRun(() => WriteObject(BackupFiles.Restore(ResolvedSession, b, Id is null ? null : Convert.FromHexString(Id), Label, Force)), b);
+            TryRun(() => WriteObject(KeyServices.Backend(ResolvedSession).Restore(b, new RestoreRequest(Id is null ? null : Convert.FromHexString(Id), Label, Force, KeyReference))), b);
         }
     }
 }

@@ -55,7 +55,7 @@ public sealed class NewPicoDkekCommand : PicoSessionCmdletBase
         var paths = DkekCeremony.ShareFilePaths(dir, Label, ShareCount);
         var session = NoImport ? (Session ?? SessionRegistry.Current.Default) : ResolvedSession;
         if (!NoImport) RequireLogin();
-        if (!NoImport && Run(() => KeyServices.Backend(ResolvedSession).GetDkek()) is { Present: true } existing)
+        if (!NoImport && Run(() => KeyServices.Backend(ResolvedSession).GetDkek()).FirstOrDefault(d => d.Present && d.KeyCheckValue is not null) is { } existing)
             ThrowTerminatingError(NewError("DkekPresent", ErrorCategory.ResourceExists,
                 $"The token '{ResolvedSession.TokenLabel}' already has a DKEK (KCV {existing.KeyCheckValue}). A new one would orphan every backup made under it. Use -NoImport to only write shares, or a fresh token.", ResolvedSession));
 
@@ -105,7 +105,7 @@ public sealed class NewPicoDkekCommand : PicoSessionCmdletBase
             Threshold = Threshold,
             ShareCount = ShareCount,
             ShareFiles = paths.ToArray(),
-            Backend = "Pkcs11",
+            Backend = NoImport ? "Offline" : KeyServices.Backend(ResolvedSession).Name,
             TokenLabel = NoImport ? null : ResolvedSession.TokenLabel,
             TokenSerial = NoImport ? null : ResolvedSession.SerialNumber,
             Status = NoImport ? "Shares written; not imported (-NoImport)" : "Imported",
