@@ -42,6 +42,23 @@ public static class CardCrypto
         _ => throw new ArgumentException("no hash of length " + len),
     };
 
+    /// <summary>(digest, hash) from a DER DigestInfo, or from a bare hash by its length.</summary>
+    public static (IDigest, byte[]) SplitDigestInfo(byte[] data)
+    {
+        try
+        {
+            if (data.Length > 0 && data[0] == 0x30)
+            {
+                var di = Org.BouncyCastle.Asn1.X509.DigestInfo.GetInstance(Asn1Object.FromByteArray(data));
+                var hash = di.Digest.GetOctets();
+                var d = DigestUtilities.GetDigest(di.DigestAlgorithm.Algorithm);
+                if (d.GetDigestSize() == hash.Length) return (d, hash);
+            }
+        }
+        catch (Exception ex) when (ex is IOException or ArgumentException or SecurityUtilityException or InvalidCastException) { }
+        return (DigestForLength(data.Length), data);
+    }
+
     public static BigInteger[] EcdsaSign(CardKey key, byte[] hash, SecureRandom rnd)
     {
         var s = new ECDsaSigner();

@@ -709,7 +709,12 @@ public sealed class ScHsmSimulator
                         return Ok(CardCrypto.RsaRaw(key, a.Data));
                     case 0x30: return Ok(CardCrypto.RsaPkcs1(key, a.Data));
                     case >= 0x31 and <= 0x35: return Ok(CardCrypto.RsaPkcs1WithHash(key, CardCrypto.DigestFor(alg & 0x0F)!, a.Data));
-                    case 0x40: return Ok(CardCrypto.RsaPss(key, CardCrypto.DigestForLength(a.Data.Length), a.Data, true, rnd));
+                    case 0x40:
+                    {
+                        // OpenSC sends a DigestInfo for PSS; a bare hash is taken by its length
+                        var (digest, hash) = CardCrypto.SplitDigestInfo(a.Data);
+                        return Ok(CardCrypto.RsaPss(key, digest, hash, true, rnd));
+                    }
                     case >= 0x41 and <= 0x45: return Ok(CardCrypto.RsaPss(key, CardCrypto.DigestFor(alg & 0x0F)!, a.Data, false, rnd));
                 }
             }
