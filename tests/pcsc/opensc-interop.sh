@@ -103,10 +103,15 @@ cat "$WORK/step-$STEPS.log"
 
 # one card per vpcd reader: wait until nobody else is connected to our port
 port_hex=$(printf '%04X' "$VPCD_PORT")
-busy() { awk -v p=":$port_hex" 'NR > 1 && $4 == "01" && substr($3, length($3) - 4) == p { f = 1 } END { exit !f }' /proc/net/tcp /proc/net/tcp6 2>/dev/null; }
+tcp_files=()
+for f in /proc/net/tcp /proc/net/tcp6; do [ -r "$f" ] && tcp_files+=("$f"); done
+busy() {
+    [ ${#tcp_files[@]} -gt 0 ] || return 1
+    awk -v p=":$port_hex" '$4 == "01" && substr($3, length($3) - 4) == p { f = 1 } END { exit !f }' "${tcp_files[@]}"
+}
 for i in $(seq 1 120); do
     busy || break
-    [ "$i" = 1 ] && echo "another card is connected to vpcd port $VPCD_PORT ($(pgrep -af CardSimulator | head -n3 | tr '\n' ';')); waiting up to 60 s"
+    [ "$i" = 1 ] && echo "another card is connected to vpcd port $VPCD_PORT ($(pgrep -af CardSimulator 2>/dev/null | head -n3 | tr '\n' ';')); waiting up to 60 s"
     sleep 0.5
 done
 busy && fail "vpcd port $VPCD_PORT still in use by another card; try VPCD_PORT=35964"

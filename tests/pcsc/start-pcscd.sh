@@ -21,10 +21,22 @@ log() { echo "start-pcscd: $*" >&2; }
 
 # true when something listens on TCP port $1 (reads /proc, so no probe connection reaches vpcd)
 port_listens() {
-    local hex
+    local hex f files=()
     hex=$(printf '%04X' "$1")
-    awk -v p=":$hex" 'NR > 1 && $4 == "0A" && substr($2, length($2) - 4) == p { found = 1 } END { exit !found }' \
-        /proc/net/tcp /proc/net/tcp6 2>/dev/null
+    for f in /proc/net/tcp /proc/net/tcp6; do [ -r "$f" ] && files+=("$f"); done
+    [ ${#files[@]} -gt 0 ] || return 1
+    awk -v p=":$hex" '$4 == "0A" && substr($2, length($2) - 4) == p { found = 1 } END { exit !found }' "${files[@]}"
+}
+
+# pid of a running pcscd, if any (pgrep, or pcscd's own pid file when procps is missing)
+running_pcscd() {
+    local p
+    if command -v pgrep >/dev/null 2>&1; then
+        pgrep -x pcscd | head -n1
+        return 0
+    fi
+    p=$(cat /run/pcscd/pcscd.pid 2>/dev/null || true)
+    if [ -n "$p" ] && [ "$(cat "/proc/$p/comm" 2>/dev/null)" = "pcscd" ]; then echo "$p"; fi
 }
 
 vpcd_configured() {
@@ -48,7 +60,8 @@ if ! vpcd_configured; then
     exit 1
 fi
 
-if pid=$(pgrep -x pcscd | head -n1) && [ -n "$pid" ]; then
+pid=$(running_pcscd)
+if [ -n "$pid" ]; then
     log "pcscd already running (pid $pid), not starting another"
     echo "pcscd already running (pid $pid)"
     # it may have just been started by someone else: give it a moment to listen
