@@ -109,7 +109,7 @@ public sealed class ScHsmSimulator
             try { r = ProcessCore(commandApdu); }
             catch (Exception ex)
             {
-                opts.Log?.Invoke("internal error: " + ex);
+                Console.Error.WriteLine("card simulator: internal error on " + Hex.Of(commandApdu, " ") + ": " + ex);
                 r = Sw(0x6F00);
             }
             opts.Log?.Invoke("> " + Hex.Of(commandApdu, " ") + "\n< " + Hex.Of(r, " "));
@@ -240,10 +240,37 @@ public sealed class ScHsmSimulator
     static byte[] Ok(byte[] data) => Tlv.Concat(data, Sw(SW_OK));
     static byte[] Ok() => Sw(SW_OK);
 
+    // response bytes not yet fetched with GET RESPONSE (answers longer than a short Le)
+    byte[]? pendingResponse;
+
     byte[] ProcessCore(byte[] raw)
     {
         var a = CommandApdu.Parse(raw);
-        if (a == null) return Sw(0x6700);
+        if (a == null) { pendingResponse = null; return Sw(0x6700); }
+        if (a.Ins == 0xC0 && a.Cla == 0x00)
+        {
+            if (pendingResponse == null) return Sw(0x6985);
+            return Chunk(pendingResponse, a.Ne == 0 ? 256 : a.Ne);
+        }
+        pendingResponse = null;
+        var r = Dispatch(a);
+        // An answer longer than Ne is split ISO 7816-4 style: Ne bytes + 61xx, the rest by GET RESPONSE.
+        // (READ BINARY cuts at Ne itself; Ne = 0, i.e. no Le, gets the whole answer.)
+        if (a.Ne > 0 && r.Length - 2 > a.Ne && a.Ins is not (0xB0 or 0xB1) && r[^2] == 0x90 && r[^1] == 0x00)
+            return Chunk(r[..^2], a.Ne);
+        return r;
+    }
+
+    byte[] Chunk(byte[] data, int ne)
+    {
+        int n = Math.Min(ne, data.Length);
+        int left = data.Length - n;
+        pendingResponse = left > 0 ? data[n..] : null;
+        return left > 0 ? Tlv.Concat(data[..n], new byte[] { 0x61, (byte)Math.Min(left, 256) }) : Ok(data[..n]);
+    }
+
+    byte[] Dispatch(CommandApdu a)
+    {
         if ((a.Cla & 0x0C) != 0) return Sw(0x6882); // no secure messaging
         if (a.Ins == 0xA4) return Select(a);
         if (!appletSelected) return Sw(0x6D00);

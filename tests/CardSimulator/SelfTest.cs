@@ -143,6 +143,21 @@ public static class SelfTest
         var rw = Tx("80721592000000");
         nextRandom = null;
         Check(rw.Length > 2 && rw[..^2].AsSpan().SequenceEqual(BlobOfWky(File.ReadAllBytes(Path.Combine(vectors, "rsa2048.wky")))), "WRAP rsa2048 again = vector blob");
+        {
+            // short Le: the 587-byte blob comes in 256-byte pieces with 61xx and GET RESPONSE
+            nextRandom = rsaDec.Random8;
+            var parts = new List<byte>();
+            var r = Tx("8072159200");
+            nextRandom = null;
+            int rounds = 0;
+            while (r.Length >= 2 && r[^2] == 0x61 && rounds++ < 10)
+            {
+                parts.AddRange(r[..^2]);
+                r = Tx("00C00000" + (r[^1] == 0 ? "00" : r[^1].ToString("X2")));
+            }
+            parts.AddRange(r[..^2]);
+            Check(rounds == 2 && r[^2] == 0x90 && parts.ToArray().AsSpan().SequenceEqual(rw[..^2]), "WRAP with short Le: 61xx + GET RESPONSE deliver the whole blob");
+        }
         var rsig = sim.Process(Tlv.Concat(Hex.Parse("80681533"), new byte[] { 0, 0, (byte)msg.Length }, msg, new byte[] { 2, 0 }));
         CheckSw(rsig, 0x9000, "SIGN RSA PKCS#1 SHA-256 with rsa2048");
         {
