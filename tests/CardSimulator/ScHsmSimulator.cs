@@ -253,10 +253,11 @@ public sealed class ScHsmSimulator
             return Chunk(pendingResponse, a.Ne == 0 ? 256 : a.Ne);
         }
         pendingResponse = null;
+        if (raw.Length == 4) a.Ne = 256; // pico-keys-sdk treats a case 1 APDU as Le = 256
         var r = Dispatch(a);
-        // An answer longer than Ne is split ISO 7816-4 style: Ne bytes + 61xx, the rest by GET RESPONSE.
-        // (READ BINARY cuts at Ne itself; Ne = 0, i.e. no Le, gets the whole answer.)
-        if (a.Ne > 0 && r.Length - 2 > a.Ne && a.Ins is not (0xB0 or 0xB1) && r[^2] == 0x90 && r[^1] == 0x00)
+        // As pico-keys-sdk: an answer longer than Ne (0 for case 3) is sent as Ne bytes + 61xx, the rest
+        // by GET RESPONSE. READ BINARY cuts at Ne itself.
+        if (r.Length - 2 > a.Ne && a.Ins is not (0xB0 or 0xB1) && r[^2] == 0x90 && r[^1] == 0x00)
             return Chunk(r[..^2], a.Ne);
         return r;
     }
@@ -273,7 +274,7 @@ public sealed class ScHsmSimulator
     {
         if ((a.Cla & 0x0C) != 0) return Sw(0x6882); // no secure messaging
         if (a.Ins == 0xA4) return Select(a);
-        if (!appletSelected) return Sw(0x6D00);
+        if (!appletSelected) return Sw(0x6A82); // pico-keys-sdk: no current application
         switch (a.Ins)
         {
             case 0xB0: case 0xB1: return ReadBinary(a);
@@ -318,11 +319,13 @@ public sealed class ScHsmSimulator
         {
             if (a.Data.Length == 0 || a.Data.Length > Aid.Length || !Aid.AsSpan(0, a.Data.Length).SequenceEqual(a.Data))
                 return Sw(0x6A82);
+            // P2 other than 00/04 is not an application selection for pico-keys-sdk: the applet's own
+            // SELECT answers 6A86 (no logout), and without a selected applet there is nobody to ask
+            if (a.P2 != 0x00 && a.P2 != 0x04) return Sw(appletSelected ? (ushort)0x6A86 : (ushort)0x6A82);
             // selecting the applet logs out (OpenSC's sc_hsm_logout relies on it)
             appletSelected = true;
             Logout();
             currentEf = null;
-            if ((a.P2 & 0xFC) == 0x0C) return Sw(0x6A86);
             return Ok(AppletFcp());
         }
         if (!appletSelected) return Sw(0x6A82);
