@@ -74,7 +74,13 @@ public static class Program
         }
         else if (vpcd.Length > 0) host = vpcd;
 
-        var sim = new ScHsmSimulator(o);
+        ScHsmSimulator sim;
+        try { sim = new ScHsmSimulator(o); }
+        catch (Exception ex) when (ex is ArgumentException or IOException or System.Text.Json.JsonException or InvalidDataException or FormatException)
+        {
+            Console.Error.WriteLine("card simulator: " + ex.Message);
+            return 2;
+        }
         using var cts = new CancellationTokenSource();
         Console.CancelKeyPress += (_, e) => { e.Cancel = true; cts.Cancel(); };
         AppDomain.CurrentDomain.ProcessExit += (_, _) => cts.Cancel();

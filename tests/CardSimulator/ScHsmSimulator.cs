@@ -85,9 +85,17 @@ public sealed class ScHsmSimulator
             tlv.Write(Tlv.Build(0x91, new[] { (byte)opts.PinRetries }));
             if (opts.DkekShares is int n) tlv.Write(Tlv.Build(0x92, new[] { (byte)n }));
             Initialize(tlv.ToArray());
-            foreach (var s in opts.ImportedShares) ImportShare(0, s);
+            foreach (var s in opts.ImportedShares)
+            {
+                if (s.Length != 32) throw new ArgumentException("a DKEK share has 32 bytes");
+                if (!domains[0].HasDkek || domains[0].Imported >= domains[0].Total)
+                    throw new ArgumentException("more DKEK shares than announced (DkekShares)");
+                ImportShare(0, s);
+            }
         }
         ResetSession();
+        if (opts.StateFile != null) Save();
+        dirty = false;
     }
 
     // =====================================================================================
