@@ -462,7 +462,8 @@ public sealed class ScHsmSimulator
         if (a.P1 != 0x00) return Sw(0x6B00);
         if (a.P2 == 0x85 || a.P2 == 0x86) return Sw(0x6A88);
         if (a.P2 != 0x81 && a.P2 != 0x88) return Sw(0x6A88);
-        if (!initialized) return Sw(0x6984);
+        // never initialised: no PIN object (sc-hsm-tool then says "has never been initialized")
+        if (!initialized) return Sw(0x6A88);
         bool so = a.P2 == 0x88;
         int left = so ? soLeft : userLeft;
         if (a.Data.Length == 0)
