@@ -185,6 +185,8 @@ public sealed class ScHsmSimulator
 
     void ResetSession()
     {
+        pendingResponse = null;
+        chain = null;
         appletSelected = false;
         Logout();
         currentEf = null;
@@ -250,6 +252,7 @@ public sealed class ScHsmSimulator
 
     // response bytes not yet fetched with GET RESPONSE (answers longer than a short Le)
     byte[]? pendingResponse;
+    MemoryStream? chain;
 
     byte[] ProcessCore(byte[] raw)
     {
@@ -261,6 +264,19 @@ public sealed class ScHsmSimulator
             return Chunk(pendingResponse, a.Ne == 0 ? 256 : a.Ne);
         }
         pendingResponse = null;
+        // command chaining (CLA bit 0x10), as pico-keys-sdk: collect up to 4096 bytes, then run the last part
+        if ((a.Cla & 0x10) != 0)
+        {
+            chain ??= new MemoryStream();
+            if (chain.Length + a.Data.Length >= 4096) { chain = null; return Sw(0x6E00); }
+            chain.Write(a.Data);
+            return Ok();
+        }
+        if (chain != null)
+        {
+            a.Data = Tlv.Concat(chain.ToArray(), a.Data);
+            chain = null;
+        }
         if (raw.Length == 4) a.Ne = 256; // pico-keys-sdk treats a case 1 APDU as Le = 256
         var r = Dispatch(a);
         // As pico-keys-sdk: an answer longer than Ne (0 for case 3) is sent as Ne bytes + 61xx, the rest

@@ -192,6 +192,9 @@ public static class SelfTest
         CheckSw(sim.Process(Tlv.Concat(Hex.Parse("00D72F10"), new byte[] { (byte)(4 + 3 + part1.Length) }, Hex.Parse("54020000"), new byte[] { 0x53, 0x81, (byte)part1.Length }, part1)), 0x9000, "write blob part 1 to 2F10");
         CheckSw(sim.Process(Tlv.Concat(Hex.Parse("00D72F10"), new byte[] { (byte)(4 + 3 + part2.Length) }, Hex.Parse("540200C8"), new byte[] { 0x53, 0x81, (byte)part2.Length }, part2)), 0x9000, "write blob part 2 to 2F10");
         CheckSw(Tx("80742393"), 0x9000, "UNWRAP from EF 2F10 into key 0x23");
+        // command chaining: the blob in two short APDUs, the first with CLA 90
+        CheckSw(sim.Process(Tlv.Concat(Hex.Parse("90742493"), new byte[] { 200 }, ecBlob[..200])), 0x9000, "chained UNWRAP part 1 (CLA 90)");
+        CheckSw(sim.Process(Tlv.Concat(Hex.Parse("80742493"), new byte[] { (byte)(ecBlob.Length - 200) }, ecBlob[200..])), 0x9000, "chained UNWRAP last part into key 0x24");
         Tx("00A404000BE82B0601040181C31F020100");
         CheckSw(Tx("80721492000000"), 0x6982, "WRAP after SELECT (logged out)");
         CheckSw(Tx("0020008106313131313131"), 0x63C2, "wrong PIN -> 63C2");
