@@ -411,12 +411,9 @@ public sealed class ScHsmSimulator
         if (f == null) return Sw(0x6986);
         if (f.Key != null) return Sw(0x6982);
         if (offset > f.Data.Length) return Sw(0x6B00);
-        int ne = a.Ne == 0 ? 256 : a.Ne;
-        int n = Math.Min(ne, f.Data.Length - offset);
-        var chunk = f.Data.AsSpan(offset, n).ToArray();
-        int left = f.Data.Length - offset - n;
-        // Pico: SW 61xx after a chunk when more data follows (xx = bytes left, 00 for 256 or more)
-        return left > 0 ? Tlv.Concat(chunk, new byte[] { 0x61, (byte)Math.Min(left, 256) }) : Ok(chunk);
+        // Pico: the rest of the file is the answer, cut at Le with SW 61xx (xx = bytes left, 00 for 256 or
+        // more; GET RESPONSE would deliver them); 9000 with no data at EOF
+        return Chunk(f.Data[offset..], a.Ne == 0 ? 256 : a.Ne);
     }
 
     byte[] UpdateBinary(CommandApdu a)
