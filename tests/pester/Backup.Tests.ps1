@@ -257,3 +257,97 @@ Describe 'Test-PicoKeyBackup with a session' {
         $r.Problems -join ' ' | Should -BeLike '*DKEK*'
     }
 }
+
+Describe 'Backup-PicoHsm and Restore-PicoHsm' {
+    BeforeAll {
+        $script:setDir = Join-Path $Work 'full'
+        $script:set = Backup-PicoHsm -Session $src -Directory $setDir -WarningVariable bw -WarningAction SilentlyContinue
+        $script:backupWarnings = $bw
+    }
+
+    It 'backs up every exportable key with a manifest and lists the key it could not export' {
+        $set | Should -BeOfType ([PicoHsm.Backends.PicoHsmBackupSet])
+        $set.KeyCount | Should -Be 8
+        $set.Kcv | Should -Be $dkek.KeyCheckValue
+        $set.Complete | Should -BeFalse
+        $set.NotExported.Count | Should -Be 1
+        $set.NotExported[0] | Should -BeLike "99 'locked-in'*CKA_EXTRACTABLE*"
+        "$backupWarnings" | Should -BeLike '*99*locked-in*'
+        Test-Path $set.ManifestPath | Should -BeTrue
+        $manifest = Get-Content -Raw $set.ManifestPath | ConvertFrom-Json
+        $manifest.entries.Count | Should -Be 8
+        foreach ($b in $set.Backups) {
+            ($manifest.entries | Where-Object file -EQ (Split-Path -Leaf $b.Path)).sha256 | Should -Be $b.Sha256
+        }
+        $manifest.notExported[0].reason | Should -BeLike '*CKA_EXTRACTABLE*'
+    }
+
+    It 'refuses a folder that already holds a backup unless -Force' {
+        $e = { Backup-PicoHsm -Session $src -Directory $setDir -ErrorAction Stop -WarningAction SilentlyContinue } | Should -Throw -PassThru
+        $e.FullyQualifiedErrorId | Should -BeLike 'BackupPicoHsmBackupExists,*'
+    }
+
+    It 'refuses to restore a damaged set, naming the file, before changing anything' {
+        $copy = Join-Path $Work 'damaged'
+        Copy-Item $setDir $copy -Recurse
+        $victim = Get-ChildItem $copy -Filter 'aes128*' | Select-Object -First 1
+        $bytes = [IO.File]::ReadAllBytes($victim.FullName); $bytes[150] = $bytes[150] -bxor 1; [IO.File]::WriteAllBytes($victim.FullName, $bytes)
+        $t = Connect-TestToken 'pico-test-b'
+        $before = @(Get-PicoKey -Session $t).Count
+        $e = { Restore-PicoHsm -Session $t -Directory $copy -Confirm:$false -ErrorAction Stop } | Should -Throw -PassThru
+        $e.FullyQualifiedErrorId | Should -BeLike 'RestorePicoHsmBackupDamaged,*'
+        $e.Exception.Message | Should -BeLike "*$($victim.Name)*"
+        @(Get-PicoKey -Session $t).Count | Should -Be $before
+    }
+
+    It 'refuses a token without the backup DKEK' {
+        $t = Connect-TestToken 'pico-test-b'
+        $e = { Restore-PicoHsm -Session $t -Directory $setDir -Confirm:$false -ErrorAction Stop -WarningAction SilentlyContinue } | Should -Throw -PassThru
+        $e.FullyQualifiedErrorId | Should -BeLike 'RestorePicoHsmDkekMismatch,*'
+    }
+
+    It 'restores the whole set onto a wiped token from any 2 of the 3 shares' {
+        $files = (Get-ChildItem (Join-Path $Work 'shares') | Sort-Object Name).FullName
+        foreach ($pair in @(@(0, 1), @(0, 2), @(1, 2))) {
+            Disconnect-PicoHsm -Session (Get-PicoHsmSession | Where-Object TokenLabel -EQ 'pico-test-a')
+            Remove-TestObjects -Token 'pico-test-a'
+            $t = Connect-TestToken 'pico-test-a'
+            (Get-PicoDkek -Session $t).Present | Should -BeFalse
+            Import-PicoDkek -Session $t -Path $files[$pair[0]], $files[$pair[1]] -SharePassword $pw[$pair[0]], $pw[$pair[1]] -Confirm:$false | Out-Null
+            $restored = @(Restore-PicoHsm -Session $t -Directory $setDir -Confirm:$false -WarningAction SilentlyContinue)
+            $restored.Count | Should -Be 8
+            foreach ($k in $restored | Where-Object Class -EQ 'PrivateKey') {
+                $k.PublicKeyFingerprint | Should -Be $originals[$k.Id].PublicKeyFingerprint
+            }
+            Test-SignsLike -Token 'pico-test-a' -Id '21' -Original $originals['21'] | Should -BeTrue
+            Get-AesCipher -Token 'pico-test-a' -Id '32' | Should -Be (Get-AesCipher -Token 'pico-test-f' -Id '32')
+        }
+        $script:dst = Get-PicoHsmSession | Where-Object TokenLabel -EQ 'pico-test-a' | Select-Object -Last 1
+    }
+
+    It 'refuses occupied ids key by key, and replaces them with -Force' {
+        $errs = $null
+        $r = @(Restore-PicoHsm -Session $dst -Directory $setDir -Confirm:$false -ErrorVariable errs -ErrorAction SilentlyContinue -WarningAction SilentlyContinue)
+        $r.Count | Should -Be 0
+        $errs.Count | Should -Be 8
+        $errs[0].FullyQualifiedErrorId | Should -BeLike 'RestorePicoHsmIdInUse,*'
+        $r = @(Restore-PicoHsm -Session $dst -Directory $setDir -Force -Confirm:$false -WarningAction SilentlyContinue)
+        $r.Count | Should -Be 8
+        @(Get-PicoKey -Session $dst).Count | Should -Be 8
+    }
+
+    It 'restores a key as sensitive even when its file was edited (and re-digested) to say otherwise' {
+        $path = Join-Path $Work 'edited.pkb'
+        $text = [IO.File]::ReadAllText((Join-Path $setDir 'ec-p384-22.pkb'))
+        $text.Contains('"sensitive": true') | Should -BeTrue
+        $text = $text.Replace('"sensitive": true', '"sensitive": false')
+        # Recompute the self-digest as someone editing the file could (docs/backup-format.md).
+        $marker = '"documentSha256": "'
+        $head = $text.Substring(0, $text.LastIndexOf($marker) + $marker.Length)
+        $digest = [Convert]::ToHexString([Security.Cryptography.SHA256]::HashData([Text.Encoding]::UTF8.GetBytes($head))).ToLowerInvariant()
+        [IO.File]::WriteAllText($path, $head + $digest + "`"`n}`n")
+        (Test-PicoKeyBackup -Path $path -Session $null).Valid | Should -BeTrue
+        $k = Import-PicoWrappedKey -Session $dst -Path $path -Id '5522' -Confirm:$false
+        $k.Sensitive | Should -BeTrue
+    }
+}

@@ -431,6 +431,7 @@ public sealed class Pkcs11DkekBackend : IDkekBackend
         var t = new List<IObjectAttribute>
         {
             Attr(CKA.CKA_CLASS, cko), Attr(CKA.CKA_KEY_TYPE, ckk), Attr(CKA.CKA_TOKEN, onToken), Attr(CKA.CKA_ID, id),
+            Attr(CKA.CKA_SENSITIVE, true),
         };
         if (label is not null) t.Add(Attr(CKA.CKA_LABEL, label));
         bool isSecret = b.KeyClass == KeyClass.Secret;
@@ -441,6 +442,9 @@ public sealed class Pkcs11DkekBackend : IDkekBackend
             CKA cka = UsageAttributes[ix].Cka;
             if (cka is CKA.CKA_VERIFY or CKA.CKA_ENCRYPT or CKA.CKA_WRAP && !isSecret) continue; // public-key usages
             if (cka is CKA.CKA_MODIFIABLE) continue; // set last would lock our own id change with -Force
+            // The backup's digest is no signature: whoever can edit the file could clear
+            // CKA_SENSITIVE. A restored key is always sensitive, whatever the file says.
+            if (cka is CKA.CKA_SENSITIVE) continue;
             if (forTest && cka is CKA.CKA_SIGN or CKA.CKA_ENCRYPT or CKA.CKA_DECRYPT or CKA.CKA_VERIFY or CKA.CKA_ALWAYS_AUTHENTICATE) continue;
             t.Add(Attr(cka, value));
         }
