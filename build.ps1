@@ -41,7 +41,7 @@ function Install-SystemPackage {
     # Each entry: a command or file that proves the package is there, and the Debian package.
     param([hashtable[]] $Need)
     $missing = foreach ($n in $Need) {
-        $present = if ($n.Command) { Get-Command $n.Command -ErrorAction Ignore } else { Test-Path $n.File }
+        $present = if ($n.ContainsKey('Command')) { Get-Command $n['Command'] -ErrorAction Ignore } else { Test-Path $n['File'] }
         if (-not $present) { $n.Package }
     }
     $missing = @($missing | Select-Object -Unique)
@@ -158,8 +158,18 @@ switch ($Task) {
         Get-TestPrerequisites
         Invoke-Build
         $pwsh = Get-PwshCommand
-        & $pwsh[0] @($pwsh | Select-Object -Skip 1) -NoProfile -NonInteractive -File (Join-Path $root 'demo/Invoke-Demo.ps1') -ModulePath (Join-Path $moduleOut 'PicoHsm.psd1')
-        if ($LASTEXITCODE -ne 0) { exit $LASTEXITCODE }
+        $conf = New-SoftHsmEnvironment -TokenLabel 'demo-a', 'demo-b'
+        $savedConf = $env:SOFTHSM2_CONF
+        try {
+            $env:SOFTHSM2_CONF = $conf
+            & $pwsh[0] @($pwsh | Select-Object -Skip 1) -NoProfile -NonInteractive -File (Join-Path $root 'demo/Invoke-Demo.ps1') -ModulePath (Join-Path $moduleOut 'PicoHsm.psd1')
+            $demoExit = $LASTEXITCODE
+        }
+        finally {
+            $env:SOFTHSM2_CONF = $savedConf
+            Remove-SoftHsmEnvironment -ConfigPath $conf
+        }
+        if ($demoExit -ne 0) { exit $demoExit }
     }
     'Bench' {
         Invoke-Build
