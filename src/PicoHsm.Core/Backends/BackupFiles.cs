@@ -59,6 +59,10 @@ public static class BackupFiles
             throw new PicoHsmException(PicoErrorKind.InvalidData, "BackupCorrupt",
                 $"'{path}' is not a readable sc-hsm-tool wrapped-key file: {ex.Message}", path, ex);
         }
+        // The public key: from the CV request / certificate element (the card keeps no other copy).
+        var publicKey = ScHsmCardFiles.ReadPublicKey(file.Certificate, description?.KeySizeBits);
+        int size = description?.KeySizeBits ?? publicKey?.SizeBits ?? 0;
+        if (size == 0 && blob.Kind == KeyKind.Aes && blob.Ciphertext.Length == 32) size = 128; // 8 + 2 + 16 bytes in two blocks
         return new PicoKeyBackup
         {
             Path = path,
@@ -67,11 +71,14 @@ public static class BackupFiles
             Label = description?.Label,
             KeyClass = blob.Kind == KeyKind.Aes ? "SecretKey" : "PrivateKey",
             KeyType = blob.Kind,
-            Size = description?.KeySizeBits ?? 0,
+            Size = size,
+            Curve = publicKey?.Curve,
             Kcv = blob.KcvHex,
             Sha256 = Convert.ToHexString(SHA256.HashData(bytes)).ToLowerInvariant(),
             Mechanism = "SmartCard-HSM WRAP KEY",
-            HasCertificate = file.Certificate is not null,
+            HasCertificate = file.CertificateIsX509,
+            HasPublicKey = publicKey is not null,
+            PublicKeyFingerprint = publicKey?.Fingerprint,
             KeyReference = description?.KeyReference,
             ScHsmFile = bytes,
         };

@@ -509,6 +509,44 @@ public sealed class ScHsmCard
     }
 
     // ------------------------------------------------------------------------------------------
+    // SIGN / DELETE KEY
+    // ------------------------------------------------------------------------------------------
+
+    /// <summary>Algorithm id of SIGN for ECDSA with SHA-256 over the raw message (the card hashes; trace 10).</summary>
+    public const byte AlgorithmEcdsaSha256 = 0x73;
+    /// <summary>Algorithm id of SIGN for RSA PKCS#1 v1.5 with SHA-256 over the raw message (the card hashes).</summary>
+    public const byte AlgorithmRsaPkcs1Sha256 = 0x33;
+
+    /// <summary>Command name used in <see cref="ScHsmCardException"/> for SIGN.</summary>
+    public const string SignCommand = "SIGN";
+
+    /// <summary>
+    /// SIGN (80 68 kid alg, extended case 4, Le 02 00 as OpenSC sends it): signs <paramref name="data"/> with
+    /// the key at <paramref name="keyReference"/>. With <see cref="AlgorithmEcdsaSha256"/> /
+    /// <see cref="AlgorithmRsaPkcs1Sha256"/> the card hashes the message itself; ECDSA answers a DER
+    /// ECDSA-Sig-Value, RSA the signature block. Needs a verified user PIN.
+    /// </summary>
+    public byte[] Sign(byte keyReference, byte algorithm, ReadOnlySpan<byte> data)
+    {
+        if (data.IsEmpty || data.Length > CommandApdu.MaxExtendedNc)
+            throw new ArgumentException("The data to sign must have 1 to 65535 bytes.", nameof(data));
+        ResponseApdu r = Send(new CommandApdu(0x80, 0x68, keyReference, algorithm, data, 512, forceExtended: true));
+        Check(r, SignCommand, $"key reference {keyReference}, algorithm {algorithm:X2}");
+        return r.Data;
+    }
+
+    /// <summary>
+    /// Deletes the key at <paramref name="keyReference"/> (DELETE FILE 00 E4 02 00 02 CC kid). Its PRKD (C4 kid)
+    /// and certificate (CE kid) are separate files: delete them with <see cref="DeleteFile"/>.
+    /// </summary>
+    public void DeleteKey(byte keyReference)
+    {
+        if (keyReference == DeviceKeyReference)
+            throw new ArgumentOutOfRangeException(nameof(keyReference), "Key reference 0 is the device's own key; it is never deleted.");
+        DeleteFile((ushort)(KeyPrefix << 8 | keyReference));
+    }
+
+    // ------------------------------------------------------------------------------------------
 
     private static byte[] Fid(ushort fid) => [(byte)(fid >> 8), (byte)fid];
 
