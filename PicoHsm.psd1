@@ -26,6 +26,7 @@
         'Test-PicoKeyBackup'
         'Backup-PicoHsm'
         'Restore-PicoHsm'
+        'Initialize-PicoHsm'
     )
     FunctionsToExport    = @()
     VariablesToExport    = @()

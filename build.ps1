@@ -51,7 +51,7 @@ function Install-SystemPackage {
     if ($isRoot -and (Get-Command apt-get -ErrorAction Ignore)) {
         Write-Host "Installing system packages: $($missing -join ', ')"
         $env:DEBIAN_FRONTEND = 'noninteractive'
-        & bash -c "apt-get update -qq >/dev/null && apt-get install -y -qq $($missing -join ' ') >/dev/null"
+        & bash -c "apt-get -o DPkg::Lock::Timeout=300 update -qq >/dev/null && apt-get -o DPkg::Lock::Timeout=300 install -y -qq $($missing -join ' ') >/dev/null"
         if ($LASTEXITCODE -ne 0) { throw "Installing $($missing -join ', ') failed. Run: $cmd" }
         return
     }
@@ -82,7 +82,7 @@ function Invoke-Build {
 }
 
 function Get-PesterModulePath {
-    Invoke-Native dotnet @('restore', (Join-Path $root 'tools/Pester.csproj'), '--nologo', '-v', 'q')
+    Invoke-Native dotnet @('restore', (Join-Path $root 'tools/Pester.csproj'), '--nologo', '-v', 'q') | Out-Host
     $packages = if ($env:NUGET_PACKAGES) { $env:NUGET_PACKAGES } else {
         ((dotnet nuget locals global-packages --list) -replace '^global-packages:\s*', '').Trim()
     }
@@ -100,7 +100,7 @@ function Invoke-UnitTests {
         $trx = Join-Path $results "$name.trx"
         if (Test-Path $trx) { Remove-Item $trx }
         Write-Host "xUnit: $name"
-        & dotnet test (Join-Path $root $proj) -c $Configuration --nologo -v q --logger "trx;LogFileName=$trx" --logger 'console;verbosity=minimal'
+        & dotnet test (Join-Path $root $proj) -c $Configuration --nologo -v q --logger "trx;LogFileName=$trx" --logger 'console;verbosity=minimal' | Out-Host
         if (-not (Test-Path $trx)) {
             Write-Host "xUnit run of $name produced no results (build failure?)" -ForegroundColor Red
             $failed++
@@ -128,7 +128,7 @@ function Invoke-PesterTests {
     $savedConf = $env:SOFTHSM2_CONF
     try {
         $env:SOFTHSM2_CONF = $conf
-        & $pwsh[0] @($pwsh | Select-Object -Skip 1) @argsList
+        & $pwsh[0] @($pwsh | Select-Object -Skip 1) @argsList | Out-Host
     }
     finally {
         $env:SOFTHSM2_CONF = $savedConf

@@ -47,12 +47,7 @@ try {
 
     Step 'Token A is lost (wiped)'
     Disconnect-PicoHsm
-    $list = & pkcs11-tool --module $softhsm --token-label demo-a --login --pin 648219 --list-objects 2>$null
-    $type = $null
-    foreach ($line in $list) {
-        if ($line -match '^(Private Key|Public Key|Secret Key|Data) Object') { $type = @{ 'Private Key' = 'privkey'; 'Public Key' = 'pubkey'; 'Secret Key' = 'secrkey'; 'Data' = 'data' }[$Matches[1]] }
-        elseif ($line -match '^\s+ID:\s+([0-9a-f]+)' -and $type) { Invoke-P11Tool 'demo-a' @('--delete-object', '--type', $type, '--id', $Matches[1]) }
-    }
+    Clear-SoftHsmToken -Token 'demo-a'
     $a = Connect-PicoHsm -ModulePath $softhsm -TokenLabel 'demo-a' -Pin $pin
     "Keys left on token A: $(@(Get-PicoKey).Count); DKEK present: $((Get-PicoDkek).Present)" | Out-Host
     Disconnect-PicoHsm

@@ -18,18 +18,8 @@ function New-TestKey {
 }
 
 function Remove-TestObjects {
-    <# Deletes every object on a token (between tests), through pkcs11-tool. #>
     param([string] $Token)
-    $list = & pkcs11-tool --module $script:SoftHsm --token-label $Token --login --pin $script:PinText --list-objects 2>$null
-    $type = $null
-    foreach ($line in $list) {
-        if ($line -match '^(Private Key|Public Key|Secret Key|Certificate|Data) Object') {
-            $type = @{ 'Private Key' = 'privkey'; 'Public Key' = 'pubkey'; 'Secret Key' = 'secrkey'; 'Certificate' = 'cert'; 'Data' = 'data' }[$Matches[1]]
-        }
-        elseif ($line -match '^\s+ID:\s+([0-9a-f]+)' -and $type) {
-            & pkcs11-tool --module $script:SoftHsm --token-label $Token --login --pin $script:PinText --delete-object --type $type --id $Matches[1] 2>&1 | Out-Null
-        }
-    }
+    Clear-SoftHsmToken -Token $Token
 }
 
 function New-TestPasswords {

@@ -51,6 +51,25 @@ function Remove-SoftHsmEnvironment {
     if ($dir -like '*picohsm-*' -and (Test-Path $dir)) { Remove-Item $dir -Recurse -Force }
 }
 
+function Clear-SoftHsmToken {
+    <# Deletes every object on a SoftHSM2 token with OpenSC's pkcs11-tool (a wipe, outside the module under test). #>
+    param([string] $Token)
+    $list = & pkcs11-tool --module (Get-SoftHsmModulePath) --token-label $Token --login --pin $script:TestPin --list-objects 2>$null
+    $type = $null
+    foreach ($line in $list) {
+        if ($line -match '^(Private Key|Public Key|Secret Key|Certificate|Data) [Oo]bject') {
+            $type = @{ 'Private Key' = 'privkey'; 'Public Key' = 'pubkey'; 'Secret Key' = 'secrkey'; 'Certificate' = 'cert'; 'Data' = 'data' }[$Matches[1]]
+        }
+        elseif ($line -match '^\s+ID:\s+([0-9a-f]+)' -and $type -and $type -ne 'data') {
+            & pkcs11-tool --module (Get-SoftHsmModulePath) --token-label $Token --login --pin $script:TestPin --delete-object --type $type --id $Matches[1] 2>&1 | Out-Null
+        }
+        elseif ($line -match "^\s+label:\s+'(.*)'" -and $type -eq 'data') {
+            # Data objects have no CKA_ID: delete them by label.
+            & pkcs11-tool --module (Get-SoftHsmModulePath) --token-label $Token --login --pin $script:TestPin --delete-object --type data --label $Matches[1] 2>&1 | Out-Null
+        }
+    }
+}
+
 function Get-TestPin { ConvertTo-SecureString $script:TestPin -AsPlainText -Force }
 function Get-TestSoPin { $script:TestSoPin }
 

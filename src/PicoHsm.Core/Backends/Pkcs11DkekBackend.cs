@@ -38,8 +38,13 @@ public sealed class Pkcs11DkekBackend : IDkekBackend
 
     // ---------- DKEK ----------
 
+    /// <summary>
+    /// The DKEK object and its record. A record whose key was deleted by another tool is an
+    /// orphan and ignored; with several candidates, the one the token's wrap proves wins.
+    /// </summary>
     private DkekObjects? FindDkek()
     {
+        var candidates = new List<DkekObjects>();
         foreach (var data in Find(S, (CKA.CKA_CLASS, CKO.CKO_DATA), (CKA.CKA_APPLICATION, ProofApplication)))
         {
             var v = Read(S, data, new List<CKA> { CKA.CKA_VALUE })[CKA.CKA_VALUE]?.GetValueAsByteArray();
@@ -47,9 +52,30 @@ public sealed class Pkcs11DkekBackend : IDkekBackend
             var keys = Find(S, (CKA.CKA_CLASS, CKO.CKO_SECRET_KEY), (CKA.CKA_KEY_TYPE, CKK.CKK_AES), (CKA.CKA_ID, id));
             if (keys.Count == 0) continue;
             string? label = Read(S, keys[0], new List<CKA> { CKA.CKA_LABEL })[CKA.CKA_LABEL]?.GetValueAsString();
-            return new DkekObjects(keys[0], id, label, data, kcv, proof);
+            candidates.Add(new DkekObjects(keys[0], id, label, data, kcv, proof));
         }
-        return null;
+        if (candidates.Count <= 1) return candidates.FirstOrDefault();
+        foreach (var c in candidates)
+        {
+            try
+            {
+                if (CryptographicOperations.FixedTimeEquals(WrapProbe(c.Key), c.ProofBytes!)) return c;
+            }
+            catch (Pkcs11Exception) { }
+        }
+        return candidates[0];
+    }
+
+    /// <summary>Records whose DKEK object is gone (deleted with another tool): removed before a new import.</summary>
+    private void RemoveOrphanRecords()
+    {
+        foreach (var data in Find(S, (CKA.CKA_CLASS, CKO.CKO_DATA), (CKA.CKA_APPLICATION, ProofApplication)))
+        {
+            var v = Read(S, data, new List<CKA> { CKA.CKA_VALUE })[CKA.CKA_VALUE]?.GetValueAsByteArray();
+            if (TryParseProof(v, out _, out byte[] id, out _) &&
+                Find(S, (CKA.CKA_CLASS, CKO.CKO_SECRET_KEY), (CKA.CKA_KEY_TYPE, CKK.CKK_AES), (CKA.CKA_ID, id)).Count == 0)
+                S.DestroyObject(data);
+        }
     }
 
     private static byte[] BuildProof(byte[] kcv, byte[] id, byte[] proof)
@@ -161,6 +187,7 @@ public sealed class Pkcs11DkekBackend : IDkekBackend
                         $"The token '{_session.TokenLabel}' already holds a DKEK with KCV {KeyCheckValue.ToHex(existing.Kcv!)}, not {KeyCheckValue.ToHex(kcv)}. " +
                         "Keys backed up under one DKEK cannot be restored under another; use the shares of the token's DKEK, or a fresh token.", _session);
                 }
+                RemoveOrphanRecords();
                 if (Find(S, (CKA.CKA_ID, id)).Count > 0)
                     throw new PicoHsmException(PicoErrorKind.ResourceExists, "IdInUse",
                         $"An object with id {IdHex(id)} already exists on '{_session.TokenLabel}'. Choose another -Id for the DKEK.", IdHex(id));

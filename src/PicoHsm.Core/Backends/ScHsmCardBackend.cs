@@ -1099,6 +1099,23 @@ public sealed class ScHsmCardBackend : IDkekBackend, IDisposable
 
     // ==========================================================================================
 
+    /// <summary>The card's user PIN state, read without spending a try (for Connect-PicoHsm's checks).</summary>
+    public ScHsmPinStatus ReadPinStatus()
+    {
+        lock (_session.Gate) return WithTransaction("read the PIN state", Prepare);
+    }
+
+    /// <summary>Logs a card-only session in: keeps a copy of the PIN and verifies it when the card needs it.</summary>
+    public void Login(SecretBytes pin)
+    {
+        lock (_session.Gate)
+        {
+            _pin?.Dispose();
+            _pin = SecretBytes.CopyOf(pin.Span);
+            WithTransaction("verify the user PIN", () => { EnsurePin(); return 0; });
+        }
+    }
+
     public void Dispose()
     {
         if (_disposed) return;

@@ -1,5 +1,6 @@
 using Net.Pkcs11Interop.Common;
 using Net.Pkcs11Interop.HighLevelAPI;
+using PicoHsm.Dkek;
 using PicoHsm.Pkcs11;
 
 namespace PicoHsm.Session;
@@ -17,6 +18,13 @@ public sealed class ConnectOptions
     /// (the connector zeroes them), or null to connect without logging in.
     /// </summary>
     public Func<PicoHsmToken, byte[]?>? PinSource { get; init; }
+    /// <summary>
+    /// The PC/SC reader of a SmartCard-HSM / Pico HSM. With a module: the card channel's reader
+    /// when it differs from the PKCS#11 slot description. Without one: a card-only session.
+    /// </summary>
+    public string? Reader { get; init; }
+    /// <summary>Connect to the card through PC/SC only, no PKCS#11 module.</summary>
+    public bool CardOnly { get; init; }
 }
 
 /// <summary>Opens a <see cref="PicoHsmSession"/>: module, token choice, PIN checks, login.</summary>
@@ -24,6 +32,7 @@ public static class SessionConnector
 {
     public static PicoHsmSession Connect(ConnectOptions o)
     {
+        if (o.CardOnly) return ConnectCard(o);
         string path = Pkcs11Modules.ResolvePath(o.ModulePath);
         var (slot, token) = TokenDiscovery.Select(path, o.TokenLabel, o.SerialNumber, o.SlotId);
 
@@ -53,6 +62,9 @@ public static class SessionConnector
         }
 
         bool loggedIn = false;
+        // A SmartCard-HSM's DKEK work goes through its own card channel, which may need to VERIFY
+        // the PIN again after anything re-selects the applet; it keeps a pinned copy for that.
+        using SecretBytes? cardPin = pin is not null && (token.IsScHsmFamily || o.Reader is not null) ? SecretBytes.CopyOf(pin) : null;
         if (pin is not null)
         {
             try
@@ -74,6 +86,64 @@ public static class SessionConnector
                 Array.Clear(pin);
             }
         }
-        return new PicoHsmSession(path, slot, token, session, loggedIn);
+        var result = new PicoHsmSession(path, slot, token, session, loggedIn);
+        if (token.IsScHsmFamily || o.Reader is not null)
+        {
+            try
+            {
+                Backends.ScHsmCardBackend.Open(result, o.Reader ?? token.SlotDescription, cardPin);
+            }
+            catch
+            {
+                result.Dispose();
+                throw;
+            }
+        }
+        return result;
+    }
+
+    /// <summary>A session to a SmartCard-HSM / Pico HSM through PC/SC only (a host with pcscd and no PKCS#11 module).</summary>
+    private static PicoHsmSession ConnectCard(ConnectOptions o)
+    {
+        string reader = o.Reader ?? Backends.ScHsmCardBackend.FindReaders() switch
+        {
+            { Count: 1 } one => one[0],
+            { Count: 0 } => throw new PicoHsmException(PicoErrorKind.NotFound, "NoCard",
+                "No SmartCard-HSM / Pico HSM was found in any PC/SC reader. Insert it, check that pcscd runs, or name the reader with -Reader.", null),
+            var many => throw new PicoHsmException(PicoErrorKind.InvalidArgument, "AmbiguousReader",
+                $"Several readers hold a SmartCard-HSM: {string.Join(", ", many.Select(r => $"'{r}'"))}. Choose one with -Reader.", null),
+        };
+        var session = Backends.ScHsmCardBackend.ConnectCardOnly(reader, null);
+        try
+        {
+            var backend = (Backends.ScHsmCardBackend)session.Attachment!;
+            var status = backend.ReadPinStatus();
+            if (status.State == ScHsm.ScHsmPinState.Blocked)
+                throw new PicoHsmException(PicoErrorKind.AuthenticationFailed, "PinLocked",
+                    $"The user PIN of the card in '{reader}' is locked. Unblock it with the SO-PIN first (sc-hsm-tool --unlock-pin).", reader);
+            if (status.IsVerified) { session.SetLoggedIn(true); }
+            byte[]? pin = o.PinSource?.Invoke(session.Token);
+            if (pin is not null)
+            {
+                try
+                {
+                    if (status.TriesLeft == 1 && !o.Force)
+                        throw new PicoHsmException(PicoErrorKind.AuthenticationFailed, "PinFinalTry",
+                            $"The user PIN of the card in '{reader}' has one try left; a wrong PIN now locks it. Check the PIN, then repeat with -Force.", reader);
+                    using var copy = SecretBytes.CopyOf(pin);
+                    backend.Login(copy);
+                }
+                finally
+                {
+                    Array.Clear(pin);
+                }
+            }
+            return session;
+        }
+        catch
+        {
+            session.Dispose();
+            throw;
+        }
     }
 }

@@ -28,6 +28,16 @@ public sealed class ConnectPicoHsmCommand : PicoCmdletBase
     [Parameter]
     public ulong? SlotId { get; set; }
 
+    /// <summary>
+    /// The PC/SC reader of a SmartCard-HSM / Pico HSM. Alone (no -ModulePath): a session through
+    /// PC/SC only, for hosts with pcscd and no PKCS#11 module. With -ModulePath: the reader the
+    /// card channel uses when it is not the PKCS#11 slot's own.
+    /// </summary>
+    [Parameter]
+    [ValidateNotNullOrEmpty]
+    [ArgumentCompleter(typeof(ReaderCompleter))]
+    public string? Reader { get; set; }
+
     [Parameter(ParameterSetName = PinSet)]
     public SecureString? Pin { get; set; }
 
@@ -55,10 +65,15 @@ public sealed class ConnectPicoHsmCommand : PicoCmdletBase
             SlotId = SlotId,
             Force = Force,
             PinSource = GetPin,
+            Reader = Reader,
+            CardOnly = Reader is not null && ModulePath is null,
         };
         PicoHsmSession session;
         try
         {
+            if (options.CardOnly && selectors > 0)
+                ThrowTerminatingError(NewError("SelectorWithoutModule", ErrorCategory.InvalidArgument,
+                    "-TokenLabel, -SerialNumber and -SlotId choose a PKCS#11 token; with -Reader alone the session goes through PC/SC only. Add -ModulePath, or leave the selector out.", null));
             WriteVerbose($"Connecting to {(TokenLabel ?? SerialNumber ?? SlotId?.ToString() ?? "the only token")} through {ModulePath ?? "the default module"}.");
             session = SessionConnector.Connect(options);
         }
@@ -74,6 +89,8 @@ public sealed class ConnectPicoHsmCommand : PicoCmdletBase
 
     private byte[]? GetPin(Pkcs11.PicoHsmToken token)
     {
+        if (Reader is not null && ModulePath is null && Pin is null && Credential is null && !CanPrompt())
+            return null; // a card-only session may still list keys and DKEK state without the PIN
         SecureString? secret = Credential?.Password ?? Pin;
         if (secret is null)
         {

@@ -19,6 +19,22 @@ public sealed class ImportPicoDkekCommand : PicoSessionCmdletBase
     [Parameter]
     public SecureString[]? SharePassword { get; set; }
 
+    /// <summary>
+    /// sc-hsm-tool threshold-password share files (--pwd-shares-threshold): the prime the
+    /// custodians were shown (hex with colons). With it, -PasswordShare replaces -SharePassword.
+    /// </summary>
+    [Parameter]
+    public string? PasswordSharePrime { get; set; }
+
+    /// <summary>The custodians' password shares as "id:value" ("1:3f:3e:fa:…"), at least the threshold of them.</summary>
+    [Parameter]
+    public string[]? PasswordShare { get; set; }
+
+    /// <summary>SmartCard-HSM / Pico HSM: the key domain the shares go to.</summary>
+    [Parameter]
+    [ValidateRange(0, 255)]
+    public int KeyDomain { get; set; }
+
     /// <summary>CKA_ID of the DKEK object on a generic token (as in the procedure: 01).</summary>
     [Parameter]
     [ValidatePattern("^([0-9a-fA-F]{2})+$")]
@@ -30,6 +46,99 @@ public sealed class ImportPicoDkekCommand : PicoSessionCmdletBase
 
     private readonly List<string> _paths = new();
 
+    private static byte[] ReadHead(string path)
+    {
+        try { return File.ReadAllBytes(path); }
+        catch (Exception) { return Array.Empty<byte>(); }
+    }
+
+    /// <summary>
+    /// sc-hsm-tool share files: n-of-n, the DKEK is their XOR. A SmartCard-HSM takes them one by
+    /// one (IMPORT DKEK SHARE) as announced at initialisation; a generic token gets the XOR.
+    /// </summary>
+    private void ImportScHsmToolShares()
+    {
+        var backend = KeyServices.Backend(ResolvedSession);
+        var files = _paths.Select(p => Run(() => ScHsm.ScHsmShareFile.Read(p), p)).ToList();
+        var shares = new List<SecretBytes>();
+        try
+        {
+            if (PasswordSharePrime is not null)
+            {
+                if (files.Count != 1)
+                    ThrowTerminatingError(NewError("PasswordSharesForOneFile", ErrorCategory.InvalidArgument,
+                        "-PasswordSharePrime and -PasswordShare open one threshold-password share file; import several files with one call each, or with -SharePassword.", null));
+                if (PasswordShare is not { Length: > 0 })
+                    ThrowTerminatingError(NewError("PasswordSharesMissing", ErrorCategory.InvalidArgument,
+                        "Give the custodians' password shares with -PasswordShare \"1:3f:3e:…\", \"3:82:ea:…\" (at least the threshold).", null));
+                var parts = PasswordShare!.Select(ParsePasswordShare).ToList();
+                byte[] password = Run(() => ScHsm.ScHsmPasswordShares.Combine(PasswordSharePrime, parts));
+                try { shares.Add(Run(() => files[0].Decrypt(password), _paths[0])); }
+                finally { Array.Clear(password); }
+            }
+            else
+            {
+                var names = _paths.Select(p => $"sc-hsm-tool share '{System.IO.Path.GetFileName(p)}'").ToList();
+                using var passwords = Run(() => SharePasswords.Get(this, SharePassword, names, confirm: false, "-SharePassword"));
+                var progress = new ProgressRecord(1, "Import-PicoDkek", "Opening sc-hsm-tool share files (10,000,000 MD5 rounds each)");
+                for (int i = 0; i < files.Count; i++)
+                {
+                    progress.StatusDescription = $"Opening {names[i]}";
+                    progress.PercentComplete = 100 * i / files.Count;
+                    WriteProgress(progress);
+                    byte[] pw = System.Text.Encoding.UTF8.GetBytes(passwords.Values[i]);
+                    try
+                    {
+                        int index = i;
+                        shares.Add(Run(() =>
+                        {
+                            try { return files[index].Decrypt(pw); }
+                            catch (ScHsm.ScHsmWrongPasswordException)
+                            {
+                                throw new PicoHsmException(PicoErrorKind.AuthenticationFailed, "ShareFileWrongPassword",
+                                    $"The password for '{_paths[index]}' is wrong (or the file is damaged). Nothing was imported; check the password with its custodian.", _paths[index]);
+                            }
+                        }, _paths[i]));
+                    }
+                    finally { Array.Clear(pw); }
+                }
+                progress.RecordType = ProgressRecordType.Completed;
+                WriteProgress(progress);
+            }
+            using var dkek = ScHsm.ScHsmDkekShares.Combine(shares);
+            string kcv = KeyCheckValue.ToHex(KeyCheckValue.Compute(dkek.Span));
+            if (!ShouldProcess($"token '{ResolvedSession.TokenLabel}'", $"Import {files.Count} sc-hsm-tool share(s) of DKEK {kcv}"))
+                return;
+            bool imported;
+            if (backend is ScHsmCardBackend card)
+            {
+                Run(() => { card.ImportShares(shares, KeyDomain); return 0; });
+                imported = true;
+            }
+            else
+            {
+                imported = Run(() => backend.ImportDkek(dkek, Label ?? "dkek", Convert.FromHexString(Id)));
+                if (!imported) WriteWarning($"The token '{ResolvedSession.TokenLabel}' already holds DKEK {kcv}; nothing was changed.");
+            }
+            foreach (var d in Run(() => backend.GetDkek()))
+                WriteObject(d);
+        }
+        finally
+        {
+            foreach (var s in shares) s.Dispose();
+        }
+    }
+
+    private ScHsm.ScHsmPasswordShare ParsePasswordShare(string text)
+    {
+        int colon = text.IndexOf(':');
+        int id = 0;
+        if (colon < 1 || !int.TryParse(text[..colon], out id))
+            ThrowTerminatingError(NewError("PasswordShareFormat", ErrorCategory.InvalidArgument,
+                $"'{text}' is not a password share: write it as \"<share id>:<value>\", e.g. \"1:3f:3e:fa:a8:51:77:40:0b\".", text));
+        return Run(() => ScHsm.ScHsmPasswordShare.Parse(id, text[(colon + 1)..]));
+    }
+
     protected override void ProcessRecord()
     {
         foreach (string p in Path)
@@ -39,6 +148,15 @@ public sealed class ImportPicoDkekCommand : PicoSessionCmdletBase
     protected override void EndProcessing()
     {
         RequireLogin();
+        var kinds = _paths.Select(p => ScHsm.ScHsmDkekShares.LooksLikeShareFile(ReadHead(p))).Distinct().ToList();
+        if (kinds.Count > 1)
+            ThrowTerminatingError(NewError("MixedShareFormats", ErrorCategory.InvalidArgument,
+                "Some files are sc-hsm-tool shares (.pbe) and some are PicoHsm shares (.dkekshare): one DKEK's shares are all of one kind. Import them separately.", null));
+        if (kinds[0])
+        {
+            ImportScHsmToolShares();
+            return;
+        }
         var files = _paths.Select(p => Run(() => DkekCeremony.ReadShareFile(p), p)).ToList();
         Run(() => { DkekCeremony.CheckSet(files, _paths); return 0; });
         string kcv = files[0].KcvHex;

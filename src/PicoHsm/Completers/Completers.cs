@@ -73,3 +73,18 @@ internal static class KeyCompletion
         catch (PicoHsmException) { return Array.Empty<Keys.PicoKey>(); }
     }
 }
+
+/// <summary>Completes PC/SC readers that hold a SmartCard-HSM / Pico HSM.</summary>
+public sealed class ReaderCompleter : IArgumentCompleter
+{
+    public IEnumerable<CompletionResult> CompleteArgument(string commandName, string parameterName, string wordToComplete,
+        CommandAst commandAst, IDictionary fakeBoundParameters)
+    {
+        IReadOnlyList<string> readers;
+        try { readers = Backends.ScHsmCardBackend.FindReaders(); }
+        catch (Exception) { yield break; }
+        string word = wordToComplete.Trim('\'', '"');
+        foreach (string r in readers.Where(r => r.StartsWith(word, StringComparison.OrdinalIgnoreCase)))
+            yield return new CompletionResult($"'{r}'", r, CompletionResultType.ParameterValue, r);
+    }
+}

@@ -1,0 +1,114 @@
+using System.Management.Automation;
+using System.Security;
+using PicoHsm.Backends;
+using PicoHsm.Dkek;
+using PicoHsm.Session;
+
+namespace PicoHsm.Module.Commands;
+
+/// <summary>
+/// INITIALIZE DEVICE on a SmartCard-HSM / Pico HSM: wipes every key and sets the PINs and the
+/// number of DKEK shares. High impact: the confirmation names what will be lost.
+/// </summary>
+[Cmdlet(VerbsData.Initialize, "PicoHsm", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.High)]
+[OutputType(typeof(PicoDkek))]
+public sealed class InitializePicoHsmCommand : PicoCmdletBase
+{
+    /// <summary>A session to the card; else -Reader; else the default session.</summary>
+    [Parameter]
+    public PicoHsmSession? Session { get; set; }
+
+    [Parameter]
+    [ValidateNotNullOrEmpty]
+    [ArgumentCompleter(typeof(ReaderCompleter))]
+    public string? Reader { get; set; }
+
+    /// <summary>The SO-PIN: 16 hex digits (8 bytes), as sc-hsm-tool takes it.</summary>
+    [Parameter(Mandatory = true)]
+    public SecureString SoPin { get; set; } = null!;
+
+    /// <summary>The new user PIN (6 to 16 characters).</summary>
+    [Parameter(Mandatory = true)]
+    public SecureString Pin { get; set; } = null!;
+
+    /// <summary>DKEK shares to announce: 1 for a PicoHsm n-of-m DKEK (imported whole), k for k sc-hsm-tool shares. 0: a random DKEK that can never be backed up.</summary>
+    [Parameter(Mandatory = true)]
+    [ValidateRange(0, 255)]
+    public int DkekShareCount { get; set; }
+
+    /// <summary>Pico HSM: the number of key domains.</summary>
+    [Parameter]
+    [ValidateRange(1, 255)]
+    public int? KeyDomainCount { get; set; }
+
+    [Parameter]
+    [ValidateRange(1, 10)]
+    public int RetryCounter { get; set; } = 3;
+
+    protected override void EndProcessing()
+    {
+        if (DkekShareCount == 0)
+            WriteWarning("-DkekShareCount 0 makes the device create a random DKEK that never leaves it: no key of this device can ever be backed up or restored elsewhere.");
+        PicoHsmSession? temporary = null;
+        var session = Session ?? (Reader is null ? SessionRegistry.Current.Default : null);
+        if (session is null && Reader is not null)
+            session = temporary = Run(() => ScHsmCardBackend.ConnectCardOnly(Reader, null), Reader);
+        if (session is null)
+            ThrowTerminatingError(NewError("NoCard", ErrorCategory.ConnectionError,
+                "Name the card: -Reader '<reader>' (see Get-PicoHsmToken or tab completion), or -Session of a SmartCard-HSM session.", null));
+        try
+        {
+            if (session!.Attachment is not ScHsmCardBackend card)
+            {
+                ThrowTerminatingError(NewError("NotAScHsm", ErrorCategory.InvalidOperation,
+                    $"'{session.TokenLabel}' is not a SmartCard-HSM / Pico HSM session; only those are initialised with this cmdlet.", session));
+                return;
+            }
+            string reader = card.Channel.ReaderName;
+            string loss = DescribeLoss(card);
+            if (!ShouldProcess($"the card in '{reader}'", $"Initialise (wipe) the device: {loss}; announce {DkekShareCount} DKEK share(s)"))
+                return;
+
+            byte[] so = SecureStringToUtf8(SoPin);
+            byte[] pin = SecureStringToUtf8(Pin);
+            byte[] soBytes = Array.Empty<byte>();
+            try
+            {
+                if (so.Length != 16 || !System.Text.RegularExpressions.Regex.IsMatch(System.Text.Encoding.ASCII.GetString(so), "^[0-9a-fA-F]{16}$"))
+                    ThrowTerminatingError(NewError("BadSoPin", ErrorCategory.InvalidArgument,
+                        "The SO-PIN is 16 hex digits (8 bytes), e.g. as passed to sc-hsm-tool --so-pin.", null));
+                soBytes = Convert.FromHexString(System.Text.Encoding.ASCII.GetString(so));
+                if (pin.Length is < 6 or > 16)
+                    ThrowTerminatingError(NewError("BadPin", ErrorCategory.InvalidArgument, "The user PIN is 6 to 16 characters.", null));
+                Run(() => { card.Initialize(soBytes, pin, DkekShareCount, KeyDomainCount, (byte)RetryCounter); return 0; }, reader);
+            }
+            finally
+            {
+                Array.Clear(so);
+                Array.Clear(pin);
+                Array.Clear(soBytes);
+            }
+            WriteWarning($"The card in '{reader}' was initialised. Sessions opened before (and OpenSC's PKCS#11 view of it) are stale: connect again.");
+            foreach (var d in Run(() => card.GetDkek())) WriteObject(d);
+        }
+        finally
+        {
+            temporary?.Dispose();
+        }
+    }
+
+    private static string DescribeLoss(ScHsmCardBackend card)
+    {
+        try
+        {
+            var keys = card.ListKeys();
+            var dkek = card.GetDkek().FirstOrDefault(d => d.Present);
+            string keyText = keys.Count == 0 ? "no keys" : $"{keys.Count} key(s) ({string.Join(", ", keys.Select(k => $"{k.Id} '{k.Label}'"))})";
+            return dkek?.KeyCheckValue is { } kcv ? $"{keyText} and DKEK {kcv} will be lost" : $"{keyText} will be lost";
+        }
+        catch (PicoHsmException)
+        {
+            return "every key on it will be lost (the card could not be listed first)";
+        }
+    }
+}
