@@ -76,7 +76,12 @@ function Invoke-Build {
     $bin = Join-Path $moduleOut 'bin'
     Invoke-Native dotnet @('publish', (Join-Path $root 'src/PicoHsm/PicoHsm.csproj'), '-c', $Configuration, '-o', $bin, '--nologo', '-v', 'q')
     Copy-Item (Join-Path $root 'PicoHsm.psd1'), (Join-Path $root 'PicoHsm.format.ps1xml') $moduleOut
-    if (Test-Path (Join-Path $root 'docs/en-US')) { Copy-Item (Join-Path $root 'docs/en-US') $moduleOut -Recurse }
+    # Help for every cmdlet (MAML), made from docs/help in a fresh process that loads the new DLL.
+    $pwsh = Get-PwshCommand
+    & $pwsh[0] @($pwsh | Select-Object -Skip 1) -NoProfile -NonInteractive -File (Join-Path $root 'tools/New-CmdletHelp.ps1') `
+        -ModuleManifest (Join-Path $moduleOut 'PicoHsm.psd1') -HelpSource (Join-Path $root 'docs/help/PicoHsm.help.psd1') `
+        -OutputFile "$(Join-Path $moduleOut 'en-US/PicoHsm.dll-Help.xml');$(Join-Path $bin 'en-US/PicoHsm.dll-Help.xml')" | Out-Host
+    if ($LASTEXITCODE -ne 0) { throw 'Writing the cmdlet help failed (see above).' }
     Invoke-Native dotnet @('build', (Join-Path $root 'tests/CardSimulator/CardSimulator.csproj'), '-c', $Configuration, '-o', (Join-Path $out 'CardSimulator'), '--nologo', '-v', 'q')
     Write-Host "Module: $moduleOut"
 }

@@ -99,4 +99,64 @@ function Invoke-FreshPwsh {
         foreach ($k in $saved.Keys) { [Environment]::SetEnvironmentVariable($k, $saved[$k]) }
     }
 }
+
+# ---- PC/SC and the card simulator -------------------------------------------------------------
+
+$script:RepoRoot = Resolve-Path (Join-Path $PSScriptRoot '../..')
+
+function Get-OpenScModulePath {
+    @('/usr/lib/x86_64-linux-gnu/opensc-pkcs11.so', '/usr/lib/aarch64-linux-gnu/opensc-pkcs11.so', '/usr/lib64/opensc-pkcs11.so', '/usr/lib/opensc-pkcs11.so') |
+        Where-Object { Test-Path $_ } | Select-Object -First 1
+}
+
+function Get-SharedFolder {
+    <# The shared/ folder beside the repository (vectors, reference traces); PICOHSM_SHARED overrides. #>
+    if ($env:PICOHSM_SHARED) { return $env:PICOHSM_SHARED }
+    Join-Path (Split-Path $script:RepoRoot) 'shared'
+}
+
+function Start-PcscDaemon {
+    <# Starts pcscd (with the vpcd reader) unless one runs; returns the pid file, non-empty only when we started it. #>
+    $pidFile = Join-Path ([IO.Path]::GetTempPath()) ("picohsm-pcscd-" + [guid]::NewGuid().ToString('n').Substring(0, 8) + '.pid')
+    $o = & bash (Join-Path $script:RepoRoot 'tests/pcsc/start-pcscd.sh') $pidFile 2>&1
+    if ($LASTEXITCODE -ne 0) { throw "pcscd did not start: $o" }
+    $pidFile
+}
+
+function Stop-PcscDaemon {
+    param([string] $PidFile)
+    if ($PidFile -and (Test-Path $PidFile)) {
+        $p = [int](Get-Content $PidFile)
+        Stop-Process -Id $p -ErrorAction Ignore
+        Remove-Item $PidFile -ErrorAction Ignore
+    }
+}
+
+function Start-CardSimulator {
+    <# Starts the SmartCard-HSM simulator as the vpcd card on a port; waits until it is connected. #>
+    param([int] $Port = 35963, [string[]] $Arguments = @('--blank'))
+    $dll = Join-Path $script:RepoRoot 'out/CardSimulator/CardSimulator.dll'
+    if (-not (Test-Path $dll)) { throw "The card simulator is not built ($dll): run ./build.ps1 -Task Build." }
+    $log = Join-Path ([IO.Path]::GetTempPath()) ("picohsm-sim-$Port-" + [guid]::NewGuid().ToString('n').Substring(0, 6) + '.log')
+    $p = Start-Process -FilePath (Get-Command dotnet).Source -ArgumentList (@($dll, '--vpcd', "127.0.0.1:$Port") + $Arguments) -RedirectStandardOutput $log -RedirectStandardError "$log.err" -PassThru
+    $deadline = [DateTime]::UtcNow.AddSeconds(60)
+    while ([DateTime]::UtcNow -lt $deadline) {
+        if ((Test-Path $log) -and (Select-String -Path $log -Pattern '^connected' -Quiet)) { break }
+        if ($p.HasExited) { throw "The card simulator exited: $(Get-Content -Raw "$log.err" -ErrorAction Ignore)" }
+        Start-Sleep -Milliseconds 200
+    }
+    if (-not (Select-String -Path $log -Pattern '^connected' -Quiet)) { $p | Stop-Process -ErrorAction Ignore; throw "The card simulator did not connect to vpcd on port $Port within 60 s." }
+    # pcscd polls the reader; give it a moment to see the card.
+    $reader = if ($Port -eq 35963) { 'Virtual PCD 00 00' } else { 'Virtual PCD 00 01' }
+    $deadline = [DateTime]::UtcNow.AddSeconds(20)
+    do { Start-Sleep -Milliseconds 300; $seen = (& opensc-tool -l 2>$null) -match [regex]::Escape($reader) -and (& opensc-tool -l 2>$null | Select-String -SimpleMatch $reader | Select-String 'Yes' -Quiet) }
+    until ($seen -or [DateTime]::UtcNow -gt $deadline)
+    [pscustomobject]@{ Process = $p; Log = $log; Port = $Port; Reader = $reader }
+}
+
+function Stop-CardSimulator {
+    param($Simulator)
+    if ($Simulator) { $Simulator.Process | Stop-Process -ErrorAction Ignore; $Simulator.Process.WaitForExit(5000) | Out-Null }
+}
+
 Export-ModuleMember -Function *-*

@@ -14,8 +14,13 @@ namespace PicoHsm.Backends;
 /// </summary>
 public static class BackupFiles
 {
+    /// <summary>
+    /// "label-id.pkb"; on a SmartCard-HSM also the key reference ("label-id-k3.wky"), since two
+    /// keys there may share label and id (sc-hsm-tool restores a description as it is).
+    /// </summary>
     public static string DefaultFileName(PicoKey key, string extension) =>
-        $"{DkekCeremony.SafeFileName(string.IsNullOrEmpty(key.Label) ? "key" : key.Label!)}-{(key.Id.Length == 0 ? "noid" : key.Id)}{extension}";
+        $"{DkekCeremony.SafeFileName(string.IsNullOrEmpty(key.Label) ? "key" : key.Label!)}-{(key.Id.Length == 0 ? "noid" : key.Id)}" +
+        $"{(key.KeyReference is int r ? $"-k{r}" : "")}{extension}";
 
     public static PicoKeyBackup Read(string path)
     {

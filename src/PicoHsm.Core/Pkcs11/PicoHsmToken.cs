@@ -33,6 +33,7 @@ public sealed class PicoHsmToken
     /// </summary>
     public bool IsScHsmFamily =>
         (Manufacturer?.Contains("CardContact", StringComparison.OrdinalIgnoreCase) ?? false) ||
+        (Manufacturer?.Contains("Henarejos", StringComparison.OrdinalIgnoreCase) ?? false) ||
         (Model?.Contains("SmartCard-HSM", StringComparison.OrdinalIgnoreCase) ?? false) ||
         (Label?.StartsWith("SmartCard-HSM", StringComparison.OrdinalIgnoreCase) ?? false);
 

@@ -5,6 +5,9 @@ using PicoHsm.Dkek;
 
 namespace PicoHsm.Module.Commands;
 
+/// <summary>Which share files New-PicoDkek writes.</summary>
+public enum DkekShareFormat { PicoHsm, ScHsmTool }
+
 /// <summary>
 /// Creates a DKEK, splits it n-of-m into password-protected share files (one per custodian) and
 /// puts it on the token. Shares are written before the token is changed, so a DKEK is never on
@@ -18,9 +21,18 @@ public sealed class NewPicoDkekCommand : PicoSessionCmdletBase
     [ValidateRange(2, 255)]
     public int ShareCount { get; set; }
 
-    [Parameter(Mandatory = true)]
+    /// <summary>n of the n-of-m split (PicoHsm format). sc-hsm-tool shares are n-of-n: leave it out or give the share count.</summary>
+    [Parameter]
     [ValidateRange(2, 255)]
     public int Threshold { get; set; }
+
+    /// <summary>
+    /// PicoHsm: n-of-m Shamir shares (.dkekshare, PBKDF2 + AES-GCM). ScHsmTool: sc-hsm-tool's
+    /// share files (.pbe), XOR n-of-n, for teams that keep using sc-hsm-tool; a SmartCard-HSM
+    /// announced with that many shares imports them one by one.
+    /// </summary>
+    [Parameter]
+    public DkekShareFormat Format { get; set; } = DkekShareFormat.PicoHsm;
 
     [Parameter(Mandatory = true)]
     [ValidateNotNullOrEmpty]
@@ -48,11 +60,23 @@ public sealed class NewPicoDkekCommand : PicoSessionCmdletBase
 
     protected override void EndProcessing()
     {
+        if (Format == DkekShareFormat.ScHsmTool)
+        {
+            if (Threshold != 0 && Threshold != ShareCount)
+                ThrowTerminatingError(NewError("ScHsmToolIsNofN", ErrorCategory.InvalidArgument,
+                    $"sc-hsm-tool shares are all needed (the DKEK is their XOR): -Threshold must be left out or equal -ShareCount ({ShareCount}). For n-of-m use -Format PicoHsm.", Threshold));
+            Threshold = ShareCount;
+        }
+        else if (Threshold == 0)
+            ThrowTerminatingError(NewError("ThresholdRequired", ErrorCategory.InvalidArgument,
+                "-Threshold is required: how many of the -ShareCount custodians are needed to rebuild the DKEK (e.g. -ShareCount 5 -Threshold 3).", null));
         if (Threshold > ShareCount)
             ThrowTerminatingError(NewError("ThresholdTooLarge", ErrorCategory.InvalidArgument,
                 $"-Threshold {Threshold} is larger than -ShareCount {ShareCount}: the DKEK could never be rebuilt. Use a threshold of at most the share count.", Threshold));
         string dir = SessionState.Path.GetUnresolvedProviderPathFromPSPath(OutputDirectory);
-        var paths = DkekCeremony.ShareFilePaths(dir, Label, ShareCount);
+        var paths = Format == DkekShareFormat.ScHsmTool
+            ? DkekCeremony.ShareFilePaths(dir, Label, ShareCount).Select(p => System.IO.Path.ChangeExtension(p, ".pbe")).ToList()
+            : DkekCeremony.ShareFilePaths(dir, Label, ShareCount);
         var session = NoImport ? (Session ?? SessionRegistry.Current.Default) : ResolvedSession;
         if (!NoImport) RequireLogin();
         if (!NoImport && Run(() => KeyServices.Backend(ResolvedSession).GetDkek()).FirstOrDefault(d => d.Present && d.KeyCheckValue is not null) is { } existing)
@@ -81,20 +105,53 @@ public sealed class NewPicoDkekCommand : PicoSessionCmdletBase
         using SecretBytes dkek = DkekGenerator.Create(tokenRandom);
         string kcv = KeyCheckValue.ToHex(KeyCheckValue.Compute(dkek.Span));
 
-        var progress = new ProgressRecord(1, "New-PicoDkek", $"Encrypting {ShareCount} share files (PBKDF2, {DkekShareFile.DefaultIterations:N0} iterations each)");
+        var progress = new ProgressRecord(1, "New-PicoDkek", Format == DkekShareFormat.ScHsmTool
+            ? $"Encrypting {ShareCount} sc-hsm-tool share files (10,000,000 MD5 rounds each)"
+            : $"Encrypting {ShareCount} share files (PBKDF2, {DkekShareFile.DefaultIterations:N0} iterations each)");
         WriteProgress(progress);
-        var files = Run(() => DkekShareSet.Split(dkek.Span, Threshold, ShareCount, Label, passwords.Values, DkekGenerator.MixedRandom(tokenRandom)));
-        Run(() => { DkekCeremony.WriteShareFiles(files, paths, Force); return 0; });
+        var backend = NoImport ? null : KeyServices.Backend(ResolvedSession);
+        bool imported = false;
+        if (Format == DkekShareFormat.ScHsmTool)
+        {
+            var shares = ScHsm.ScHsmDkekShares.Split(dkek.Span, ShareCount);
+            try
+            {
+                var bytes = new List<byte[]>();
+                for (int i = 0; i < shares.Count; i++)
+                {
+                    progress.PercentComplete = 100 * i / shares.Count;
+                    WriteProgress(progress);
+                    byte[] pw = System.Text.Encoding.UTF8.GetBytes(passwords.Values[i]);
+                    try { bytes.Add(ScHsm.ScHsmShareFile.Create(shares[i].Span, pw)); }
+                    finally { Array.Clear(pw); }
+                }
+                for (int i = 0; i < bytes.Count; i++)
+                    Run(() => { IO.AtomicFile.WriteAllBytes(paths[i], bytes[i], Force); return 0; }, paths[i]);
+                if (backend is ScHsmCardBackend card)
+                {
+                    Run(() => card.ImportShares(shares));
+                    imported = true;
+                }
+                else if (backend is not null)
+                    imported = Run(() => backend.ImportDkek(dkek, Label, Convert.FromHexString(Id)));
+            }
+            finally
+            {
+                foreach (var sh in shares) sh.Dispose();
+            }
+        }
+        else
+        {
+            var files = Run(() => DkekShareSet.Split(dkek.Span, Threshold, ShareCount, Label, passwords.Values, DkekGenerator.MixedRandom(tokenRandom)));
+            Run(() => { DkekCeremony.WriteShareFiles(files, paths, Force); return 0; });
+            if (backend is not null)
+                imported = Run(() => backend.ImportDkek(dkek, Label, Convert.FromHexString(Id)));
+        }
         progress.RecordType = ProgressRecordType.Completed;
         WriteProgress(progress);
         foreach (var p in paths) WriteVerbose($"Wrote {p}");
+        if (imported) WriteVerbose($"DKEK {kcv} imported into '{ResolvedSession.TokenLabel}'.");
 
-        bool imported = false;
-        if (!NoImport)
-        {
-            imported = Run(() => KeyServices.Backend(ResolvedSession).ImportDkek(dkek, Label, Convert.FromHexString(Id)));
-            WriteVerbose($"DKEK {kcv} imported into '{ResolvedSession.TokenLabel}' as '{Label}' (id {Id}).");
-        }
         WriteObject(new PicoDkek
         {
             Present = imported,

@@ -28,12 +28,45 @@ public sealed class TestPicoKeyBackupCommand : PicoCmdletBase
     [Parameter]
     public SwitchParameter RestoreTest { get; set; }
 
+    /// <summary>
+    /// Check offline, on an air-gapped host: the DKEK is rebuilt in memory from these share files
+    /// (sc-hsm-tool .pbe, all of them; or PicoHsm .dkekshare, any n) and each backup is unwrapped
+    /// in memory and matched to its public key. No device is used; nothing is written.
+    /// </summary>
+    [Parameter]
+    [ValidateNotNullOrEmpty]
+    public string[]? SharePath { get; set; }
+
+    /// <summary>Passwords of the -SharePath files, in order; asked for when not given.</summary>
+    [Parameter]
+    public System.Security.SecureString[]? SharePassword { get; set; }
+
+    private Dkek.SecretBytes? _offlineDkek;
+
     /// <summary>Return one bool per backup (true: every check passed), for Should -BeTrue.</summary>
     [Parameter]
     public SwitchParameter Quiet { get; set; }
 
+    protected override void BeginProcessing()
+    {
+        if (SharePath is null) return;
+        var paths = SharePath.SelectMany(p => GetResolvedProviderPathFromPSPath(p, out _)).ToList();
+        var names = paths.Select(p => $"share file '{System.IO.Path.GetFileName(p)}'").ToList();
+        using var passwords = Run(() => SharePasswords.Get(this, SharePassword, names, confirm: false, "-SharePassword"));
+        _offlineDkek = Run(() => OfflineBackupCheck.RebuildDkek(paths, passwords.Values));
+        WriteVerbose($"DKEK {Dkek.KeyCheckValue.ToHex(Dkek.KeyCheckValue.Compute(_offlineDkek.Span))} rebuilt in memory from {paths.Count} share file(s).");
+    }
+
+    protected override void EndProcessing() => _offlineDkek?.Dispose();
+
     protected override void ProcessRecord()
     {
+        if (_offlineDkek is not null)
+        {
+            var files = InputObject?.Select(b => b.Path) ?? Path!.SelectMany(p => GetResolvedProviderPathFromPSPath(p, out _));
+            foreach (string f in files) Emit(OfflineBackupCheck.Check(f, _offlineDkek));
+            return;
+        }
         var session = Session ?? SessionRegistry.Current.Default;
         if (session is { IsOpen: false }) session = null;
         if (RestoreTest && session is null)
