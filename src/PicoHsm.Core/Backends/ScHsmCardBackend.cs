@@ -812,7 +812,7 @@ public sealed class ScHsmCardBackend : IDkekBackend, IDisposable
                 $"Key reference {wanted} is out of range: use 1 to 254 (0 is the device's own key).", request.KeyReference);
         lock (_session.Gate)
         {
-            byte kid = WithTransaction($"restore '{backup.Path}'", () =>
+            return WithTransaction($"restore '{backup.Path}'", () =>
             {
                 EnsurePin();
                 var domains = ReadDomains();
@@ -860,9 +860,9 @@ public sealed class ScHsmCardBackend : IDkekBackend, IDisposable
                         $"The card refused the key blob of '{backup.Path}' (SW {ex.StatusWord:X4}): its CMAC does not verify under the card's DKEK {p.Blob.KcvHex}, so the file was altered or damaged.", backup, ex);
                 }
                 WriteCompanionFiles(target, p, request);
-                return target;
+                var restored = ReadCardKeys().First(k => k.Kid == target);
+                return ToPicoKey(restored, _card.EnumerateKeyDomains());
             });
-            return ListKeys().First(k => k.KeyReference == kid);
         }
     }
 
