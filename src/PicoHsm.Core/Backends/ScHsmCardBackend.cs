@@ -373,7 +373,6 @@ public sealed class ScHsmCardBackend : IDkekBackend, IDisposable
             KeyDomain = d.KeyDomain,
             SharesTotal = d.HasDkek ? d.TotalShares : null,
             SharesOutstanding = d.HasDkek ? d.OutstandingShares : null,
-            ShareCount = d.HasDkek ? d.TotalShares : null,
             KeyCheckValue = d.IsComplete ? d.KcvHex : null,
             KcvVerified = d.IsComplete && d.Kcv is not null,
             Backend = BackendName,
@@ -487,7 +486,7 @@ public sealed class ScHsmCardBackend : IDkekBackend, IDisposable
                 if (d.IsComplete)
                 {
                     if (d.Kcv is null && _pin is not null) { VerifyWithCopy(); d = _card.GetKeyDomainStatus(kd); }
-                    if (d.KcvHex == expected && shares.Count == d.TotalShares) return Describe(d);
+                    if (d.KcvHex == expected) return Describe(d); // these shares are already in
                     throw new PicoHsmException(PicoErrorKind.ResourceExists, "OtherDkekPresent",
                         $"Key domain {kd} of '{_session.TokenLabel}' already holds a complete DKEK (KCV {d.KcvHex ?? "unknown"}); no shares are outstanding. " +
                         "To replace it, re-initialise the card (this erases its keys).", _session);
@@ -986,7 +985,9 @@ public sealed class ScHsmCardBackend : IDkekBackend, IDisposable
                     else if (restoreTest)
                     {
                         restorable = false;
-                        problems.Add("The restore test was not run: the DKEK does not match, or the key cannot be restored here.");
+                        problems.Add(dkekMatch is null
+                            ? "The restore test was not run: the card's DKEK could not be compared (verify the user PIN)."
+                            : "The restore test was not run: the DKEK does not match, or the key cannot be restored here.");
                     }
                     return 0;
                 });

@@ -155,4 +155,30 @@ public sealed class ScHsmCardBackendMoreTests : IDisposable
         Assert.Equal(prkd.Length + 1, changed.Length); // 200 needs a leading zero byte
         Assert.Equal(prkd, ScHsmCardFiles.WithKeyReference(prkd, 1));
     }
+
+    [Fact]
+    public void Test_WithoutPin_KcvUnknown_DkekMatchIsNull_AndTheReasonIsGiven()
+    {
+        using var h = CardHarness.WithVectorDkek(withPin: false);
+        int from = h.Channel.Sent.Count;
+        var r = h.Backend.Test(VectorFiles.Backup("ec256.wky"), restoreTest: true);
+        Assert.True(r.Valid);
+        Assert.Null(r.DkekMatch);
+        Assert.False(r.Restorable);
+        Assert.Contains(r.Problems, p => p.Contains("PIN"));
+        Assert.Equal(0, h.Channel.Changes(from));
+    }
+
+    [Fact]
+    public void ImportShares_SameSharesAgain_IsANoOp_OtherShareIsRefused()
+    {
+        using var h = CardHarness.Create(2, new[] { VectorFiles.Share1, VectorFiles.Share2 });
+        using var s1 = SecretBytes.CopyOf(VectorFiles.Share1);
+        using var s2 = SecretBytes.CopyOf(VectorFiles.Share2);
+        int from = h.Channel.Sent.Count;
+        Assert.Equal(VectorFiles.KcvHex, h.Backend.ImportShares(new[] { s1, s2 }).KeyCheckValue);
+        Assert.Equal(0, h.Channel.Changes(from));
+        var ex = Assert.Throws<PicoHsmException>(() => h.Backend.ImportShares(new[] { s1 }));
+        Assert.Equal("OtherDkekPresent", ex.Reason);
+    }
 }
