@@ -573,7 +573,8 @@ public sealed class ScHsmCardBackend : IDkekBackend, IDisposable
 
     private sealed record CardKey(byte Kid, byte[]? Prkd, ScHsmKeyDescription? Description, byte[]? Certificate);
 
-    private List<CardKey> ReadCardKeys()
+    /// <summary>The keys with their PRKD (and, unless <paramref name="withCertificates"/> is false, their CE file).</summary>
+    private List<CardKey> ReadCardKeys(bool withCertificates = true)
     {
         var list = new List<CardKey>();
         foreach (var e in _card.ListKeys())
@@ -585,7 +586,7 @@ public sealed class ScHsmCardBackend : IDkekBackend, IDisposable
                 try { desc = ScHsmKeyDescription.Parse(prkd); }
                 catch (ScHsmFormatException) { }
             }
-            byte[]? cert = e.HasCertificate == false ? null : _card.ReadCertificate(e.KeyReference);
+            byte[]? cert = e.HasCertificate == false || !withCertificates ? null : _card.ReadCertificate(e.KeyReference);
             list.Add(new CardKey(e.KeyReference, prkd, desc, cert is { Length: > 0 } ? cert : null));
         }
         return list;
@@ -649,15 +650,16 @@ public sealed class ScHsmCardBackend : IDkekBackend, IDisposable
     }
 
     /// <summary>The key reference of <paramref name="key"/>: its own, else the PRKD with its CKA_ID.</summary>
-    private byte ResolveKeyReference(PicoKey key, List<CardKey> keys)
+    private byte ResolveKeyReference(PicoKey key)
     {
         if (key.KeyReference is int r)
         {
-            if (r is < 1 or > 255 || keys.All(k => k.Kid != r))
+            if (r is < 1 or > 255 || _card.ListKeys().All(k => k.KeyReference != r))
                 throw new PicoHsmException(PicoErrorKind.NotFound, "KeyNotFound",
                     $"There is no key with reference {r} on '{_session.TokenLabel}'. List the keys again (Get-PicoKey).", key);
             return (byte)r;
         }
+        var keys = ReadCardKeys(withCertificates: false);
         var matches = keys.Where(k => k.Description?.Id is { } id && Convert.ToHexString(id).Equals(key.Id, StringComparison.OrdinalIgnoreCase)).ToList();
         if (matches.Count == 0)
             matches = keys.Where(k => k.Description?.Id is null && Convert.ToHexString([k.Kid]).Equals(key.Id, StringComparison.OrdinalIgnoreCase)).ToList();
@@ -707,8 +709,7 @@ public sealed class ScHsmCardBackend : IDkekBackend, IDisposable
             return WithTransaction($"wrap key {key.Id} '{key.Label}'", () =>
             {
                 EnsurePin();
-                var keys = ReadCardKeys();
-                byte kid = ResolveKeyReference(key, keys);
+                byte kid = ResolveKeyReference(key);
                 byte[] blob;
                 try
                 {
@@ -728,9 +729,11 @@ public sealed class ScHsmCardBackend : IDkekBackend, IDisposable
                     throw new PicoHsmException(PicoErrorKind.PermissionDenied, "KeyNotExportable",
                         $"Key {key.Id} '{key.Label}' (reference {kid}) was generated with an algorithm list that does not allow wrapping (0x92), so the card will not export it under the DKEK. It cannot be backed up.", key, ex);
                 }
-                var k = keys.First(x => x.Kid == kid);
-                byte[]? prkd = k.Prkd is { Length: > 0 } && IsSingleElement(k.Prkd) ? k.Prkd : null;
-                byte[]? cert = k.Certificate is { Length: > 0 } && IsSingleElement(k.Certificate) ? k.Certificate : null;
+                // What sc-hsm-tool --wrap-key adds: the PRKD (C4 kid) and the certificate / request (CE kid).
+                byte[]? prkd = _card.ReadPrivateKeyDescription(kid);
+                byte[]? cert = _card.ReadCertificate(kid);
+                if (prkd is not { Length: > 0 } || !IsSingleElement(prkd)) prkd = null;
+                if (cert is not { Length: > 0 } || !IsSingleElement(cert)) cert = null;
                 return new ScHsmWrappedKeyFile(blob, prkd, cert);
             });
         }
@@ -841,7 +844,7 @@ public sealed class ScHsmCardBackend : IDkekBackend, IDisposable
                 byte[]? id = request.NewId ?? p.Description?.Id;
                 if (id is { Length: > 0 })
                 {
-                    var clash = ReadCardKeys().FirstOrDefault(k => k.Kid != target && k.Description?.Id is { } other && other.AsSpan().SequenceEqual(id));
+                    var clash = ReadCardKeys(withCertificates: false).FirstOrDefault(k => k.Kid != target && k.Description?.Id is { } other && other.AsSpan().SequenceEqual(id));
                     if (clash is not null)
                         throw new PicoHsmException(PicoErrorKind.ResourceExists, "IdInUse",
                             $"Id {Convert.ToHexString(id).ToLowerInvariant()} is already used by key reference {clash.Kid} ('{clash.Description?.Label}') on '{_session.TokenLabel}'. " +
@@ -972,7 +975,7 @@ public sealed class ScHsmCardBackend : IDkekBackend, IDisposable
                         compatible = false;
                         problems.Add("Every key reference on the card is in use; there is no room to restore the key.");
                     }
-                    if (p.Description?.Id is { } id && ReadCardKeys().FirstOrDefault(k => k.Description?.Id is { } o && o.AsSpan().SequenceEqual(id)) is { } clash)
+                    if (p.Description?.Id is { } id && ReadCardKeys(withCertificates: false).FirstOrDefault(k => k.Description?.Id is { } o && o.AsSpan().SequenceEqual(id)) is { } clash)
                         details.Add($"Id {Convert.ToHexString(id).ToLowerInvariant()} is in use by key reference {clash.Kid}: restore with a new id, or -Force onto that reference.");
 
                     if (restoreTest && dkekMatch == true && compatible && free is byte tmp)
