@@ -221,9 +221,12 @@ public sealed class ScHsmCardBackend : IDkekBackend, IDisposable
         };
     }
 
+    private PicoHsmException Closed() => new(PicoErrorKind.InvalidOperation, "SessionClosed",
+        $"The card connection of session {_session.Id} to '{_session.TokenLabel}' is closed. Connect again with Connect-PicoHsm.", _session);
+
     private T WithTransaction<T>(string action, Func<T> body)
     {
-        ObjectDisposedException.ThrowIf(_disposed, this);
+        if (_disposed) throw Closed();
         try
         {
             using var tx = _channel.BeginTransaction();
@@ -522,7 +525,7 @@ public sealed class ScHsmCardBackend : IDkekBackend, IDisposable
             throw new PicoHsmException(PicoErrorKind.InvalidArgument, "BadSoPin", "The SO-PIN is 8 bytes (16 hex digits).", null);
         if (dkekShares > 255) throw new ArgumentOutOfRangeException(nameof(dkekShares));
         if (keyDomains is < 0 or > 255) throw new ArgumentOutOfRangeException(nameof(keyDomains));
-        ObjectDisposedException.ThrowIf(_disposed, this);
+        if (_disposed) throw Closed();
         lock (_session.Gate)
         {
             try
@@ -532,6 +535,11 @@ public sealed class ScHsmCardBackend : IDkekBackend, IDisposable
                     Prepare();
                     _card.InitializeDevice(soPin8, userPin, retries, dkekShares < 0 ? null : (byte)dkekShares, keyDomains is int k ? (byte)k : null);
                 }
+            }
+            catch (ScHsmCardException ex) when (ex.StatusWord == 0x6982 || ex.PinTriesLeft is not null || ex.StatusWord == 0x6983)
+            {
+                throw new PicoHsmException(PicoErrorKind.AuthenticationFailed, "WrongSoPin",
+                    $"The card refused the SO-PIN (SW {ex.StatusWord:X4}{(ex.PinTriesLeft is int left ? $", {left} tries left" : "")}). Check the SO-PIN (16 hex digits); nothing was erased.", _session, ex);
             }
             catch (ScHsmCardException ex)
             {
