@@ -129,10 +129,10 @@ public sealed class ScHsmCardBackend : IDkekBackend, IDisposable
     }
 
     /// <summary>
-    /// Describes the card as a token for a card-only session, as OpenSC names it: label "SmartCard-HSM",
-    /// model "SmartCard-HSM version M.m" from the applet, serial = the device certificate's holder
-    /// reference (EF 2F02) without its last 5 characters, manufacturer www.CardContact.de. Selects the
-    /// applet only when it does not answer already.
+    /// Describes the card as a token for a card-only session, as OpenSC names it: label and manufacturer from
+    /// EF.TokenInfo (2F03) when it has them, else "SmartCard-HSM" and www.CardContact.de; model
+    /// "SmartCard-HSM version M.m" from the applet; serial = the device certificate's holder reference
+    /// (EF 2F02) without its last 5 characters. Selects the applet only when it does not answer already.
     /// </summary>
     public static PicoHsmToken ReadToken(ICardChannel channel)
     {
@@ -147,15 +147,17 @@ public sealed class ScHsmCardBackend : IDkekBackend, IDisposable
             byte[]? devCert = card.TryReadFile(0x2F02);
             string? chr = ScHsmCardFiles.ReadHolderReference(devCert);
             if (chr is { Length: > 5 }) serial = chr[..^5];
+            // OpenSC takes label and manufacturer from EF.TokenInfo when it has them (Pico HSM: "Pol Henarejos").
+            var (manufacturer, label) = ScHsmCardFiles.ReadTokenInfo(card.TryReadFile(0x2F03));
             return new PicoHsmToken
             {
                 ModulePath = "",
                 SlotId = 0,
                 SlotDescription = channel.ReaderName,
                 TokenPresent = true,
-                Label = TokenLabelDefault,
+                Label = label ?? TokenLabelDefault,
                 Model = version is null ? "SmartCard-HSM" : $"SmartCard-HSM version {version}",
-                Manufacturer = Manufacturer,
+                Manufacturer = manufacturer ?? Manufacturer,
                 SerialNumber = serial,
                 FirmwareVersion = version,
                 Initialized = pin.State != ScHsmPinState.NotInitialized,

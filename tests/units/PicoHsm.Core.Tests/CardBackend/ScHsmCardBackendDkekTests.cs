@@ -18,13 +18,24 @@ public class ScHsmCardBackendDkekTests
         Assert.Equal("SmartCard-HSM", t.Label);
         Assert.Equal("SmartCard-HSM version 6.0", t.Model);
         Assert.Equal("ESPICOHSMTR", t.SerialNumber); // CHR ESPICOHSMTR00001 minus the last 5 characters
-        Assert.Equal("www.CardContact.de", t.Manufacturer);
+        // OpenSC takes the manufacturer from EF.TokenInfo when it has one (the Pico's says "Pol Henarejos")
+        Assert.Equal("Pol Henarejos", t.Manufacturer);
         Assert.Equal("Simulator 00 00", t.SlotDescription);
         Assert.Equal("", t.ModulePath);
         Assert.True(t.IsScHsmFamily);
         Assert.False(h.Session.HasPkcs11);
         Assert.Same(h.Backend, BackupFiles.BackendFor(h.Session));
         Assert.Equal("ScHsmCard", h.Session.Backend);
+    }
+
+    [Fact]
+    public void TokenInfo_Parsed_AndDefaultsWhenAbsent()
+    {
+        // EF 2F03 of the Pico HSM as traced (04-p11-login-info)
+        byte[] ti = Convert.FromHexString("302F020106040800000000000000000C0D506F6C2048656E6172656A6F73800D536D61727443617264" + "2D48534D03020430");
+        Assert.Equal(("Pol Henarejos", "SmartCard-HSM"), ScHsmCardFiles.ReadTokenInfo(ti));
+        Assert.Equal(((string?)null, (string?)null), ScHsmCardFiles.ReadTokenInfo(null));
+        Assert.Equal(((string?)null, (string?)null), ScHsmCardFiles.ReadTokenInfo([0x30, 0x05, 0x01]));
     }
 
     [Fact]
