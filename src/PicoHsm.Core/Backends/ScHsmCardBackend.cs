@@ -78,6 +78,27 @@ public sealed class ScHsmCardBackend : IDkekBackend, IDisposable
     }
 
     /// <summary>
+    /// For a PKCS#11 session through OpenSC: the card in the reader the slot is named after (OpenSC's slot
+    /// description is the PC/SC reader name). The PKCS#11 login counts for this connection too (the PIN state
+    /// belongs to the card), so <paramref name="pin"/> is needed only if that login is gone.
+    /// </summary>
+    public static ScHsmCardBackend Open(PicoHsmSession session, SecretBytes? pin)
+    {
+        ArgumentNullException.ThrowIfNull(session);
+        var readers = FindReaders();
+        string wanted = session.ReaderName?.Trim() ?? "";
+        string? reader = readers.FirstOrDefault(r => r == wanted)
+            ?? readers.FirstOrDefault(r => wanted.Length > 0 && (r.StartsWith(wanted, StringComparison.Ordinal) || wanted.StartsWith(r, StringComparison.Ordinal)))
+            ?? (readers.Count == 1 ? readers[0] : null);
+        if (reader is null)
+            throw new PicoHsmException(PicoErrorKind.NotFound, "NoCardReader",
+                readers.Count == 0
+                    ? $"No PC/SC reader holds a SmartCard-HSM / Pico HSM card (session {session.Id}, slot '{wanted}'). Check that pcscd (or the Smart Card service) runs and sees the card."
+                    : $"None of the SmartCard-HSM readers ({string.Join(", ", readers)}) matches the slot '{wanted}' of session {session.Id}. Connect with -Reader.", session);
+        return Open(session, reader, pin);
+    }
+
+    /// <summary>
     /// A session to a card reached through PC/SC only (no PKCS#11 module): the token is described from
     /// the card (<see cref="ReadToken"/>), the backend is attached, and with a PIN the session is marked
     /// logged in once the card accepted it.

@@ -30,7 +30,13 @@ public sealed class ScHsmCardBackendLiveTests(ITestOutputHelper output) : IDispo
     {
         using (var ctx = PcscContext.Establish())
         {
+            // a card process that just left (a previous test) takes pcscd a moment to notice
             var before = ctx.GetStatusChange(Reader1, TimeSpan.FromSeconds(1));
+            for (int i = 0; i < 10 && before is { CardPresent: true }; i++)
+            {
+                await Task.Delay(500);
+                before = ctx.GetStatusChange(Reader1, TimeSpan.FromSeconds(1));
+            }
             if (before is { CardPresent: true })
             {
                 output.WriteLine($"{Reader1} already has a card; not run (another test owns it).");
@@ -68,6 +74,16 @@ public sealed class ScHsmCardBackendLiveTests(ITestOutputHelper output) : IDispo
             Assert.Equal(VectorFiles.KcvHex, b.Kcv);
             Assert.Equal(key.PublicKeyFingerprint, b.PublicKeyFingerprint);
             Assert.Equal(new byte[] { 0, 1 }, sim.KeyReferences.OrderBy(x => x).ToArray());
+
+            // A second connection (as beside OpenSC's PKCS#11 session): found by the slot's reader name,
+            // no PIN of its own: the card's PIN state is shared, so it wraps without a VERIFY.
+            var token2 = new Pkcs11.PicoHsmToken { ModulePath = "opensc-pkcs11.so", SlotId = 1, SlotDescription = Reader1, TokenPresent = true, Label = "SmartCard-HSM" };
+            using var session2 = new Session.PicoHsmSession(null, null, token2, null, loggedIn: true);
+            var second = ScHsmCardBackend.Open(session2, pin: null);
+            Assert.False(second.HasPin);
+            Assert.Same(second, BackupFiles.BackendFor(session2));
+            var again = second.Export(Assert.Single(second.ListKeys()), Path.Combine(_dir, "rsa-2.wky"), overwrite: false);
+            Assert.Equal(b.PublicKeyFingerprint, again.PublicKeyFingerprint);
         }
         finally
         {
