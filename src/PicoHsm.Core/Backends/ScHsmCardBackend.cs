@@ -78,6 +78,27 @@ public sealed class ScHsmCardBackend : IDkekBackend, IDisposable
     }
 
     /// <summary>
+    /// For a PKCS#11 session through OpenSC: the card in the reader the slot is named after (OpenSC's slot
+    /// description is the PC/SC reader name). The PKCS#11 login counts for this connection too (the PIN state
+    /// belongs to the card), so <paramref name="pin"/> is needed only if that login is gone.
+    /// </summary>
+    public static ScHsmCardBackend Open(PicoHsmSession session, SecretBytes? pin)
+    {
+        ArgumentNullException.ThrowIfNull(session);
+        var readers = FindReaders();
+        string wanted = session.ReaderName?.Trim() ?? "";
+        string? reader = readers.FirstOrDefault(r => r == wanted)
+            ?? readers.FirstOrDefault(r => wanted.Length > 0 && (r.StartsWith(wanted, StringComparison.Ordinal) || wanted.StartsWith(r, StringComparison.Ordinal)))
+            ?? (readers.Count == 1 ? readers[0] : null);
+        if (reader is null)
+            throw new PicoHsmException(PicoErrorKind.NotFound, "NoCardReader",
+                readers.Count == 0
+                    ? $"No PC/SC reader holds a SmartCard-HSM / Pico HSM card (session {session.Id}, slot '{wanted}'). Check that pcscd (or the Smart Card service) runs and sees the card."
+                    : $"None of the SmartCard-HSM readers ({string.Join(", ", readers)}) matches the slot '{wanted}' of session {session.Id}. Connect with -Reader.", session);
+        return Open(session, reader, pin);
+    }
+
+    /// <summary>
     /// A session to a card reached through PC/SC only (no PKCS#11 module): the token is described from
     /// the card (<see cref="ReadToken"/>), the backend is attached, and with a PIN the session is marked
     /// logged in once the card accepted it.
@@ -129,10 +150,10 @@ public sealed class ScHsmCardBackend : IDkekBackend, IDisposable
     }
 
     /// <summary>
-    /// Describes the card as a token for a card-only session, as OpenSC names it: label "SmartCard-HSM",
-    /// model "SmartCard-HSM version M.m" from the applet, serial = the device certificate's holder
-    /// reference (EF 2F02) without its last 5 characters, manufacturer www.CardContact.de. Selects the
-    /// applet only when it does not answer already.
+    /// Describes the card as a token for a card-only session, as OpenSC names it: label and manufacturer from
+    /// EF.TokenInfo (2F03) when it has them, else "SmartCard-HSM" and www.CardContact.de; model
+    /// "SmartCard-HSM version M.m" from the applet; serial = the device certificate's holder reference
+    /// (EF 2F02) without its last 5 characters. Selects the applet only when it does not answer already.
     /// </summary>
     public static PicoHsmToken ReadToken(ICardChannel channel)
     {
@@ -147,15 +168,17 @@ public sealed class ScHsmCardBackend : IDkekBackend, IDisposable
             byte[]? devCert = card.TryReadFile(0x2F02);
             string? chr = ScHsmCardFiles.ReadHolderReference(devCert);
             if (chr is { Length: > 5 }) serial = chr[..^5];
+            // OpenSC takes label and manufacturer from EF.TokenInfo when it has them (Pico HSM: "Pol Henarejos").
+            var (manufacturer, label) = ScHsmCardFiles.ReadTokenInfo(card.TryReadFile(0x2F03));
             return new PicoHsmToken
             {
                 ModulePath = "",
                 SlotId = 0,
                 SlotDescription = channel.ReaderName,
                 TokenPresent = true,
-                Label = TokenLabelDefault,
+                Label = label ?? TokenLabelDefault,
                 Model = version is null ? "SmartCard-HSM" : $"SmartCard-HSM version {version}",
-                Manufacturer = Manufacturer,
+                Manufacturer = manufacturer ?? Manufacturer,
                 SerialNumber = serial,
                 FirmwareVersion = version,
                 Initialized = pin.State != ScHsmPinState.NotInitialized,
@@ -221,9 +244,12 @@ public sealed class ScHsmCardBackend : IDkekBackend, IDisposable
         };
     }
 
+    private PicoHsmException Closed() => new(PicoErrorKind.InvalidOperation, "SessionClosed",
+        $"The card connection of session {_session.Id} to '{_session.TokenLabel}' is closed. Connect again with Connect-PicoHsm.", _session);
+
     private T WithTransaction<T>(string action, Func<T> body)
     {
-        ObjectDisposedException.ThrowIf(_disposed, this);
+        if (_disposed) throw Closed();
         try
         {
             using var tx = _channel.BeginTransaction();
@@ -373,7 +399,6 @@ public sealed class ScHsmCardBackend : IDkekBackend, IDisposable
             KeyDomain = d.KeyDomain,
             SharesTotal = d.HasDkek ? d.TotalShares : null,
             SharesOutstanding = d.HasDkek ? d.OutstandingShares : null,
-            ShareCount = d.HasDkek ? d.TotalShares : null,
             KeyCheckValue = d.IsComplete ? d.KcvHex : null,
             KcvVerified = d.IsComplete && d.Kcv is not null,
             Backend = BackendName,
@@ -487,7 +512,7 @@ public sealed class ScHsmCardBackend : IDkekBackend, IDisposable
                 if (d.IsComplete)
                 {
                     if (d.Kcv is null && _pin is not null) { VerifyWithCopy(); d = _card.GetKeyDomainStatus(kd); }
-                    if (d.KcvHex == expected && shares.Count == d.TotalShares) return Describe(d);
+                    if (d.KcvHex == expected) return Describe(d); // these shares are already in
                     throw new PicoHsmException(PicoErrorKind.ResourceExists, "OtherDkekPresent",
                         $"Key domain {kd} of '{_session.TokenLabel}' already holds a complete DKEK (KCV {d.KcvHex ?? "unknown"}); no shares are outstanding. " +
                         "To replace it, re-initialise the card (this erases its keys).", _session);
@@ -523,7 +548,7 @@ public sealed class ScHsmCardBackend : IDkekBackend, IDisposable
             throw new PicoHsmException(PicoErrorKind.InvalidArgument, "BadSoPin", "The SO-PIN is 8 bytes (16 hex digits).", null);
         if (dkekShares > 255) throw new ArgumentOutOfRangeException(nameof(dkekShares));
         if (keyDomains is < 0 or > 255) throw new ArgumentOutOfRangeException(nameof(keyDomains));
-        ObjectDisposedException.ThrowIf(_disposed, this);
+        if (_disposed) throw Closed();
         lock (_session.Gate)
         {
             try
@@ -533,6 +558,11 @@ public sealed class ScHsmCardBackend : IDkekBackend, IDisposable
                     Prepare();
                     _card.InitializeDevice(soPin8, userPin, retries, dkekShares < 0 ? null : (byte)dkekShares, keyDomains is int k ? (byte)k : null);
                 }
+            }
+            catch (ScHsmCardException ex) when (ex.StatusWord == 0x6982 || ex.PinTriesLeft is not null || ex.StatusWord == 0x6983)
+            {
+                throw new PicoHsmException(PicoErrorKind.AuthenticationFailed, "WrongSoPin",
+                    $"The card refused the SO-PIN (SW {ex.StatusWord:X4}{(ex.PinTriesLeft is int left ? $", {left} tries left" : "")}). Check the SO-PIN (16 hex digits); nothing was erased.", _session, ex);
             }
             catch (ScHsmCardException ex)
             {
@@ -574,7 +604,8 @@ public sealed class ScHsmCardBackend : IDkekBackend, IDisposable
 
     private sealed record CardKey(byte Kid, byte[]? Prkd, ScHsmKeyDescription? Description, byte[]? Certificate);
 
-    private List<CardKey> ReadCardKeys()
+    /// <summary>The keys with their PRKD (and, unless <paramref name="withCertificates"/> is false, their CE file).</summary>
+    private List<CardKey> ReadCardKeys(bool withCertificates = true)
     {
         var list = new List<CardKey>();
         foreach (var e in _card.ListKeys())
@@ -586,7 +617,7 @@ public sealed class ScHsmCardBackend : IDkekBackend, IDisposable
                 try { desc = ScHsmKeyDescription.Parse(prkd); }
                 catch (ScHsmFormatException) { }
             }
-            byte[]? cert = e.HasCertificate == false ? null : _card.ReadCertificate(e.KeyReference);
+            byte[]? cert = e.HasCertificate == false || !withCertificates ? null : _card.ReadCertificate(e.KeyReference);
             list.Add(new CardKey(e.KeyReference, prkd, desc, cert is { Length: > 0 } ? cert : null));
         }
         return list;
@@ -650,15 +681,16 @@ public sealed class ScHsmCardBackend : IDkekBackend, IDisposable
     }
 
     /// <summary>The key reference of <paramref name="key"/>: its own, else the PRKD with its CKA_ID.</summary>
-    private byte ResolveKeyReference(PicoKey key, List<CardKey> keys)
+    private byte ResolveKeyReference(PicoKey key)
     {
         if (key.KeyReference is int r)
         {
-            if (r is < 1 or > 255 || keys.All(k => k.Kid != r))
+            if (r is < 1 or > 255 || _card.ListKeys().All(k => k.KeyReference != r))
                 throw new PicoHsmException(PicoErrorKind.NotFound, "KeyNotFound",
                     $"There is no key with reference {r} on '{_session.TokenLabel}'. List the keys again (Get-PicoKey).", key);
             return (byte)r;
         }
+        var keys = ReadCardKeys(withCertificates: false);
         var matches = keys.Where(k => k.Description?.Id is { } id && Convert.ToHexString(id).Equals(key.Id, StringComparison.OrdinalIgnoreCase)).ToList();
         if (matches.Count == 0)
             matches = keys.Where(k => k.Description?.Id is null && Convert.ToHexString([k.Kid]).Equals(key.Id, StringComparison.OrdinalIgnoreCase)).ToList();
@@ -708,8 +740,7 @@ public sealed class ScHsmCardBackend : IDkekBackend, IDisposable
             return WithTransaction($"wrap key {key.Id} '{key.Label}'", () =>
             {
                 EnsurePin();
-                var keys = ReadCardKeys();
-                byte kid = ResolveKeyReference(key, keys);
+                byte kid = ResolveKeyReference(key);
                 byte[] blob;
                 try
                 {
@@ -729,9 +760,11 @@ public sealed class ScHsmCardBackend : IDkekBackend, IDisposable
                     throw new PicoHsmException(PicoErrorKind.PermissionDenied, "KeyNotExportable",
                         $"Key {key.Id} '{key.Label}' (reference {kid}) was generated with an algorithm list that does not allow wrapping (0x92), so the card will not export it under the DKEK. It cannot be backed up.", key, ex);
                 }
-                var k = keys.First(x => x.Kid == kid);
-                byte[]? prkd = k.Prkd is { Length: > 0 } && IsSingleElement(k.Prkd) ? k.Prkd : null;
-                byte[]? cert = k.Certificate is { Length: > 0 } && IsSingleElement(k.Certificate) ? k.Certificate : null;
+                // What sc-hsm-tool --wrap-key adds: the PRKD (C4 kid) and the certificate / request (CE kid).
+                byte[]? prkd = _card.ReadPrivateKeyDescription(kid);
+                byte[]? cert = _card.ReadCertificate(kid);
+                if (prkd is not { Length: > 0 } || !IsSingleElement(prkd)) prkd = null;
+                if (cert is not { Length: > 0 } || !IsSingleElement(cert)) cert = null;
                 return new ScHsmWrappedKeyFile(blob, prkd, cert);
             });
         }
@@ -812,7 +845,7 @@ public sealed class ScHsmCardBackend : IDkekBackend, IDisposable
                 $"Key reference {wanted} is out of range: use 1 to 254 (0 is the device's own key).", request.KeyReference);
         lock (_session.Gate)
         {
-            byte kid = WithTransaction($"restore '{backup.Path}'", () =>
+            return WithTransaction($"restore '{backup.Path}'", () =>
             {
                 EnsurePin();
                 var domains = ReadDomains();
@@ -842,7 +875,7 @@ public sealed class ScHsmCardBackend : IDkekBackend, IDisposable
                 byte[]? id = request.NewId ?? p.Description?.Id;
                 if (id is { Length: > 0 })
                 {
-                    var clash = ReadCardKeys().FirstOrDefault(k => k.Kid != target && k.Description?.Id is { } other && other.AsSpan().SequenceEqual(id));
+                    var clash = ReadCardKeys(withCertificates: false).FirstOrDefault(k => k.Kid != target && k.Description?.Id is { } other && other.AsSpan().SequenceEqual(id));
                     if (clash is not null)
                         throw new PicoHsmException(PicoErrorKind.ResourceExists, "IdInUse",
                             $"Id {Convert.ToHexString(id).ToLowerInvariant()} is already used by key reference {clash.Kid} ('{clash.Description?.Label}') on '{_session.TokenLabel}'. " +
@@ -860,9 +893,9 @@ public sealed class ScHsmCardBackend : IDkekBackend, IDisposable
                         $"The card refused the key blob of '{backup.Path}' (SW {ex.StatusWord:X4}): its CMAC does not verify under the card's DKEK {p.Blob.KcvHex}, so the file was altered or damaged.", backup, ex);
                 }
                 WriteCompanionFiles(target, p, request);
-                return target;
+                var restored = ReadCardKeys().First(k => k.Kid == target);
+                return ToPicoKey(restored, _card.EnumerateKeyDomains());
             });
-            return ListKeys().First(k => k.KeyReference == kid);
         }
     }
 
@@ -973,7 +1006,7 @@ public sealed class ScHsmCardBackend : IDkekBackend, IDisposable
                         compatible = false;
                         problems.Add("Every key reference on the card is in use; there is no room to restore the key.");
                     }
-                    if (p.Description?.Id is { } id && ReadCardKeys().FirstOrDefault(k => k.Description?.Id is { } o && o.AsSpan().SequenceEqual(id)) is { } clash)
+                    if (p.Description?.Id is { } id && ReadCardKeys(withCertificates: false).FirstOrDefault(k => k.Description?.Id is { } o && o.AsSpan().SequenceEqual(id)) is { } clash)
                         details.Add($"Id {Convert.ToHexString(id).ToLowerInvariant()} is in use by key reference {clash.Kid}: restore with a new id, or -Force onto that reference.");
 
                     if (restoreTest && dkekMatch == true && compatible && free is byte tmp)
@@ -986,7 +1019,9 @@ public sealed class ScHsmCardBackend : IDkekBackend, IDisposable
                     else if (restoreTest)
                     {
                         restorable = false;
-                        problems.Add("The restore test was not run: the DKEK does not match, or the key cannot be restored here.");
+                        problems.Add(dkekMatch is null
+                            ? "The restore test was not run: the card's DKEK could not be compared (verify the user PIN)."
+                            : "The restore test was not run: the DKEK does not match, or the key cannot be restored here.");
                     }
                     return 0;
                 });

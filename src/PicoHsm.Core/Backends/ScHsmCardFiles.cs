@@ -164,6 +164,32 @@ public static class ScHsmCardFiles
     }
 
     /// <summary>
+    /// Manufacturer (UTF8String) and label ([0]) of a PKCS#15 TokenInfo (EF 2F03), as OpenSC's sc-hsm emulation
+    /// reads them (Pico HSM: "Pol Henarejos", "SmartCard-HSM"). Nulls when absent or unreadable.
+    /// </summary>
+    public static (string? Manufacturer, string? Label) ReadTokenInfo(byte[]? tokenInfo)
+    {
+        string? manufacturer = null, label = null;
+        if (tokenInfo is not { Length: > 2 } || tokenInfo[0] != 0x30) return (null, null);
+        try
+        {
+            ReadOnlySpan<byte> content = DerElement.Read(tokenInfo, "the TokenInfo").Content;
+            while (!content.IsEmpty)
+            {
+                var e = DerElement.Read(content, "a TokenInfo field");
+                content = content[e.Encoded.Length..];
+                if (e.TagLength != 1) continue;
+                if (e.FirstTagByte == 0x0C) manufacturer ??= Encoding.UTF8.GetString(e.Content);
+                else if (e.FirstTagByte == 0x80) label ??= Encoding.UTF8.GetString(e.Content);
+            }
+        }
+        catch (ScHsmFormatException)
+        {
+        }
+        return (string.IsNullOrWhiteSpace(manufacturer) ? null : manufacturer.Trim(), string.IsNullOrWhiteSpace(label) ? null : label.Trim());
+    }
+
+    /// <summary>
     /// The PKCS#15 description with its key reference (the INTEGER in CommonKeyAttributes) set to
     /// <paramref name="keyReference"/>; unchanged when it carries none. Every other byte is kept.
     /// </summary>
