@@ -139,8 +139,14 @@ Describe 'A Pico HSM behind OpenSC: DKEK, keys, backup and restore through the c
         $files = $dk.ShareFiles
         $pw = New-TestPasswords 3 -Prefix card
         (Import-PicoDkek -Path $files[2], $files[0] -SharePassword $pw[2], $pw[0] -Confirm:$false).KeyCheckValue | Should -Be $dk.KeyCheckValue
-        $restored = @(Restore-PicoHsm -Directory $set.Directory -Confirm:$false)
-        $restored.Count | Should -Be $set.KeyCount
+        # sc-hsm-tool restored a second key with id 21 (its description as it was): the module
+        # restores the first and refuses the duplicate id for the second, naming it.
+        $errs = $null
+        $restored = @(Restore-PicoHsm -Directory $set.Directory -Confirm:$false -ErrorVariable errs -ErrorAction SilentlyContinue)
+        $restored.Count | Should -Be ($set.KeyCount - 1)
+        $errs.Count | Should -Be 1
+        $errs[0].FullyQualifiedErrorId | Should -BeLike 'RestorePicoHsmIdInUse,*'
+        $errs[0].Exception.Message | Should -BeLike '*21*-Id*'
         foreach ($k in Get-PicoKey) { $k.PublicKeyFingerprint | Should -Be $prints[$k.Id] }
     }
 }

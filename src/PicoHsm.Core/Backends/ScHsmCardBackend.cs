@@ -879,7 +879,7 @@ public sealed class ScHsmCardBackend : IDkekBackend, IDisposable
                     if (clash is not null)
                         throw new PicoHsmException(PicoErrorKind.ResourceExists, "IdInUse",
                             $"Id {Convert.ToHexString(id).ToLowerInvariant()} is already used by key reference {clash.Kid} ('{clash.Description?.Label}') on '{_session.TokenLabel}'. " +
-                            "Restore with -NewId <another id>. Nothing was changed.", backup);
+                            "Restore with -Id <another id>. Nothing was changed.", backup);
                 }
 
                 // Changes start here.
