@@ -1,0 +1,86 @@
+using System.Collections.ObjectModel;
+using System.Management.Automation;
+using System.Management.Automation.Runspaces;
+using PicoHsm.Module.Commands;
+
+namespace PicoHsm.Module.Tests;
+
+/// <summary>Cmdlets hosted in-process: what needs runspaces and pipelines from C#.</summary>
+public sealed class RunspaceTests : IClassFixture<SoftHsmFixture>
+{
+    private readonly SoftHsmFixture _hsm;
+
+    public RunspaceTests(SoftHsmFixture hsm) => _hsm = hsm;
+
+    private static Runspace NewRunspace()
+    {
+        var iss = InitialSessionState.CreateDefault2();
+        iss.ImportPSModule(typeof(ConnectPicoHsmCommand).Assembly.Location);
+        var rs = RunspaceFactory.CreateRunspace(iss);
+        rs.Open();
+        return rs;
+    }
+
+    private static Collection<PSObject> Run(Runspace rs, string script, out PowerShell ps)
+    {
+        ps = PowerShell.Create();
+        ps.Runspace = rs;
+        ps.AddScript(script);
+        return ps.Invoke();
+    }
+
+    private string ConnectScript(string token) =>
+        $"Connect-PicoHsm -ModulePath '{SoftHsmFixture.Module}' -TokenLabel {token} -Pin (ConvertTo-SecureString '{SoftHsmFixture.Pin}' -AsPlainText -Force)";
+
+    [Fact]
+    public void EachRunspaceHasItsOwnDefaultSession()
+    {
+        using var a = NewRunspace();
+        using var b = NewRunspace();
+        var sa = Run(a, ConnectScript("xunit-a"), out var psA);
+        Assert.False(psA.HadErrors);
+        Assert.Equal("xunit-a", sa[0].Properties["TokenLabel"].Value);
+
+        // Runspace B sees no session and gets the NoSession error, not A's login.
+        Assert.Empty(Run(b, "Get-PicoHsmSession", out _));
+        var err = Run(b, "try { Get-PicoKey -ErrorAction Stop } catch { $_.FullyQualifiedErrorId }", out _);
+        Assert.StartsWith("GetPicoKeyNoSession,", err[0].ToString());
+
+        var sb = Run(b, ConnectScript("xunit-b"), out _);
+        Assert.Equal("xunit-b", Run(b, "(Get-PicoHsmSession -Default).TokenLabel", out _)[0].ToString());
+        Assert.Equal("xunit-a", Run(a, "(Get-PicoHsmSession -Default).TokenLabel", out _)[0].ToString());
+        Run(a, "Disconnect-PicoHsm -All", out _);
+        Run(b, "Disconnect-PicoHsm -All", out _);
+    }
+
+    [Fact]
+    public void CtrlCStopsABackupBetweenKeysAndLeavesTheFilesWritten()
+    {
+        using var rs = NewRunspace();
+        string dir = Path.Combine(_hsm.Root, "stopped-backup");
+        Run(rs, ConnectScript("xunit-b") + @"
+            New-PicoDkek -ShareCount 2 -Threshold 2 -OutputDirectory '" + Path.Combine(_hsm.Root, "shares") + @"' -SharePassword (1..2 | % { ConvertTo-SecureString ""stop-test-password-$_"" -AsPlainText -Force }) -Confirm:$false | Out-Null
+            1..40 | ForEach-Object { New-PicoKey -KeyType Aes -Size 256 -Id ('{0:x4}' -f $_) -Label ""k$_"" -Confirm:$false | Out-Null }", out var setup);
+        Assert.False(setup.HadErrors, string.Join("; ", setup.Streams.Error));
+
+        using var ps = PowerShell.Create();
+        ps.Runspace = rs;
+        ps.AddCommand("Backup-PicoHsm").AddParameter("Directory", dir);
+        var started = new ManualResetEventSlim();
+        ps.Streams.Progress.DataAdded += (_, e) =>
+        {
+            if (ps.Streams.Progress[e.Index].PercentComplete >= 10) started.Set();
+        };
+        var async = ps.BeginInvoke();
+        Assert.True(started.Wait(TimeSpan.FromSeconds(60)), "the backup never reached 10 %");
+        ps.Stop();
+        Assert.Throws<PipelineStoppedException>(() => ps.EndInvoke(async));
+
+        // Stopped between keys: some files were written whole, not all 40, and no manifest claims a complete set.
+        int files = Directory.GetFiles(dir, "*.pkb").Length;
+        Assert.InRange(files, 1, 39);
+        Assert.False(File.Exists(Path.Combine(dir, "manifest.json")));
+        Assert.DoesNotContain(Directory.GetFiles(dir), f => !f.EndsWith(".pkb"));
+        Run(rs, "Disconnect-PicoHsm -All", out _);
+    }
+}
