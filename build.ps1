@@ -6,6 +6,7 @@
     -Task Build  assembles a loadable module folder in out/PicoHsm (manifest, format file, DLLs).
     -Task Test   builds, runs the xUnit and Pester suites and ends with "Tests: N passed, N failed".
     -Task Demo   runs the backup/restore drill on throwaway tokens.
+    -Task Bench  prints benchmark figures (bench/Invoke-Bench.ps1).
     System packages the tests need (SoftHSM2, OpenSC, pcscd, vpcd) are installed with apt-get
     when missing and this runs as root on Debian/Ubuntu; otherwise the script stops and prints
     the exact command to run.
@@ -178,7 +179,17 @@ switch ($Task) {
     }
     'Bench' {
         Invoke-Build
+        Get-TestPrerequisites
         $pwsh = Get-PwshCommand
-        & $pwsh[0] @($pwsh | Select-Object -Skip 1) -NoProfile -NonInteractive -File (Join-Path $root 'bench/Invoke-Bench.ps1') -ModulePath (Join-Path $moduleOut 'PicoHsm.psd1')
+        $conf = New-SoftHsmEnvironment -TokenLabel 'bench-a'
+        $savedConf = $env:SOFTHSM2_CONF
+        try {
+            $env:SOFTHSM2_CONF = $conf
+            & $pwsh[0] @($pwsh | Select-Object -Skip 1) -NoProfile -NonInteractive -File (Join-Path $root 'bench/Invoke-Bench.ps1') -ModulePath (Join-Path $moduleOut 'PicoHsm.psd1')
+        }
+        finally {
+            $env:SOFTHSM2_CONF = $savedConf
+            Remove-SoftHsmEnvironment -ConfigPath $conf
+        }
     }
 }
