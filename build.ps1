@@ -176,6 +176,14 @@ switch ($Task) {
             Remove-SoftHsmEnvironment -ConfigPath $conf
         }
         if ($demoExit -ne 0) { exit $demoExit }
+        if ($IsLinux) {
+            # The same drill on a Pico HSM: the card simulator behind pcscd's vpcd reader, or the
+            # real device named by $env:PICOHSM_DEMO_READER (it is wiped!).
+            $picoArgs = @('-NoProfile', '-NonInteractive', '-File', (Join-Path $root 'demo/Invoke-PicoDemo.ps1'), '-ModulePath', (Join-Path $moduleOut 'PicoHsm.psd1'))
+            if ($env:PICOHSM_DEMO_READER) { $picoArgs += @('-Reader', $env:PICOHSM_DEMO_READER) }
+            & $pwsh[0] @($pwsh | Select-Object -Skip 1) @picoArgs
+            if ($LASTEXITCODE -ne 0) { exit $LASTEXITCODE }
+        }
     }
     'Bench' {
         Invoke-Build
