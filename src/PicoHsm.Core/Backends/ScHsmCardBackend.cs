@@ -221,27 +221,10 @@ public sealed class ScHsmCardBackend : IDkekBackend, IDisposable
     private static (ScHsmPinStatus Pin, ScHsmAppletInfo? Info) PrepareApplet(ScHsmCard card)
     {
         var r = card.Channel.Transmit(new CommandApdu(0x00, 0x20, 0x00, ScHsmCard.UserPinReference));
-        var status = ToPinStatus(r.SW);
+        var status = ScHsmCard.ToPinStatus(r.SW);
         if (status is not null) return (status, null);
         var info = card.SelectApplet();
         return (card.GetPinStatus(), info);
-    }
-
-    private static ScHsmPinStatus? ToPinStatus(ushort sw)
-    {
-        if (sw == 0x9000) return new ScHsmPinStatus(ScHsmPinState.Verified, null, sw);
-        if ((sw & 0xFFF0) == 0x63C0)
-        {
-            int left = sw & 0x0F;
-            return new ScHsmPinStatus(left == 0 ? ScHsmPinState.Blocked : ScHsmPinState.NotVerified, left, sw);
-        }
-        return sw switch
-        {
-            0x6983 => new ScHsmPinStatus(ScHsmPinState.Blocked, 0, sw),
-            0x6984 => new ScHsmPinStatus(ScHsmPinState.TransportPin, null, sw),
-            0x6A88 => new ScHsmPinStatus(ScHsmPinState.NotInitialized, null, sw),
-            _ => null,
-        };
     }
 
     private PicoHsmException Closed() => new(PicoErrorKind.InvalidOperation, "SessionClosed",

@@ -130,7 +130,23 @@ public static class ScHsmOfflineCheck
         ArgumentNullException.ThrowIfNull(passwords);
         if (shareFiles.Count == 0 || shareFiles.Count != passwords.Count)
             throw new ArgumentException("Give one password per share file (at least one file).");
-        var dkek = new SecretBytes(32);
+        var shares = DecryptScHsmShares(shareFiles, passwords, iterations);
+        try
+        {
+            return ScHsmDkekShares.Combine(shares);
+        }
+        finally
+        {
+            foreach (var s in shares) s.Dispose();
+        }
+    }
+
+    /// <summary>The decrypted 32-byte shares of sc-hsm-tool share files, for <see cref="ScHsmCardBackend.ImportShares"/>.</summary>
+    public static List<SecretBytes> DecryptScHsmShares(IReadOnlyList<byte[]> shareFiles, IReadOnlyList<byte[]> passwords,
+        int iterations = ScHsmShareFile.DefaultIterations)
+    {
+        if (shareFiles.Count != passwords.Count) throw new ArgumentException("Give one password per share file.");
+        var list = new List<SecretBytes>();
         try
         {
             for (int n = 0; n < shareFiles.Count; n++)
@@ -146,37 +162,7 @@ public static class ScHsmOfflineCheck
                 }
                 try
                 {
-                    using var share = f.Decrypt(passwords[n], iterations);
-                    for (int i = 0; i < 32; i++) dkek.Span[i] ^= share.Span[i];
-                }
-                catch (ScHsmWrongPasswordException ex)
-                {
-                    throw new PicoHsmException(PicoErrorKind.AuthenticationFailed, "WrongSharePassword",
-                        $"Share file {n + 1} did not decrypt: its password is wrong (or the file is damaged). Ask its custodian again.", n, ex);
-                }
-            }
-            return dkek;
-        }
-        catch
-        {
-            dkek.Dispose();
-            throw;
-        }
-    }
-
-    /// <summary>The decrypted 32-byte shares of sc-hsm-tool share files, for <see cref="ScHsmCardBackend.ImportShares"/>.</summary>
-    public static List<SecretBytes> DecryptScHsmShares(IReadOnlyList<byte[]> shareFiles, IReadOnlyList<byte[]> passwords,
-        int iterations = ScHsmShareFile.DefaultIterations)
-    {
-        if (shareFiles.Count != passwords.Count) throw new ArgumentException("Give one password per share file.");
-        var list = new List<SecretBytes>();
-        try
-        {
-            for (int n = 0; n < shareFiles.Count; n++)
-            {
-                try
-                {
-                    list.Add(ScHsmShareFile.Read(shareFiles[n]).Decrypt(passwords[n], iterations));
+                    list.Add(f.Decrypt(passwords[n], iterations));
                 }
                 catch (ScHsmWrongPasswordException ex)
                 {

@@ -1,4 +1,3 @@
-using System.Runtime.InteropServices;
 using System.Security.Cryptography;
 
 namespace PicoHsm.Dkek;
@@ -10,7 +9,6 @@ namespace PicoHsm.Dkek;
 public sealed class SecretBytes : IDisposable
 {
     private readonly byte[] _buffer;
-    private GCHandle _pin;
     private bool _disposed;
 
     public SecretBytes(int length)
@@ -51,7 +49,6 @@ public sealed class SecretBytes : IDisposable
     {
         if (_disposed) return;
         CryptographicOperations.ZeroMemory(_buffer);
-        if (_pin.IsAllocated) _pin.Free();
         _disposed = true;
     }
 }

@@ -142,7 +142,8 @@ public sealed class ScHsmCard
         return ToPinStatus(r.SW) ?? throw new ScHsmCardException(ScHsmCommands.PinStatus, r.SW);
     }
 
-    private static ScHsmPinStatus? ToPinStatus(ushort sw)
+    /// <summary>The PIN state a VERIFY status word means; null when it means something else.</summary>
+    internal static ScHsmPinStatus? ToPinStatus(ushort sw)
     {
         if (sw == 0x9000) return new ScHsmPinStatus(ScHsmPinState.Verified, null, sw);
         if ((sw & 0xFFF0) == 0x63C0)

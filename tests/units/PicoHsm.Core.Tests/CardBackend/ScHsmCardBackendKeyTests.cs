@@ -286,7 +286,7 @@ public sealed class ScHsmCardBackendKeyTests : IDisposable
         var ex = Assert.Throws<PicoHsmException>(() => h.Backend.Restore(VectorFiles.Backup("ec256.wky"), new RestoreRequest()));
         Assert.Equal("IdInUse", ex.Reason);
         Assert.Equal(PicoErrorKind.ResourceExists, ex.Kind);
-        Assert.Contains("-NewId", ex.Message);
+        Assert.Contains("-Id <another id>", ex.Message);
         Assert.Equal(0, h.Channel.Changes(from));
         Assert.Single(UserKeys(h));
 
