@@ -177,6 +177,28 @@ Describe 'Import-PicoWrappedKey' {
         }
     }
 
+    It 'brings the certificate back with the key' {
+        # A certificate for key 11, issued by a throwaway CA, stored on the source token with OpenSC.
+        $caKey = [Security.Cryptography.RSA]::Create(2048)
+        $caReq = [Security.Cryptography.X509Certificates.CertificateRequest]::new('CN=Test CA', $caKey, 'SHA256', [Security.Cryptography.RSASignaturePadding]::Pkcs1)
+        $caReq.CertificateExtensions.Add([Security.Cryptography.X509Certificates.X509BasicConstraintsExtension]::new($true, $false, 0, $true))
+        $ca = $caReq.CreateSelfSigned([datetimeoffset]::UtcNow.AddDays(-1), [datetimeoffset]::UtcNow.AddYears(1))
+        $pub = [Security.Cryptography.RSA]::Create(); $null = $pub.ImportSubjectPublicKeyInfo($originals['11'].PublicKeyInfo, [ref]0)
+        $req = [Security.Cryptography.X509Certificates.CertificateRequest]::new('CN=rsa2048 key', $pub, 'SHA256', [Security.Cryptography.RSASignaturePadding]::Pkcs1)
+        $cert = $req.Create($ca, [datetimeoffset]::UtcNow.AddDays(-1), [datetimeoffset]::UtcNow.AddYears(1), [byte[]](1, 2, 3, 4))
+        $certFile = Join-Path $Work 'rsa2048.cer'
+        [IO.File]::WriteAllBytes($certFile, $cert.RawData)
+        $o = & pkcs11-tool --module $SoftHsm --token-label 'pico-test-f' --login --pin $PinText --write-object $certFile --type cert --id 11 --label 'rsa2048 cert' 2>&1
+        $LASTEXITCODE | Should -Be 0 -Because ($o -join "`n")
+        $b = Get-PicoKey -Session $src -Id '11' | Export-PicoWrappedKey -Session $src -Path (Join-Path $Work 'with-cert.pkb')
+        $b.HasCertificate | Should -BeTrue
+        $k = Import-PicoWrappedKey -Session $dst -InputObject $b -Id '6611' -Confirm:$false
+        $k.HasCertificate | Should -BeTrue
+        $back = Join-Path $Work 'back.cer'
+        & pkcs11-tool --module $SoftHsm --token-label 'pico-test-a' --read-object --type cert --id 6611 -o $back 2>&1 | Out-Null
+        [Convert]::ToHexString([IO.File]::ReadAllBytes($back)) | Should -Be ([Convert]::ToHexString($cert.RawData))
+    }
+
     It 'backs a restored key up again, with the same size and fingerprint' {
         foreach ($id in '32', '23') {
             $again = Get-PicoKey -Session $dst -Id $id | Export-PicoWrappedKey -Session $dst -Directory (Join-Path $Work 'again')

@@ -233,6 +233,39 @@ Describe 'A card-only session (pcscd, no PKCS#11 module)' {
     }
 }
 
+Describe 'PIN tries and a card pulled out' {
+    It 'refuses to spend the last PIN try without -Force, and a wrong PIN says tries are limited' {
+        Disconnect-PicoHsm -All
+        $bad = ConvertTo-SecureString '000000' -AsPlainText -Force
+        foreach ($i in 1..2) {
+            $e = { Connect-PicoHsm -Reader $Reader -Pin $bad -ErrorAction Stop } | Should -Throw -PassThru
+            $e.CategoryInfo.Category | Should -Be 'AuthenticationError'
+            $e.Exception.Message | Should -Not -BeLike '*000000*'
+        }
+        $e = { Connect-PicoHsm -Reader $Reader -Pin $Pin -ErrorAction Stop } | Should -Throw -PassThru
+        $e.FullyQualifiedErrorId | Should -BeLike 'ConnectPicoHsmPinFinalTry,*'
+        $e.Exception.Message | Should -BeLike '*-Force*'
+        # The right PIN with -Force logs in and resets the counter.
+        (Connect-PicoHsm -Reader $Reader -Pin $Pin -Force).IsLoggedIn | Should -BeTrue
+        Disconnect-PicoHsm -All
+        (Connect-PicoHsm -Reader $Reader -Pin $Pin).IsLoggedIn | Should -BeTrue
+        Disconnect-PicoHsm -All
+    }
+
+    It 'reports a card that went away as a clear error, without hanging' {
+        $c = Connect-PicoHsm -Reader $Reader -Pin $Pin
+        Stop-CardSimulator $Sim
+        $sw = [Diagnostics.Stopwatch]::StartNew()
+        $e = { Get-PicoDkek -Session $c -ErrorAction Stop } | Should -Throw -PassThru
+        $sw.Elapsed.TotalSeconds | Should -BeLessThan 60
+        $e.FullyQualifiedErrorId | Should -BeLike 'GetPicoDkek*'
+        $e.Exception.Message | Should -Match 'card|reader'
+        Disconnect-PicoHsm -All
+        # Back to a card for the tests that follow.
+        $script:Sim = Start-CardSimulator -Port 35963 -Arguments '--blank'
+    }
+}
+
 Describe 'OpenSC tools against the simulator' {
     It 'replays every recorded APDU of the real firmware' {
         $o = & bash (Join-Path $PSScriptRoot '../pcsc/replay-traces.sh') 2>&1
