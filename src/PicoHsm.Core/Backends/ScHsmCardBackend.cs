@@ -111,12 +111,9 @@ public sealed class ScHsmCardBackend : IDkekBackend, IDisposable
         {
             var token = ReadToken(channel);
             session = new PicoHsmSession(null, null, token, null, loggedIn: false);
-            var backend = new ScHsmCardBackend(session, channel, pin);
+            var backend = new ScHsmCardBackend(session, channel, null);
             backend.AttachToSession();
-            if (pin is not null)
-            {
-                lock (session.Gate) backend.WithTransaction("verify the user PIN", () => { backend.EnsurePin(); return 0; });
-            }
+            if (pin is not null) backend.Login(pin);
             return session;
         }
         catch
@@ -1123,14 +1120,27 @@ public sealed class ScHsmCardBackend : IDkekBackend, IDisposable
         lock (_session.Gate) return WithTransaction("read the PIN state", Prepare);
     }
 
-    /// <summary>Logs a card-only session in: keeps a copy of the PIN and verifies it when the card needs it.</summary>
+    /// <summary>
+    /// Logs a card-only session in: the PIN given is always verified (the card may already be
+    /// verified by another session, which must not make any PIN look right), then kept for later.
+    /// </summary>
     public void Login(SecretBytes pin)
     {
         lock (_session.Gate)
         {
             _pin?.Dispose();
             _pin = SecretBytes.CopyOf(pin.Span);
-            WithTransaction("verify the user PIN", () => { EnsurePin(); return 0; });
+            WithTransaction("verify the user PIN", () => { Prepare(); VerifyWithCopy(); return 0; });
+        }
+    }
+
+    /// <summary>Logs the card out as OpenSC does (re-selecting the applet ends the PIN session).</summary>
+    public void Logout()
+    {
+        lock (_session.Gate)
+        {
+            try { using (_channel.BeginTransaction()) _card.SelectApplet(); }
+            catch (Exception ex) when (ex is PcscException or ScHsmCardException) { /* card gone: nothing to log out of */ }
         }
     }
 

@@ -80,6 +80,7 @@ public sealed class PicoHsmSession : IDisposable
             if (_cardOnly && !_closed)
             {
                 _closed = true;
+                if (IsLoggedIn && Attachment is Backends.ScHsmCardBackend card) card.Logout();
                 IsLoggedIn = false;
                 Attachment?.Dispose();
                 Attachment = null;

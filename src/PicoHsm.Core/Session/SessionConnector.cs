@@ -121,7 +121,6 @@ public static class SessionConnector
             if (status.State == ScHsm.ScHsmPinState.Blocked)
                 throw new PicoHsmException(PicoErrorKind.AuthenticationFailed, "PinLocked",
                     $"The user PIN of the card in '{reader}' is locked. Unblock it with the SO-PIN first (sc-hsm-tool --unlock-pin).", reader);
-            if (status.IsVerified) { session.SetLoggedIn(true); }
             byte[]? pin = o.PinSource?.Invoke(session.Token);
             if (pin is not null)
             {
