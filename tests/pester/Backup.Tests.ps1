@@ -232,6 +232,14 @@ Describe 'Import-PicoWrappedKey' {
         Test-SignsLike -Token 'pico-test-a' -Id '4121' -Original $originals['11'] | Should -BeTrue
     }
 
+    It 'refuses one -Id for several piped backups, so -Force cannot make them replace each other' {
+        $e = { $bk['31'], $bk['32'] | Import-PicoWrappedKey -Session $dst -Id '7777' -Force -Confirm:$false -ErrorAction Stop } | Should -Throw -PassThru
+        $e.FullyQualifiedErrorId | Should -BeLike 'ImportPicoWrappedKeyTargetWithSeveralBackups,*'
+        # The first was restored; the second was stopped before it could replace it.
+        @(Get-PicoKey -Session $dst -Id '7777').Count | Should -Be 1
+        (Get-PicoKey -Session $dst -Id '7777').Label | Should -Be 'aes128'
+    }
+
     It 'does nothing with -WhatIf' {
         Import-PicoWrappedKey -Session $dst -InputObject $bk['12'] -Id '4212' -WhatIf
         @(Get-PicoKey -Session $dst | Where-Object Id -EQ '4212').Count | Should -Be 0

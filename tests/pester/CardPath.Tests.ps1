@@ -204,6 +204,14 @@ Describe 'Files made by the real Pico HSM firmware and by sc-hsm-tool' {
         $script:s = Connect-PicoHsm -ModulePath $OpenSc -Pin $Pin
         $d = @(Import-PicoDkek -Path $pbe -SharePassword (ConvertTo-SecureString 'tool-made-password' -AsPlainText -Force) -Confirm:$false)
         $d[0].Present | Should -BeTrue
+        # A device holding one share of another DKEK is not given a new one on top.
+        Reset-Card 2 | Out-Null
+        $r = Invoke-ScHsmTool @('--import-dkek-share', (Join-Path $Vectors 'dkek-share-1.pbe'), '--password', 'share-one-pass')
+        $r.ExitCode | Should -Be 0 -Because $r.Output
+        $script:s = Connect-PicoHsm -ModulePath $OpenSc -Pin $Pin
+        $e = { New-PicoDkek -Format ScHsmTool -ShareCount 2 -OutputDirectory (Join-Path $Work 'refused') -SharePassword (New-TestPasswords 2 -Prefix refused) -Confirm:$false -ErrorAction Stop } | Should -Throw -PassThru
+        $e.FullyQualifiedErrorId | Should -BeLike 'NewPicoDkekSharesPending,*'
+        Test-Path (Join-Path $Work 'refused') | Should -BeFalse
         # The other way: the module writes sc-hsm-tool shares; sc-hsm-tool imports them into a 2-share device.
         Reset-Card 2 | Out-Null
         $pw = New-TestPasswords 2 -Prefix tool

@@ -151,6 +151,7 @@ function Start-CardSimulator {
     $deadline = [DateTime]::UtcNow.AddSeconds(20)
     do { Start-Sleep -Milliseconds 300; $seen = (& opensc-tool -l 2>$null) -match [regex]::Escape($reader) -and (& opensc-tool -l 2>$null | Select-String -SimpleMatch $reader | Select-String 'Yes' -Quiet) }
     until ($seen -or [DateTime]::UtcNow -gt $deadline)
+    if (-not $seen) { $p | Stop-Process -ErrorAction Ignore; throw "pcscd did not see the simulated card in '$reader' within 20 s (see $log)." }
     [pscustomobject]@{ Process = $p; Log = $log; Port = $Port; Reader = $reader }
 }
 

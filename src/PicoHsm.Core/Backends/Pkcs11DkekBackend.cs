@@ -510,6 +510,9 @@ public sealed class Pkcs11DkekBackend : IDkekBackend
                 var old = Find(S, (CKA.CKA_CLASS, cko), (CKA.CKA_ID, id));
                 var oldPublic = Find(S, (CKA.CKA_CLASS, CKO.CKO_PUBLIC_KEY), (CKA.CKA_ID, id));
                 var oldCert = Find(S, (CKA.CKA_CLASS, CKO.CKO_CERTIFICATE), (CKA.CKA_ID, id));
+                if (old.Count > 0 && !force)
+                    throw new PicoHsmException(PicoErrorKind.ResourceExists, "IdInUse",
+                        $"Id {IdHex(id)} is already used by a key on '{_session.TokenLabel}'. Restore with -Id <another id>, or -Force to replace that key.", b);
                 // Unwrap under a temporary id while an old key still holds the target id, so that
                 // there is never a moment with neither key on the token.
                 byte[] unwrapId = old.Count > 0 ? RandomNumberGenerator.GetBytes(16) : id;
@@ -530,8 +533,18 @@ public sealed class Pkcs11DkekBackend : IDkekBackend
                 }
                 if (old.Count > 0)
                 {
+                    // Give the new objects the id first (duplicate ids are allowed), so a token that
+                    // refuses to change CKA_ID leaves the old key untouched, then remove the old ones.
+                    try
+                    {
+                        foreach (var h in created) S.SetAttributeValue(h, new List<IObjectAttribute> { Attr(CKA.CKA_ID, id) });
+                    }
+                    catch
+                    {
+                        foreach (var h in created) { try { S.DestroyObject(h); } catch (Pkcs11Exception) { } }
+                        throw;
+                    }
                     foreach (var h in old.Concat(oldPublic).Concat(oldCert)) S.DestroyObject(h);
-                    foreach (var h in created) S.SetAttributeValue(h, new List<IObjectAttribute> { Attr(CKA.CKA_ID, id) });
                 }
             }
             catch (Pkcs11Exception ex)

@@ -61,7 +61,7 @@ public static class SessionConnector
             throw Pkcs11Errors.Translate(ex, $"open a session to '{token.Label}'", token);
         }
 
-        bool loggedIn = false;
+        bool loggedIn = false, pinUnchecked = false;
         // A SmartCard-HSM's DKEK work goes through its own card channel, which may need to VERIFY
         // the PIN again after anything re-selects the applet; it keeps a pinned copy for that.
         using SecretBytes? cardPin = pin is not null && (token.IsScHsmFamily || o.Reader is not null) ? SecretBytes.CopyOf(pin) : null;
@@ -75,6 +75,7 @@ public static class SessionConnector
             catch (Pkcs11Exception ex) when (ex.RV == CKR.CKR_USER_ALREADY_LOGGED_IN)
             {
                 loggedIn = true; // another session of this process logged in; login state is per token
+                pinUnchecked = true;
             }
             catch (Pkcs11Exception ex)
             {
@@ -91,7 +92,10 @@ public static class SessionConnector
         {
             try
             {
-                Backends.ScHsmCardBackend.Open(result, o.Reader ?? token.SlotDescription, cardPin);
+                var card = Backends.ScHsmCardBackend.Open(result, o.Reader ?? token.SlotDescription, pinUnchecked ? null : cardPin);
+                // The token was already logged in, so the PIN given was never checked: the card
+                // checks it now, before this session keeps a copy for later VERIFYs.
+                if (pinUnchecked && cardPin is not null) card.Login(cardPin);
             }
             catch
             {

@@ -77,9 +77,9 @@ public sealed class ConnectPicoHsmCommand : PicoCmdletBase
             WriteVerbose($"Connecting to {(TokenLabel ?? SerialNumber ?? SlotId?.ToString() ?? "the only token")} through {ModulePath ?? "the default module"}.");
             session = SessionConnector.Connect(options);
         }
-        catch (PicoHsmException ex)
+        catch (Exception ex) when (ErrorTranslation.Translate(ex) is { } p)
         {
-            Throw(ex);
+            Throw(p);
             return;
         }
         SessionRegistry.Current.Add(session);

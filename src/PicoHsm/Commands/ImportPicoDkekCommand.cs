@@ -135,7 +135,7 @@ public sealed class ImportPicoDkekCommand : PicoSessionCmdletBase
         int id = 0;
         if (colon < 1 || !int.TryParse(text[..colon], out id))
             ThrowTerminatingError(NewError("PasswordShareFormat", ErrorCategory.InvalidArgument,
-                $"'{text}' is not a password share: write it as \"<share id>:<value>\", e.g. \"1:3f:3e:fa:a8:51:77:40:0b\".", text));
+                $"A -PasswordShare value is not a password share (its value is not shown): write each as \"<share id>:<value>\", e.g. \"1:3f:3e:fa:…\".", null));
         return Run(() => ScHsm.ScHsmPasswordShare.Parse(id, text[(colon + 1)..]));
     }
 
@@ -148,6 +148,8 @@ public sealed class ImportPicoDkekCommand : PicoSessionCmdletBase
     protected override void EndProcessing()
     {
         RequireLogin();
+        if (_paths.Count == 0)
+            ThrowTerminatingError(NewError("NoShareFiles", ErrorCategory.InvalidArgument, "No share files were given. Pass them with -Path.", null));
         var kinds = _paths.Select(p => ScHsm.ScHsmDkekShares.LooksLikeShareFile(ReadHead(p))).Distinct().ToList();
         if (kinds.Count > 1)
             ThrowTerminatingError(NewError("MixedShareFormats", ErrorCategory.InvalidArgument,

@@ -39,6 +39,8 @@ public sealed class ImportPicoWrappedKeyCommand : PicoSessionCmdletBase
     [Parameter]
     public SwitchParameter Force { get; set; }
 
+    private int _restoredCount;
+
     protected override void ProcessRecord()
     {
         RequireLogin();
@@ -46,11 +48,13 @@ public sealed class ImportPicoWrappedKeyCommand : PicoSessionCmdletBase
             .SelectMany(p => GetResolvedProviderPathFromPSPath(p, out _))
             .Select(p => { PicoKeyBackup? b = null; TryRun(() => b = BackupFiles.Read(p), p); return b; })
             .Where(b => b is not null).Cast<PicoKeyBackup>().ToArray();
-        if (Id is not null && backups.Length > 1)
-            ThrowTerminatingError(NewError("IdWithSeveralBackups", ErrorCategory.InvalidArgument,
-                "-Id gives one id but several backups were given; restore them one at a time to give each its own id.", Id));
         foreach (var b in backups)
         {
+            // Counted across ProcessRecord calls: piped backups arrive one at a time, and with
+            // -Force each would otherwise replace the one restored just before it.
+            if ((Id is not null || KeyReference is not null) && ++_restoredCount > 1)
+                ThrowTerminatingError(NewError("TargetWithSeveralBackups", ErrorCategory.InvalidArgument,
+                    "-Id and -KeyReference name one target but several backups were given; restore them one at a time to give each its own target.", Id ?? KeyReference?.ToString()));
             ThrowIfStopping();
             string id = Id?.ToLowerInvariant() ?? b.Id ?? "";
             if (!ShouldProcess($"token '{ResolvedSession.TokenLabel}'", $"Restore key {id} '{Label ?? b.Label}' from {b.Path}{(Force ? " (replacing a key with that id)" : "")}"))

@@ -74,10 +74,10 @@ public sealed class InitializePicoHsmCommand : PicoCmdletBase
             byte[] soBytes = Array.Empty<byte>();
             try
             {
-                if (so.Length != 16 || !System.Text.RegularExpressions.Regex.IsMatch(System.Text.Encoding.ASCII.GetString(so), "^[0-9a-fA-F]{16}$"))
+                soBytes = HexToBytes(so) ?? Array.Empty<byte>();
+                if (soBytes.Length != 8)
                     ThrowTerminatingError(NewError("BadSoPin", ErrorCategory.InvalidArgument,
                         "The SO-PIN is 16 hex digits (8 bytes), e.g. as passed to sc-hsm-tool --so-pin.", null));
-                soBytes = Convert.FromHexString(System.Text.Encoding.ASCII.GetString(so));
                 if (pin.Length is < 6 or > 16)
                     ThrowTerminatingError(NewError("BadPin", ErrorCategory.InvalidArgument, "The user PIN is 6 to 16 characters.", null));
                 Run(() => { card.Initialize(soBytes, pin, DkekShareCount, KeyDomainCount, (byte)RetryCounter); return 0; }, reader);
@@ -95,6 +95,20 @@ public sealed class InitializePicoHsmCommand : PicoCmdletBase
         {
             temporary?.Dispose();
         }
+    }
+
+    /// <summary>Hex digits to bytes without a string (strings cannot be zeroed); null when not hex.</summary>
+    private static byte[]? HexToBytes(byte[] ascii)
+    {
+        if (ascii.Length % 2 != 0) return null;
+        var result = new byte[ascii.Length / 2];
+        for (int i = 0; i < ascii.Length; i++)
+        {
+            int v = ascii[i] switch { >= (byte)'0' and <= (byte)'9' => ascii[i] - '0', >= (byte)'a' and <= (byte)'f' => ascii[i] - 'a' + 10, >= (byte)'A' and <= (byte)'F' => ascii[i] - 'A' + 10, _ => -1 };
+            if (v < 0) { Array.Clear(result); return null; }
+            result[i / 2] = (byte)(result[i / 2] << 4 | v);
+        }
+        return result;
     }
 
     private static string DescribeLoss(ScHsmCardBackend card)

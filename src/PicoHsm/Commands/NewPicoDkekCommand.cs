@@ -79,6 +79,9 @@ public sealed class NewPicoDkekCommand : PicoSessionCmdletBase
             : DkekCeremony.ShareFilePaths(dir, Label, ShareCount);
         var session = NoImport ? (Session ?? SessionRegistry.Current.Default) : ResolvedSession;
         if (!NoImport) RequireLogin();
+        if (!NoImport && Run(() => KeyServices.Backend(ResolvedSession).GetDkek()).FirstOrDefault(d => d.SharesTotal is { } t && d.SharesOutstanding is { } o && o < t && !d.Present) is { } partial)
+            ThrowTerminatingError(NewError("SharesPending", ErrorCategory.ResourceExists,
+                $"'{ResolvedSession.TokenLabel}' already holds {partial.SharesTotal - partial.SharesOutstanding} of {partial.SharesTotal} shares of another DKEK in key domain {partial.KeyDomain}. Import the rest of those shares, or re-initialise the device first.", ResolvedSession));
         if (!NoImport && Run(() => KeyServices.Backend(ResolvedSession).GetDkek()).FirstOrDefault(d => d.Present && d.KeyCheckValue is not null) is { } existing)
             ThrowTerminatingError(NewError("DkekPresent", ErrorCategory.ResourceExists,
                 $"The token '{ResolvedSession.TokenLabel}' already has a DKEK (KCV {existing.KeyCheckValue}). A new one would orphan every backup made under it. Use -NoImport to only write shares, or a fresh token.", ResolvedSession));
@@ -101,7 +104,7 @@ public sealed class NewPicoDkekCommand : PicoSessionCmdletBase
             if (!DkekPasswordPolicy.TryValidate(p, out string? problem))
                 ThrowTerminatingError(NewError("WeakPassword", ErrorCategory.InvalidArgument, $"The password for share {i + 1}: {problem}", i + 1));
 
-        Func<int, byte[]>? tokenRandom = session is { IsOpen: true } s ? n => { lock (s.Gate) return s.Pkcs11Session.GenerateRandom(n); } : null;
+        Func<int, byte[]>? tokenRandom = session is { IsOpen: true, HasPkcs11: true } s ? n => { lock (s.Gate) return s.Pkcs11Session.GenerateRandom(n); } : null;
         using SecretBytes dkek = DkekGenerator.Create(tokenRandom);
         string kcv = KeyCheckValue.ToHex(KeyCheckValue.Compute(dkek.Span));
 
@@ -129,7 +132,10 @@ public sealed class NewPicoDkekCommand : PicoSessionCmdletBase
                     Run(() => { IO.AtomicFile.WriteAllBytes(paths[i], bytes[i], Force); return 0; }, paths[i]);
                 if (backend is ScHsmCardBackend card)
                 {
-                    Run(() => card.ImportShares(shares));
+                    var result = Run(() => card.ImportShares(shares));
+                    if (result.KeyCheckValue != kcv)
+                        ThrowTerminatingError(NewError("KcvMismatch", ErrorCategory.InvalidResult,
+                            $"The card reports DKEK {result.KeyCheckValue ?? "(unknown)"} after the import, not {kcv}: it held shares of another DKEK. Re-initialise it (Initialize-PicoHsm) before a new DKEK.", card));
                     imported = true;
                 }
                 else if (backend is not null)

@@ -11,7 +11,7 @@ namespace PicoHsm.Module.Commands;
 /// </summary>
 [Cmdlet(VerbsDiagnostic.Test, "PicoKeyBackup", DefaultParameterSetName = "Path")]
 [OutputType(typeof(PicoBackupTestResult), typeof(bool))]
-public sealed class TestPicoKeyBackupCommand : PicoCmdletBase
+public sealed class TestPicoKeyBackupCommand : PicoCmdletBase, IDisposable
 {
     [Parameter(Mandatory = true, Position = 0, ParameterSetName = "Path", ValueFromPipelineByPropertyName = true)]
     [Alias("FullName")]
@@ -57,7 +57,9 @@ public sealed class TestPicoKeyBackupCommand : PicoCmdletBase
         WriteVerbose($"DKEK {Dkek.KeyCheckValue.ToHex(Dkek.KeyCheckValue.Compute(_offlineDkek.Span))} rebuilt in memory from {paths.Count} share file(s).");
     }
 
-    protected override void EndProcessing() => _offlineDkek?.Dispose();
+    // PowerShell disposes the cmdlet however the pipeline ends (Ctrl+C, a terminating error),
+    // so the DKEK rebuilt in memory is zeroed then too.
+    public void Dispose() => _offlineDkek?.Dispose();
 
     protected override void ProcessRecord()
     {

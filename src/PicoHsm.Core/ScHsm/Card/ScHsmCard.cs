@@ -252,7 +252,11 @@ public sealed class ScHsmCard
             data[o++] = 0x91; data[o++] = 0x01; data[o++] = retryCounter;
             if (dkekShares is byte n) { data[o++] = 0x92; data[o++] = 0x01; data[o++] = n; }
             if (keyDomains is byte k) { data[o++] = 0x97; data[o++] = 0x01; data[o++] = k; }
-            apdu = new CommandApdu(0x80, 0x50, 0x00, 0x00, data).ToArray();
+            // Built here rather than with CommandApdu, which keeps its own copy of the data (the PINs)
+            // that could not be zeroed. Short case 3, as sc-hsm-tool sends it (trace 02).
+            apdu = GC.AllocateArray<byte>(5 + len, pinned: true);
+            apdu[0] = 0x80; apdu[1] = 0x50; apdu[2] = 0x00; apdu[3] = 0x00; apdu[4] = (byte)len;
+            data.CopyTo(apdu, 5);
             ResponseApdu r = ResponseApdu.Parse(Channel.Transmit(apdu));
             Check(r, ScHsmCommands.InitializeDevice);
             AppletInfo = null;
