@@ -95,8 +95,8 @@ public static class Pkcs11KeyStore
 
     private static bool Bool(Dictionary<CKA, IObjectAttribute?> a, CKA t)
     {
-        var v = a[t];
-        if (v is null) return false;
+        // Attributes not asked for (CKA_ENCRYPT of a private key) or not readable read as false.
+        if (!a.TryGetValue(t, out var v) || v is null) return false;
         try { return v.GetValueAsBool(); } catch { return false; }
     }
 
@@ -127,46 +127,28 @@ public static class Pkcs11KeyStore
             byte[]? point = pub?[CKA.CKA_EC_POINT]?.GetValueAsByteArray();
             if (prm is not null && point is { Length: > 0 }) spki = PublicKeyInfo.FromEc(prm, point);
         }
-        return new PicoKey
+        return Common(session, id, a, hasCert) with
         {
-            Id = id,
-            Label = a[CKA.CKA_LABEL]?.GetValueAsString(),
             Class = "PrivateKey",
             KeyType = kind,
             Size = size,
             Curve = curve,
-            Extractable = Bool(a, CKA.CKA_EXTRACTABLE),
-            Sensitive = Bool(a, CKA.CKA_SENSITIVE),
-            NeverExtractable = Bool(a, CKA.CKA_NEVER_EXTRACTABLE),
-            CanSign = Bool(a, CKA.CKA_SIGN),
-            CanDecrypt = Bool(a, CKA.CKA_DECRYPT),
-            CanUnwrap = Bool(a, CKA.CKA_UNWRAP),
-            CanDerive = Bool(a, CKA.CKA_DERIVE),
             HasPublicKey = pub is not null,
-            HasCertificate = hasCert,
             PublicKeyInfo = spki,
             PublicKeyFingerprint = spki is null ? null : Keys.PublicKeyInfo.Fingerprint(spki),
-            TokenLabel = session.TokenLabel,
-            TokenSerial = session.SerialNumber,
-            SessionId = session.Id,
-            Exportable = Bool(a, CKA.CKA_EXTRACTABLE),
-            ExportBlockedReason = Bool(a, CKA.CKA_EXTRACTABLE) ? null : "CKA_EXTRACTABLE is false",
         };
     }
 
-    private static PicoKey DescribeSecret(PicoHsmSession session, string id, Dictionary<CKA, IObjectAttribute?> a, bool hasCert)
+    /// <summary>What private and secret keys share: identity, protection, usage, token, exportability.</summary>
+    private static PicoKey Common(PicoHsmSession session, string id, Dictionary<CKA, IObjectAttribute?> a, bool hasCert)
     {
-        var ckk = a[CKA.CKA_KEY_TYPE] is { } kt ? (CKK)kt.GetValueAsUlong() : CKK.CKK_VENDOR_DEFINED;
-        KeyKind kind = ckk switch { CKK.CKK_AES => KeyKind.Aes, CKK.CKK_GENERIC_SECRET => KeyKind.GenericSecret, _ => KeyKind.Unknown };
-        int size = a[CKA.CKA_VALUE_LEN] is { } vl ? (int)vl.GetValueAsUlong() * 8 : 0;
+        bool extractable = Bool(a, CKA.CKA_EXTRACTABLE);
         return new PicoKey
         {
             Id = id,
             Label = a[CKA.CKA_LABEL]?.GetValueAsString(),
-            Class = "SecretKey",
-            KeyType = kind,
-            Size = size,
-            Extractable = Bool(a, CKA.CKA_EXTRACTABLE),
+            Class = "",
+            Extractable = extractable,
             Sensitive = Bool(a, CKA.CKA_SENSITIVE),
             NeverExtractable = Bool(a, CKA.CKA_NEVER_EXTRACTABLE),
             CanSign = Bool(a, CKA.CKA_SIGN),
@@ -179,9 +161,17 @@ public static class Pkcs11KeyStore
             TokenLabel = session.TokenLabel,
             TokenSerial = session.SerialNumber,
             SessionId = session.Id,
-            Exportable = Bool(a, CKA.CKA_EXTRACTABLE),
-            ExportBlockedReason = Bool(a, CKA.CKA_EXTRACTABLE) ? null : "CKA_EXTRACTABLE is false",
+            Exportable = extractable,
+            ExportBlockedReason = extractable ? null : "CKA_EXTRACTABLE is false",
         };
+    }
+
+    private static PicoKey DescribeSecret(PicoHsmSession session, string id, Dictionary<CKA, IObjectAttribute?> a, bool hasCert)
+    {
+        var ckk = a[CKA.CKA_KEY_TYPE] is { } kt ? (CKK)kt.GetValueAsUlong() : CKK.CKK_VENDOR_DEFINED;
+        KeyKind kind = ckk switch { CKK.CKK_AES => KeyKind.Aes, CKK.CKK_GENERIC_SECRET => KeyKind.GenericSecret, _ => KeyKind.Unknown };
+        int size = a[CKA.CKA_VALUE_LEN] is { } vl ? (int)vl.GetValueAsUlong() * 8 : 0;
+        return Common(session, id, a, hasCert) with { Class = "SecretKey", KeyType = kind, Size = size };
     }
 
     internal static int BitLength(byte[] bigEndian)
