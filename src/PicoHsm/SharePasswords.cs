@@ -42,6 +42,7 @@ internal sealed class SharePasswords : IDisposable
                     throw new PicoHsmException(PicoErrorKind.InvalidArgument, "PasswordCountMismatch",
                         $"{parameterName} has {given.Length} password(s) but {names.Count} are needed ({string.Join(", ", names)}), in that order.", null);
                 foreach (var g in given) result._passwords.Add(ToChars(g));
+                RequireNonEmpty(result._passwords, names, parameterName);
                 return result;
             }
             foreach (string name in names)
@@ -67,6 +68,7 @@ internal sealed class SharePasswords : IDisposable
                     cmdlet.Host.UI.WriteWarningLine(same ? $"That password cannot be used: {problem ?? "too weak"}" : "The two entries differ; try again.");
                 }
             }
+            RequireNonEmpty(result._passwords, names, parameterName);
             return result;
         }
         catch
@@ -74,6 +76,15 @@ internal sealed class SharePasswords : IDisposable
             result.Dispose();
             throw;
         }
+    }
+
+    /// <summary>An empty password (Enter pressed at the prompt) is a clear error, not a failed decryption.</summary>
+    private static void RequireNonEmpty(List<char[]> passwords, IReadOnlyList<string> names, string parameterName)
+    {
+        int i = passwords.FindIndex(p => p.Length == 0);
+        if (i >= 0)
+            throw new PicoHsmException(PicoErrorKind.InvalidArgument, "PasswordEmpty",
+                $"The password for {names[i]} is empty. Type it again, or pass it with {parameterName}.", null);
     }
 
     public void Dispose()

@@ -145,6 +145,18 @@ Describe 'Import-PicoDkek' {
         (Get-PicoDkek -Session $sd).Present | Should -BeFalse
     }
 
+    It 'says an empty password is empty, and that one password share is not enough' {
+        $empty = [securestring]::new()
+        $e = { Import-PicoDkek -Session $sd -Path $files[0], $files[1], $files[2] -SharePassword $Passwords[0], $empty, $Passwords[2] -Confirm:$false -ErrorAction Stop } | Should -Throw -PassThru
+        $e.FullyQualifiedErrorId | Should -BeLike 'ImportPicoDkekPasswordEmpty,*'
+        $e.Exception.Message | Should -BeLike '*share 2*'
+        $vectors = Join-Path (Get-SharedFolder) 'vectors'
+        $e = { Import-PicoDkek -Session $sd -Path (Join-Path $vectors 'dkek-share-threshold.pbe') -PasswordSharePrime 'c0:1b:aa:f3:4b:97:a7:03' -PasswordShare '1:3f:3e:fa:a8:51:77:40:0b' -Confirm:$false -ErrorAction Stop } | Should -Throw -PassThru
+        $e.FullyQualifiedErrorId | Should -BeLike 'ImportPicoDkekPasswordSharesInvalid,*'
+        $e.Exception.Message | Should -Not -BeLike '*3f:3e:fa*'
+        (Get-PicoDkek -Session $sd).Present | Should -BeFalse
+    }
+
     It 'detects a tampered share file' {
         $bad = Join-Path $TestDrive 'tampered.dkekshare'
         $bytes = [IO.File]::ReadAllBytes($files[3])

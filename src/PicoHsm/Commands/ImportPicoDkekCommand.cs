@@ -72,7 +72,16 @@ public sealed class ImportPicoDkekCommand : PicoSessionCmdletBase
                     ThrowTerminatingError(NewError("PasswordSharesMissing", ErrorCategory.InvalidArgument,
                         "Give the custodians' password shares with -PasswordShare \"1:3f:3e:…\", \"3:82:ea:…\" (at least the threshold).", null));
                 var parts = PasswordShare!.Select(ParsePasswordShare).ToList();
-                byte[] password = Run(() => ScHsm.ScHsmPasswordShares.Combine(PasswordSharePrime, parts));
+                byte[] password = Run(() =>
+                {
+                    try { return ScHsm.ScHsmPasswordShares.Combine(PasswordSharePrime, parts); }
+                    catch (ArgumentException ex)
+                    {
+                        // Too few shares, a repeated id, a malformed prime: say so (no share value is echoed).
+                        throw new PicoHsmException(PicoErrorKind.InvalidArgument, "PasswordSharesInvalid",
+                            $"The password shares do not rebuild the share file's password: {ex.Message} Give at least the threshold of distinct shares, with the prime the custodians were shown.", null, ex);
+                    }
+                });
                 try { shares.Add(Run(() => files[0].Decrypt(password), _paths[0])); }
                 finally { Array.Clear(password); }
             }
