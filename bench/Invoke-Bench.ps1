@@ -26,11 +26,11 @@ function Measure-Op([string] $Name, [int] $Count, [scriptblock] $Body) {
 try {
     $results = [Collections.Generic.List[object]]::new()
     $share = [byte[]]::new(32); [Security.Cryptography.RandomNumberGenerator]::Fill($share)
-    $kcv = [PicoHsm.Dkek.KeyCheckValue]::Compute($share)
+    $kcv = [PicoHsm.Common.KeyCheckValue]::Compute($share)
     $pw = 'benchmark-password'.ToCharArray()
     $file = [PicoHsm.Dkek.DkekShareFile]::Create($share, 1, 2, 3, $kcv, [guid]::NewGuid(), 'bench', $pw, $null, 600000)
     $results.Add((Measure-Op 'PicoHsm share file: decrypt (PBKDF2 600k)' 3 { $file.Decrypt($pw).Dispose() }))
-    $pbe = [PicoHsm.ScHsm.ScHsmShareFile]::Read([PicoHsm.ScHsm.ScHsmShareFile]::Create($share, [Text.Encoding]::UTF8.GetBytes('benchmark-password')))
+    $pbe = [PicoHsm.Devices.ScHsm.Shares.ScHsmShareFile]::Read([PicoHsm.Devices.ScHsm.Shares.ScHsmShareFile]::Create($share, [Text.Encoding]::UTF8.GetBytes('benchmark-password')))
     $results.Add((Measure-Op 'sc-hsm-tool share file: decrypt (MD5 10M)' 2 { $pbe.Decrypt([Text.Encoding]::UTF8.GetBytes('benchmark-password')).Dispose() }))
     $results.Add((Measure-Op 'Shamir 3-of-5 split + combine (32 bytes)' 2000 {
         $parts = [PicoHsm.Dkek.Shamir]::Split($share, 3, 5)

@@ -1,7 +1,11 @@
 using PicoHsm.Backup;
+using PicoHsm.Common;
+using PicoHsm.Devices.Pkcs11;
+using PicoHsm.Devices.ScHsm.Card;
+using PicoHsm.Devices.ScHsm.Formats;
+using PicoHsm.Devices.ScHsm.Shares;
 using PicoHsm.Dkek;
 using PicoHsm.PcSc;
-using PicoHsm.ScHsm;
 
 namespace PicoHsm.Module;
 
@@ -20,7 +24,7 @@ internal static class ErrorTranslation
             f.Reason == DkekShareFileReason.WrongPasswordOrTampered ? PicoErrorKind.AuthenticationFailed : PicoErrorKind.InvalidData,
             "ShareFile" + f.Reason, f.Message, f.SourceName, f),
         DkekShareException s => new PicoHsmException(PicoErrorKind.InvalidArgument, "Shares" + s.Reason, s.Message, null, s),
-        Net.Pkcs11Interop.Common.Pkcs11Exception pk => Pkcs11.Pkcs11Errors.Translate(pk, "complete the operation"),
+        Net.Pkcs11Interop.Common.Pkcs11Exception pk => Pkcs11Errors.Translate(pk, "complete the operation"),
         BackupFileException b => new PicoHsmException(b.Reason == BackupFileReason.NotABackup ? PicoErrorKind.InvalidArgument : PicoErrorKind.InvalidData,
             "Backup" + b.Reason, b.Message, b.SourceName, b),
         ScHsmWrongPasswordException w => new PicoHsmException(PicoErrorKind.AuthenticationFailed, "ShareFileWrongPassword", w.Message, null, w),

@@ -1,5 +1,5 @@
 using System.Management.Automation;
-using PicoHsm.Pkcs11;
+using PicoHsm.Devices.Pkcs11;
 
 namespace PicoHsm.Module;
 

@@ -2,6 +2,7 @@ using System.Management.Automation;
 using System.Runtime.InteropServices;
 using System.Security;
 using System.Text;
+using PicoHsm.Common;
 using PicoHsm.Session;
 
 namespace PicoHsm.Module;
@@ -22,7 +23,10 @@ public abstract class PicoCmdletBase : PSCmdlet
     protected string CmdletId => MyInvocation.MyCommand.Name.Replace("-", "");
 
     protected ErrorRecord ToErrorRecord(PicoHsmException ex, object? target = null) =>
-        new(ex, CmdletId + ex.Reason, MapCategory(ex.Kind), target ?? ex.Target);
+        new(ex, CmdletId + ex.Reason, MapCategory(ex.Kind), MapTarget(target ?? ex.Target));
+
+    /// <summary>The core names a connection by its <see cref="Devices.DeviceContext"/>; users know it as their session.</summary>
+    protected virtual object? MapTarget(object? target) => target;
 
     protected ErrorRecord NewError(string reason, ErrorCategory category, string message, object? target, Exception? inner = null) =>
         new(new PicoHsmException(PicoErrorKind.InvalidOperation, reason, message, target, inner), CmdletId + reason, category, target);
@@ -142,6 +146,9 @@ public abstract class PicoSessionCmdletBase : PicoCmdletBase
     public PicoHsmSession? Session { get; set; }
 
     private PicoHsmSession? _resolved;
+
+    protected override object? MapTarget(object? target) =>
+        target is Devices.DeviceContext c && (_resolved ?? Session) is { } s && ReferenceEquals(s.Device.Context, c) ? s : target;
 
     protected PicoHsmSession ResolvedSession => _resolved ??= ResolveSession();
 

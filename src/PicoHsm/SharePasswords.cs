@@ -1,6 +1,8 @@
 using System.Management.Automation;
 using System.Runtime.InteropServices;
 using System.Security;
+using PicoHsm.Common;
+using PicoHsm.Dkek;
 
 namespace PicoHsm.Module;
 

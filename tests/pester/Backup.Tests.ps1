@@ -74,7 +74,7 @@ Describe 'Export-PicoWrappedKey' {
 
     It 'writes one typed backup per exportable key and goes on past the one that is not' {
         $backups.Count | Should -Be 8
-        $backups | ForEach-Object { $_ | Should -BeOfType ([PicoHsm.Backends.PicoKeyBackup]) }
+        $backups | ForEach-Object { $_ | Should -BeOfType ([PicoHsm.Backup.PicoKeyBackup]) }
         $errs.Count | Should -Be 1
         $errs[0].FullyQualifiedErrorId | Should -BeLike 'ExportPicoWrappedKeyKeyNotExtractable,*'
         $errs[0].CategoryInfo.Category | Should -Be 'PermissionDenied'
@@ -260,7 +260,7 @@ Describe 'Test-PicoKeyBackup with a session' {
         $results = @(Get-PicoKeyBackup -Path (Join-Path $Work 'backups/*.pkb') | Test-PicoKeyBackup -Session $dst -RestoreTest)
         $results.Count | Should -Be 8
         foreach ($r in $results) {
-            $r | Should -BeOfType ([PicoHsm.Backends.PicoBackupTestResult])
+            $r | Should -BeOfType ([PicoHsm.Backup.PicoBackupTestResult])
             $r.Valid | Should -BeTrue
             $r.DkekMatch | Should -BeTrue
             $r.Compatible | Should -BeTrue
@@ -296,7 +296,7 @@ Describe 'Backup-PicoHsm and Restore-PicoHsm' {
     }
 
     It 'backs up every exportable key with a manifest and lists the key it could not export' {
-        $set | Should -BeOfType ([PicoHsm.Backends.PicoHsmBackupSet])
+        $set | Should -BeOfType ([PicoHsm.Backup.PicoHsmBackupSet])
         $set.KeyCount | Should -Be 8
         $set.Kcv | Should -Be $dkek.KeyCheckValue
         $set.Complete | Should -BeFalse

@@ -32,7 +32,7 @@ AfterAll {
 Describe 'A Pico HSM behind OpenSC: DKEK, keys, backup and restore through the card channel' {
     It 'initialises the device, showing what will be lost, and sc-hsm-tool agrees' {
         $d = Reset-Card 1
-        $d | Should -BeOfType ([PicoHsm.Backends.PicoDkek])
+        $d | Should -BeOfType ([PicoHsm.Devices.PicoDkek])
         $d.SharesTotal | Should -Be 1
         $d.SharesOutstanding | Should -Be 1
         $d.Present | Should -BeFalse
@@ -44,7 +44,7 @@ Describe 'A Pico HSM behind OpenSC: DKEK, keys, backup and restore through the c
 
     It 'connects through OpenSC and attaches the card channel of the same reader' {
         $script:s = Connect-PicoHsm -ModulePath $OpenSc -Pin $Pin
-        $s.Backend | Should -Be 'ScHsmCard'
+        $s.DeviceFamily | Should -Be 'ScHsmCard'
         $s.ReaderName | Should -Be $Reader
         # OpenSC names the maker from the card: CardContact for a SmartCard-HSM, the author for a Pico HSM.
         $s.Manufacturer | Should -Match 'CardContact|Henarejos'
@@ -53,7 +53,7 @@ Describe 'A Pico HSM behind OpenSC: DKEK, keys, backup and restore through the c
 
     It 'creates a 2-of-3 DKEK, imports it whole as the device''s one share, and reports its KCV (never zeros)' {
         $script:dk = New-PicoDkek -ShareCount 3 -Threshold 2 -OutputDirectory (Join-Path $Work 'shares') -SharePassword (New-TestPasswords 3 -Prefix card) -Confirm:$false
-        $dk.Backend | Should -Be 'ScHsmCard'
+        $dk.DeviceFamily | Should -Be 'ScHsmCard'
         $g = @(Get-PicoDkek)
         $g[0].Present | Should -BeTrue
         $g[0].KeyCheckValue | Should -Be $dk.KeyCheckValue
@@ -230,7 +230,7 @@ Describe 'A card-only session (pcscd, no PKCS#11 module)' {
     It 'connects with -Reader alone and does the DKEK work' {
         Disconnect-PicoHsm -All
         $c = Connect-PicoHsm -Reader $Reader -Pin $Pin
-        $c.Backend | Should -Be 'ScHsmCard'
+        $c.DeviceFamily | Should -Be 'ScHsmCard'
         $c.HasPkcs11 | Should -BeFalse
         $c.IsLoggedIn | Should -BeTrue
         $c.SerialNumber | Should -Not -BeNullOrEmpty

@@ -21,7 +21,7 @@ Describe 'New-PicoDkek' {
     }
 
     It 'returns a typed PicoDkek with the KCV, label, id, n, m and the share files' {
-        $dkek | Should -BeOfType ([PicoHsm.Backends.PicoDkek])
+        $dkek | Should -BeOfType ([PicoHsm.Devices.PicoDkek])
         $dkek.KeyCheckValue | Should -Match '^[0-9a-f]{16}$'
         $dkek.Label | Should -Be 'dkek'
         $dkek.Id | Should -Be '01'
@@ -170,7 +170,7 @@ Describe 'Import-PicoDkek' {
 
     It 'rebuilds the DKEK from any three shares and imports it with the same KCV' {
         $d = Import-PicoDkek -Session $sd -Path $files[4], $files[1], $files[3] -SharePassword $Passwords[4], $Passwords[1], $Passwords[3] -Confirm:$false
-        $d | Should -BeOfType ([PicoHsm.Backends.PicoDkek])
+        $d | Should -BeOfType ([PicoHsm.Devices.PicoDkek])
         $d.KeyCheckValue | Should -Be $kcv
         $d.KcvVerified | Should -BeTrue
         (Get-PicoDkek -Session $sd).KeyCheckValue | Should -Be $kcv

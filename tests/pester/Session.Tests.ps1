@@ -9,7 +9,7 @@ Describe 'Get-PicoHsmToken' {
         $init.Label | Should -Contain 'pico-test-a'
         $init.Label | Should -Contain 'pico-test-b'
         $a = $tokens | Where-Object Label -EQ 'pico-test-a'
-        $a | Should -BeOfType ([PicoHsm.Pkcs11.PicoHsmToken])
+        $a | Should -BeOfType ([PicoHsm.Devices.PicoHsmToken])
         $a.SerialNumber | Should -Match '^[0-9a-f]{16}$'
         $a.Model | Should -Be 'SoftHSM v2'
         $a.Manufacturer | Should -Be 'SoftHSM project'
@@ -71,7 +71,7 @@ Describe 'Connect-PicoHsm' {
         $s.Manufacturer | Should -Be 'SoftHSM project'
         $s.SerialNumber | Should -Be (Get-PicoHsmToken -ModulePath $SoftHsm | Where-Object Label -EQ 'pico-test-a').SerialNumber
         $s.FirmwareVersion | Should -Not -BeNullOrEmpty
-        $s.Backend | Should -Be 'Pkcs11'
+        $s.DeviceFamily | Should -Be 'Pkcs11Token'
         (Get-PicoHsmSession -Default).Id | Should -Be $s.Id
     }
 

@@ -1,6 +1,6 @@
 using System.Security.Cryptography;
 using System.Text.Json;
-using PicoHsm.Dkek;
+using PicoHsm.Common;
 using PicoHsm.Keys;
 
 namespace PicoHsm.Backup;

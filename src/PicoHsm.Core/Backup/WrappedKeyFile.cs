@@ -2,7 +2,7 @@ using System.Formats.Asn1;
 using System.Security.Cryptography;
 using System.Text.Json;
 using System.Text.RegularExpressions;
-using PicoHsm.Dkek;
+using PicoHsm.Common;
 using PicoHsm.Keys;
 
 namespace PicoHsm.Backup;

@@ -1,4 +1,5 @@
 using System.Security.Cryptography;
+using PicoHsm.Common;
 
 namespace PicoHsm.Dkek;
 

@@ -1,7 +1,10 @@
 using Net.Pkcs11Interop.Common;
 using Net.Pkcs11Interop.HighLevelAPI;
-using PicoHsm.Dkek;
-using PicoHsm.Pkcs11;
+using PicoHsm.Common;
+using PicoHsm.Devices;
+using PicoHsm.Devices.Pkcs11;
+using PicoHsm.Devices.ScHsm.Backend;
+using PicoHsm.Devices.ScHsm.Card;
 
 namespace PicoHsm.Session;
 
@@ -87,29 +90,53 @@ public static class SessionConnector
                 Array.Clear(pin);
             }
         }
-        var result = new PicoHsmSession(path, slot, token, session, loggedIn);
-        if (token.IsScHsmFamily || o.Reader is not null)
+        var context = new DeviceContext(token);
+        context.SetLoggedIn(loggedIn);
+        var pkcs11 = new Pkcs11Connection(path, slot, session, context);
+        if (!token.IsScHsmFamily && o.Reader is null)
+            return new PicoHsmSession(new Pkcs11DkekBackend(context, pkcs11));
+
+        // A SmartCard-HSM through OpenSC: the DKEK work goes through the card's own channel on the
+        // same reader; the backend owns the PKCS#11 session too.
+        ScHsmCardBackend card;
+        try
         {
-            try
-            {
-                var card = Backends.ScHsmCardBackend.Open(result, o.Reader ?? token.SlotDescription, pinUnchecked ? null : cardPin);
-                // The token was already logged in, so the PIN given was never checked: the card
-                // checks it now, before this session keeps a copy for later VERIFYs.
-                if (pinUnchecked && cardPin is not null) card.Login(cardPin);
-            }
-            catch
-            {
-                result.Dispose();
-                throw;
-            }
+            card = o.Reader is not null
+                ? ScHsmCardBackend.Open(context, o.Reader, pinUnchecked ? null : cardPin, pkcs11)
+                : ScHsmCardBackend.Open(context, pinUnchecked ? null : cardPin, pkcs11);
         }
-        return result;
+        catch
+        {
+            pkcs11.Dispose();
+            throw;
+        }
+        try
+        {
+            // The token was already logged in, so the PIN given was never checked: the card
+            // checks it now, before this session keeps a copy for later VERIFYs.
+            if (pinUnchecked && cardPin is not null) card.Login(cardPin);
+        }
+        catch
+        {
+            card.Dispose();
+            throw;
+        }
+        return new PicoHsmSession(card);
     }
+
+    /// <summary>
+    /// A card-only session that does not log in and does not look at the PIN state (a blocked
+    /// or uninitialised card can still be initialised): for Initialize-PicoHsm -Reader.
+    /// </summary>
+    public static PicoHsmSession OpenCardOnly(string reader) => new(ScHsmCardBackend.ConnectCardOnly(reader, null));
+
+    /// <summary>Readers holding a SmartCard-HSM family card (by ATR; nothing is sent to any card).</summary>
+    public static IReadOnlyList<string> FindCardReaders() => ScHsmCardBackend.FindReaders();
 
     /// <summary>A session to a SmartCard-HSM / Pico HSM through PC/SC only (a host with pcscd and no PKCS#11 module).</summary>
     private static PicoHsmSession ConnectCard(ConnectOptions o)
     {
-        string reader = o.Reader ?? Backends.ScHsmCardBackend.FindReaders() switch
+        string reader = o.Reader ?? ScHsmCardBackend.FindReaders() switch
         {
             { Count: 1 } one => one[0],
             { Count: 0 } => throw new PicoHsmException(PicoErrorKind.NotFound, "NoCard",
@@ -117,15 +144,14 @@ public static class SessionConnector
             var many => throw new PicoHsmException(PicoErrorKind.InvalidArgument, "AmbiguousReader",
                 $"Several readers hold a SmartCard-HSM: {string.Join(", ", many.Select(r => $"'{r}'"))}. Choose one with -Reader.", null),
         };
-        var session = Backends.ScHsmCardBackend.ConnectCardOnly(reader, null);
+        var backend = ScHsmCardBackend.ConnectCardOnly(reader, null);
         try
         {
-            var backend = (Backends.ScHsmCardBackend)session.Attachment!;
             var status = backend.ReadPinStatus();
-            if (status.State == ScHsm.ScHsmPinState.Blocked)
+            if (status.State == ScHsmPinState.Blocked)
                 throw new PicoHsmException(PicoErrorKind.AuthenticationFailed, "PinLocked",
                     $"The user PIN of the card in '{reader}' is locked. Unblock it with the SO-PIN first (sc-hsm-tool --unlock-pin).", reader);
-            byte[]? pin = o.PinSource?.Invoke(session.Token);
+            byte[]? pin = o.PinSource?.Invoke(backend.Context.Token);
             if (pin is not null)
             {
                 try
@@ -141,11 +167,11 @@ public static class SessionConnector
                     Array.Clear(pin);
                 }
             }
-            return session;
+            return new PicoHsmSession(backend);
         }
         catch
         {
-            session.Dispose();
+            backend.Dispose();
             throw;
         }
     }

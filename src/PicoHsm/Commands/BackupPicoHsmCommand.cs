@@ -1,8 +1,7 @@
 using System.Management.Automation;
-using PicoHsm.Backends;
 using PicoHsm.Backup;
-using PicoHsm.Dkek;
-using PicoHsm.IO;
+using PicoHsm.Common;
+using PicoHsm.Devices;
 
 namespace PicoHsm.Module.Commands;
 
@@ -26,7 +25,7 @@ public sealed class BackupPicoHsmCommand : PicoSessionCmdletBase
     {
         RequireLogin();
         var session = ResolvedSession;
-        var backend = KeyServices.Backend(session);
+        var backend = session.Device;
         string dir = SessionState.Path.GetUnresolvedProviderPathFromPSPath(Directory);
         string manifestPath = Path.Combine(dir, BackupManifest.FileName);
         if (File.Exists(manifestPath) && !Force)
@@ -76,7 +75,7 @@ public sealed class BackupPicoHsmCommand : PicoSessionCmdletBase
         var manifest = new BackupManifest
         {
             Created = DateTimeOffset.UtcNow,
-            ToolVersion = Pkcs11DkekBackend.ToolVersion,
+            ToolVersion = ProductInfo.ToolVersion,
             SourceToken = new TokenInfo(t.Manufacturer ?? "", t.Model ?? "", t.SerialNumber ?? "", t.FirmwareVersion ?? ""),
             DkekKcv = KeyCheckValue.FromHex(dkek.KeyCheckValue!),
             Entries = backups.Select(b => new BackupManifestEntry(Path.GetFileName(b.Path), b.Id ?? "", b.Label ?? "", b.KeyType, b.Size,

@@ -1,5 +1,7 @@
 using System.Management.Automation;
 using System.Security;
+using PicoHsm.Common;
+using PicoHsm.Devices;
 using PicoHsm.Session;
 
 namespace PicoHsm.Module.Commands;
@@ -87,7 +89,7 @@ public sealed class ConnectPicoHsmCommand : PicoCmdletBase
         WriteObject(session);
     }
 
-    private byte[]? GetPin(Pkcs11.PicoHsmToken token)
+    private byte[]? GetPin(PicoHsmToken token)
     {
         if (Reader is not null && ModulePath is null && Pin is null && Credential is null && !CanPrompt())
             return null; // a card-only session may still list keys and DKEK state without the PIN

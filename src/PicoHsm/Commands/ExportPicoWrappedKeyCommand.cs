@@ -1,5 +1,5 @@
 using System.Management.Automation;
-using PicoHsm.Backends;
+using PicoHsm.Backup;
 using PicoHsm.Keys;
 
 namespace PicoHsm.Module.Commands;
@@ -63,15 +63,15 @@ public sealed class ExportPicoWrappedKeyCommand : PicoSessionCmdletBase
         foreach (var key in keys)
         {
             ThrowIfStopping();
-            string target = Path is not null ? SessionState.Path.GetUnresolvedProviderPathFromPSPath(Path) : System.IO.Path.Combine(dir!, BackupFiles.DefaultFileName(key, KeyServices.Backend(ResolvedSession).BackupExtension));
+            string target = Path is not null ? SessionState.Path.GetUnresolvedProviderPathFromPSPath(Path) : System.IO.Path.Combine(dir!, BackupFiles.DefaultFileName(key, ResolvedSession.Device.BackupExtension));
             if (!ShouldProcess(target, $"Export key {key.Id} '{key.Label}' wrapped under the DKEK")) continue;
-            TryRun(() => WriteObject(KeyServices.Backend(ResolvedSession).Export(key, target, Force)), key);
+            TryRun(() => WriteObject(ResolvedSession.Device.Export(key, target, Force)), key);
         }
     }
 
     private List<PicoKey> SelectKeys()
     {
-        var all = Run(() => KeyServices.List(ResolvedSession));
+        var all = Run(() => ResolvedSession.Device.ListKeys());
         var ids = Id?.Select(GetPicoKeyCommand.NormalizeId).ToHashSet();
         var pattern = Label is null ? null : WildcardPattern.Get(Label, WildcardOptions.IgnoreCase);
         if (ids is null && pattern is null) return new List<PicoKey>();

@@ -1,5 +1,6 @@
 using System.Management.Automation;
-using PicoHsm.Backends;
+using PicoHsm.Common;
+using PicoHsm.Devices;
 
 namespace PicoHsm.Module.Commands;
 
@@ -13,7 +14,7 @@ public sealed class GetPicoDkekCommand : PicoSessionCmdletBase
         RequireLogin();
         try
         {
-            foreach (var d in KeyServices.Backend(ResolvedSession).GetDkek()) WriteObject(d);
+            foreach (var d in ResolvedSession.Device.GetDkek()) WriteObject(d);
         }
         catch (PicoHsmException ex)
         {

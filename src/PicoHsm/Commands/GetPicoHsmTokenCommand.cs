@@ -1,5 +1,7 @@
 using System.Management.Automation;
-using PicoHsm.Pkcs11;
+using PicoHsm.Common;
+using PicoHsm.Devices;
+using PicoHsm.Devices.Pkcs11;
 
 namespace PicoHsm.Module.Commands;
 

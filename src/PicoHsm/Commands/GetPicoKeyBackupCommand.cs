@@ -1,6 +1,6 @@
 using System.Collections.ObjectModel;
 using System.Management.Automation;
-using PicoHsm.Backends;
+using PicoHsm.Backup;
 
 namespace PicoHsm.Module.Commands;
 

@@ -1,4 +1,5 @@
 using System.Management.Automation;
+using PicoHsm.Common;
 using PicoHsm.Keys;
 
 namespace PicoHsm.Module.Commands;
@@ -25,7 +26,7 @@ public sealed class GetPicoKeyCommand : PicoSessionCmdletBase
         List<PicoKey> keys;
         try
         {
-            keys = KeyServices.List(ResolvedSession);
+            keys = ResolvedSession.Device.ListKeys();
         }
         catch (PicoHsmException ex)
         {

@@ -1,6 +1,8 @@
 using System.Management.Automation;
 using System.Security;
-using PicoHsm.Backends;
+using PicoHsm.Common;
+using PicoHsm.Devices;
+using PicoHsm.Devices.ScHsm.Shares;
 using PicoHsm.Dkek;
 
 namespace PicoHsm.Module.Commands;
@@ -58,8 +60,8 @@ public sealed class ImportPicoDkekCommand : PicoSessionCmdletBase
     /// </summary>
     private void ImportScHsmToolShares()
     {
-        var backend = KeyServices.Backend(ResolvedSession);
-        var files = _paths.Select(p => Run(() => ScHsm.ScHsmShareFile.Read(p), p)).ToList();
+        var backend = ResolvedSession.Device;
+        var files = _paths.Select(p => Run(() => ScHsmShareFile.Read(p), p)).ToList();
         var shares = new List<SecretBytes>();
         try
         {
@@ -74,7 +76,7 @@ public sealed class ImportPicoDkekCommand : PicoSessionCmdletBase
                 var parts = PasswordShare!.Select(ParsePasswordShare).ToList();
                 byte[] password = Run(() =>
                 {
-                    try { return ScHsm.ScHsmPasswordShares.Combine(PasswordSharePrime, parts); }
+                    try { return ScHsmPasswordShares.Combine(PasswordSharePrime, parts); }
                     catch (ArgumentException ex)
                     {
                         // Too few shares, a repeated id, a malformed prime: say so (no share value is echoed).
@@ -102,7 +104,7 @@ public sealed class ImportPicoDkekCommand : PicoSessionCmdletBase
                         shares.Add(Run(() =>
                         {
                             try { return files[index].Decrypt(pw); }
-                            catch (ScHsm.ScHsmWrongPasswordException)
+                            catch (ScHsmWrongPasswordException)
                             {
                                 throw new PicoHsmException(PicoErrorKind.AuthenticationFailed, "ShareFileWrongPassword",
                                     $"The password for '{_paths[index]}' is wrong (or the file is damaged). Nothing was imported; check the password with its custodian.", _paths[index]);
@@ -114,12 +116,12 @@ public sealed class ImportPicoDkekCommand : PicoSessionCmdletBase
                 progress.RecordType = ProgressRecordType.Completed;
                 WriteProgress(progress);
             }
-            using var dkek = ScHsm.ScHsmDkekShares.Combine(shares);
+            using var dkek = ScHsmDkekShares.Combine(shares);
             string kcv = KeyCheckValue.ToHex(KeyCheckValue.Compute(dkek.Span));
             if (!ShouldProcess($"token '{ResolvedSession.TokenLabel}'", $"Import {files.Count} sc-hsm-tool share(s) of DKEK {kcv}"))
                 return;
             bool imported;
-            if (backend is ScHsmCardBackend card)
+            if (backend is IScHsmDevice card)
             {
                 Run(() => { card.ImportShares(shares, KeyDomain); return 0; });
                 imported = true;
@@ -138,14 +140,14 @@ public sealed class ImportPicoDkekCommand : PicoSessionCmdletBase
         }
     }
 
-    private ScHsm.ScHsmPasswordShare ParsePasswordShare(string text)
+    private ScHsmPasswordShare ParsePasswordShare(string text)
     {
         int colon = text.IndexOf(':');
         int id = 0;
         if (colon < 1 || !int.TryParse(text[..colon], out id))
             ThrowTerminatingError(NewError("PasswordShareFormat", ErrorCategory.InvalidArgument,
                 $"A -PasswordShare value is not a password share (its value is not shown): write each as \"<share id>:<value>\", e.g. \"1:3f:3e:fa:…\".", null));
-        return Run(() => ScHsm.ScHsmPasswordShare.Parse(id, text[(colon + 1)..]));
+        return Run(() => ScHsmPasswordShare.Parse(id, text[(colon + 1)..]));
     }
 
     protected override void ProcessRecord()
@@ -159,7 +161,7 @@ public sealed class ImportPicoDkekCommand : PicoSessionCmdletBase
         RequireLogin();
         if (_paths.Count == 0)
             ThrowTerminatingError(NewError("NoShareFiles", ErrorCategory.InvalidArgument, "No share files were given. Pass them with -Path.", null));
-        var kinds = _paths.Select(p => ScHsm.ScHsmDkekShares.LooksLikeShareFile(ReadHead(p))).Distinct().ToList();
+        var kinds = _paths.Select(p => ScHsmDkekShares.LooksLikeShareFile(ReadHead(p))).Distinct().ToList();
         if (kinds.Count > 1)
             ThrowTerminatingError(NewError("MixedShareFormats", ErrorCategory.InvalidArgument,
                 "Some files are sc-hsm-tool shares (.pbe) and some are PicoHsm shares (.dkekshare): one DKEK's shares are all of one kind. Import them separately.", null));
@@ -172,7 +174,7 @@ public sealed class ImportPicoDkekCommand : PicoSessionCmdletBase
         Run(() => { DkekCeremony.CheckSet(files, _paths); return 0; });
         string kcv = files[0].KcvHex;
 
-        var current = Run(() => KeyServices.Backend(ResolvedSession).GetDkek()).FirstOrDefault(d => d.Present && d.KeyCheckValue is not null);
+        var current = Run(() => ResolvedSession.Device.GetDkek()).FirstOrDefault(d => d.Present && d.KeyCheckValue is not null);
         if (current?.KeyCheckValue is { } have && have != kcv)
             ThrowTerminatingError(NewError("OtherDkekPresent", ErrorCategory.ResourceExists,
                 $"The token '{ResolvedSession.TokenLabel}' already holds DKEK {have}; these shares are of DKEK {kcv}. Backups cannot move between DKEKs; use a fresh token or the shares of {have}.", ResolvedSession));
@@ -192,14 +194,14 @@ public sealed class ImportPicoDkekCommand : PicoSessionCmdletBase
         progress.RecordType = ProgressRecordType.Completed;
         WriteProgress(progress);
 
-        bool imported = Run(() => KeyServices.Backend(ResolvedSession).ImportDkek(dkek, Label ?? files[0].Label, Convert.FromHexString(Id)));
+        bool imported = Run(() => ResolvedSession.Device.ImportDkek(dkek, Label ?? files[0].Label, Convert.FromHexString(Id)));
         if (!imported)
             WriteWarning($"The token '{ResolvedSession.TokenLabel}' already holds DKEK {kcv}; nothing was changed.");
-        var result = Run(() => KeyServices.Backend(ResolvedSession).GetDkek()).FirstOrDefault(d => d.KeyCheckValue == kcv) ?? Run(() => KeyServices.Backend(ResolvedSession).GetDkek())[0];
+        var result = Run(() => ResolvedSession.Device.GetDkek()).FirstOrDefault(d => d.KeyCheckValue == kcv) ?? Run(() => ResolvedSession.Device.GetDkek())[0];
         WriteObject(new PicoDkek
         {
             Present = result.Present, KeyCheckValue = result.KeyCheckValue, KcvVerified = result.KcvVerified, Label = result.Label, Id = result.Id,
-            Threshold = files[0].Threshold, ShareCount = files[0].ShareCount, ShareFiles = _paths.ToArray(), Backend = result.Backend,
+            Threshold = files[0].Threshold, ShareCount = files[0].ShareCount, ShareFiles = _paths.ToArray(), DeviceFamily = result.DeviceFamily,
             TokenLabel = result.TokenLabel, TokenSerial = result.TokenSerial, Status = imported ? "Imported" : "Already present",
         });
     }

@@ -1,5 +1,6 @@
 using System.Management.Automation;
-using PicoHsm.Backends;
+using PicoHsm.Backup;
+using PicoHsm.Devices;
 using PicoHsm.Keys;
 
 namespace PicoHsm.Module.Commands;
@@ -59,7 +60,7 @@ public sealed class ImportPicoWrappedKeyCommand : PicoSessionCmdletBase
             string id = Id?.ToLowerInvariant() ?? b.Id ?? "";
             if (!ShouldProcess($"token '{ResolvedSession.TokenLabel}'", $"Restore key {id} '{Label ?? b.Label}' from {b.Path}{(Force ? " (replacing a key with that id)" : "")}"))
                 continue;
-            TryRun(() => WriteObject(KeyServices.Backend(ResolvedSession).Restore(b, new RestoreRequest(Id is null ? null : Convert.FromHexString(Id), Label, Force, KeyReference))), b);
+            TryRun(() => WriteObject(ResolvedSession.Device.Restore(b, new RestoreRequest(Id is null ? null : Convert.FromHexString(Id), Label, Force, KeyReference))), b);
         }
     }
 }

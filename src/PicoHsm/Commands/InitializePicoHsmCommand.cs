@@ -1,7 +1,7 @@
 using System.Management.Automation;
 using System.Security;
-using PicoHsm.Backends;
-using PicoHsm.Dkek;
+using PicoHsm.Common;
+using PicoHsm.Devices;
 using PicoHsm.Session;
 
 namespace PicoHsm.Module.Commands;
@@ -52,20 +52,20 @@ public sealed class InitializePicoHsmCommand : PicoCmdletBase
         PicoHsmSession? temporary = null;
         var session = Session ?? (Reader is null ? SessionRegistry.Current.Default : null);
         if (session is null && Reader is not null)
-            session = temporary = Run(() => ScHsmCardBackend.ConnectCardOnly(Reader, null), Reader);
+            session = temporary = Run(() => SessionConnector.OpenCardOnly(Reader), Reader);
         if (session is null)
             ThrowTerminatingError(NewError("NoCard", ErrorCategory.ConnectionError,
                 "Name the card: -Reader '<reader>' (see Get-PicoHsmToken or tab completion), or -Session of a SmartCard-HSM session.", null));
         try
         {
-            if (session!.Attachment is not ScHsmCardBackend card)
+            if (session!.Device is not IScHsmDevice card)
             {
                 ThrowTerminatingError(NewError("NotAScHsm", ErrorCategory.InvalidOperation,
                     $"'{session.TokenLabel}' is not a SmartCard-HSM / Pico HSM session; only those are initialised with this cmdlet.", session));
                 return;
             }
-            string reader = card.Channel.ReaderName;
-            string loss = DescribeLoss(card);
+            string reader = card.ReaderName;
+            string loss = DescribeLoss(session.Device);
             if (!ShouldProcess($"the card in '{reader}'", $"Initialise (wipe) the device: {loss}; announce {DkekShareCount} DKEK share(s)"))
                 return;
 
@@ -89,7 +89,7 @@ public sealed class InitializePicoHsmCommand : PicoCmdletBase
                 Array.Clear(soBytes);
             }
             WriteWarning($"The card in '{reader}' was initialised. Sessions opened before (and OpenSC's PKCS#11 view of it) are stale: connect again.");
-            foreach (var d in Run(() => card.GetDkek())) WriteObject(d);
+            foreach (var d in Run(() => session.Device.GetDkek())) WriteObject(d);
         }
         finally
         {
@@ -111,7 +111,7 @@ public sealed class InitializePicoHsmCommand : PicoCmdletBase
         return result;
     }
 
-    private static string DescribeLoss(ScHsmCardBackend card)
+    private static string DescribeLoss(IDeviceBackend card)
     {
         try
         {

@@ -1,6 +1,8 @@
 using System.Management.Automation;
 using System.Security;
-using PicoHsm.Backends;
+using PicoHsm.Common;
+using PicoHsm.Devices;
+using PicoHsm.Devices.ScHsm.Shares;
 using PicoHsm.Dkek;
 
 namespace PicoHsm.Module.Commands;
@@ -79,10 +81,10 @@ public sealed class NewPicoDkekCommand : PicoSessionCmdletBase
             : DkekCeremony.ShareFilePaths(dir, Label, ShareCount);
         var session = NoImport ? (Session ?? SessionRegistry.Current.Default) : ResolvedSession;
         if (!NoImport) RequireLogin();
-        if (!NoImport && Run(() => KeyServices.Backend(ResolvedSession).GetDkek()).FirstOrDefault(d => d.SharesTotal is { } t && d.SharesOutstanding is { } o && o < t && !d.Present) is { } partial)
+        if (!NoImport && Run(() => ResolvedSession.Device.GetDkek()).FirstOrDefault(d => d.SharesTotal is { } t && d.SharesOutstanding is { } o && o < t && !d.Present) is { } partial)
             ThrowTerminatingError(NewError("SharesPending", ErrorCategory.ResourceExists,
                 $"'{ResolvedSession.TokenLabel}' already holds {partial.SharesTotal - partial.SharesOutstanding} of {partial.SharesTotal} shares of another DKEK in key domain {partial.KeyDomain}. Import the rest of those shares, or re-initialise the device first.", ResolvedSession));
-        if (!NoImport && Run(() => KeyServices.Backend(ResolvedSession).GetDkek()).FirstOrDefault(d => d.Present && d.KeyCheckValue is not null) is { } existing)
+        if (!NoImport && Run(() => ResolvedSession.Device.GetDkek()).FirstOrDefault(d => d.Present && d.KeyCheckValue is not null) is { } existing)
             ThrowTerminatingError(NewError("DkekPresent", ErrorCategory.ResourceExists,
                 $"The token '{ResolvedSession.TokenLabel}' already has a DKEK (KCV {existing.KeyCheckValue}). A new one would orphan every backup made under it. Use -NoImport to only write shares, or a fresh token.", ResolvedSession));
 
@@ -104,7 +106,7 @@ public sealed class NewPicoDkekCommand : PicoSessionCmdletBase
             if (!DkekPasswordPolicy.TryValidate(p, out string? problem))
                 ThrowTerminatingError(NewError("WeakPassword", ErrorCategory.InvalidArgument, $"The password for share {i + 1}: {problem}", i + 1));
 
-        Func<int, byte[]>? tokenRandom = session is { IsOpen: true, HasPkcs11: true } s ? n => { lock (s.Gate) return s.Pkcs11Session.GenerateRandom(n); } : null;
+        Func<int, byte[]>? tokenRandom = session is { IsOpen: true, HasPkcs11: true } s ? n => s.Device.GenerateRandom(n) ?? throw new InvalidOperationException("no generator") : null;
         using SecretBytes dkek = DkekGenerator.Create(tokenRandom);
         string kcv = KeyCheckValue.ToHex(KeyCheckValue.Compute(dkek.Span));
 
@@ -112,11 +114,11 @@ public sealed class NewPicoDkekCommand : PicoSessionCmdletBase
             ? $"Encrypting {ShareCount} sc-hsm-tool share files (10,000,000 MD5 rounds each)"
             : $"Encrypting {ShareCount} share files (PBKDF2, {DkekShareFile.DefaultIterations:N0} iterations each)");
         WriteProgress(progress);
-        var backend = NoImport ? null : KeyServices.Backend(ResolvedSession);
+        var backend = NoImport ? null : ResolvedSession.Device;
         bool imported = false;
         if (Format == DkekShareFormat.ScHsmTool)
         {
-            var shares = ScHsm.ScHsmDkekShares.Split(dkek.Span, ShareCount);
+            var shares = ScHsmDkekShares.Split(dkek.Span, ShareCount);
             try
             {
                 var bytes = new List<byte[]>();
@@ -125,12 +127,12 @@ public sealed class NewPicoDkekCommand : PicoSessionCmdletBase
                     progress.PercentComplete = 100 * i / shares.Count;
                     WriteProgress(progress);
                     byte[] pw = System.Text.Encoding.UTF8.GetBytes(passwords.Values[i]);
-                    try { bytes.Add(ScHsm.ScHsmShareFile.Create(shares[i].Span, pw)); }
+                    try { bytes.Add(ScHsmShareFile.Create(shares[i].Span, pw)); }
                     finally { Array.Clear(pw); }
                 }
                 for (int i = 0; i < bytes.Count; i++)
-                    Run(() => { IO.AtomicFile.WriteAllBytes(paths[i], bytes[i], Force); return 0; }, paths[i]);
-                if (backend is ScHsmCardBackend card)
+                    Run(() => { AtomicFile.WriteAllBytes(paths[i], bytes[i], Force); return 0; }, paths[i]);
+                if (backend is IScHsmDevice card)
                 {
                     var result = Run(() => card.ImportShares(shares));
                     if (result.KeyCheckValue != kcv)
@@ -168,7 +170,7 @@ public sealed class NewPicoDkekCommand : PicoSessionCmdletBase
             Threshold = Threshold,
             ShareCount = ShareCount,
             ShareFiles = paths.ToArray(),
-            Backend = NoImport ? "Offline" : KeyServices.Backend(ResolvedSession).Name,
+            DeviceFamily = NoImport ? null : ResolvedSession.Device.Family,
             TokenLabel = NoImport ? null : ResolvedSession.TokenLabel,
             TokenSerial = NoImport ? null : ResolvedSession.SerialNumber,
             Status = NoImport ? "Shares written; not imported (-NoImport)" : "Imported",

@@ -1,4 +1,6 @@
 using System.Management.Automation;
+using PicoHsm.Common;
+using PicoHsm.Devices;
 using PicoHsm.Keys;
 
 namespace PicoHsm.Module.Commands;
@@ -35,12 +37,18 @@ public sealed class NewPicoKeyCommand : PicoSessionCmdletBase
     protected override void EndProcessing()
     {
         RequireLogin();
+        if (ResolvedSession.Device is not IKeyGenerator generator)
+        {
+            ThrowTerminatingError(NewError("NotSupported", ErrorCategory.NotImplemented,
+                $"'{ResolvedSession.TokenLabel}' is a {ResolvedSession.DeviceFamily}; generate its keys with the device's own tools (pkcs11-tool --keypairgen), then back them up with Export-PicoWrappedKey.", ResolvedSession));
+            return;
+        }
         int size = Size != 0 ? Size : KeyType switch { KeyKind.Rsa => 2048, KeyKind.Aes => 256, KeyKind.GenericSecret => 256, _ => 0 };
         string what = KeyType == KeyKind.Ec ? $"EC {Curve}" : $"{KeyType}-{size}";
         if (!ShouldProcess($"{ResolvedSession.TokenLabel}", $"Generate {what} key id {Id} '{Label}'")) return;
         try
         {
-            WriteObject(Pkcs11KeyGenerator.Generate(ResolvedSession, KeyType, size, KeyType == KeyKind.Ec ? Curve : null,
+            WriteObject(generator.GenerateKey(KeyType, size, KeyType == KeyKind.Ec ? Curve : null,
                 Convert.FromHexString(Id), Label, extractable: !NonExportable));
         }
         catch (PicoHsmException ex)

@@ -1,6 +1,7 @@
 using System.Management.Automation;
-using PicoHsm.Backends;
 using PicoHsm.Backup;
+using PicoHsm.Common;
+using PicoHsm.Devices;
 using PicoHsm.Keys;
 
 namespace PicoHsm.Module.Commands;
@@ -25,7 +26,7 @@ public sealed class RestorePicoHsmCommand : PicoSessionCmdletBase
     {
         RequireLogin();
         var session = ResolvedSession;
-        var backend = KeyServices.Backend(session);
+        var backend = session.Device;
         string dir = SessionState.Path.GetUnresolvedProviderPathFromPSPath(Directory);
         string manifestPath = Path.Combine(dir, BackupManifest.FileName);
         if (!File.Exists(manifestPath))

@@ -1,6 +1,9 @@
 using System.Collections.ObjectModel;
 using System.Management.Automation;
-using PicoHsm.Backends;
+using PicoHsm.Backup;
+using PicoHsm.Common;
+using PicoHsm.Operations;
+using PicoHsm.Session;
 
 namespace PicoHsm.Module.Commands;
 
@@ -41,7 +44,7 @@ public sealed class TestPicoKeyBackupCommand : PicoCmdletBase, IDisposable
     [Parameter]
     public System.Security.SecureString[]? SharePassword { get; set; }
 
-    private Dkek.SecretBytes? _offlineDkek;
+    private SecretBytes? _offlineDkek;
 
     /// <summary>Return one bool per backup (true: every check passed), for Should -BeTrue.</summary>
     [Parameter]
@@ -54,7 +57,7 @@ public sealed class TestPicoKeyBackupCommand : PicoCmdletBase, IDisposable
         var names = paths.Select(p => $"share file '{System.IO.Path.GetFileName(p)}'").ToList();
         using var passwords = Run(() => SharePasswords.Get(this, SharePassword, names, confirm: false, "-SharePassword"));
         _offlineDkek = Run(() => OfflineBackupCheck.RebuildDkek(paths, passwords.Values));
-        WriteVerbose($"DKEK {Dkek.KeyCheckValue.ToHex(Dkek.KeyCheckValue.Compute(_offlineDkek.Span))} rebuilt in memory from {paths.Count} share file(s).");
+        WriteVerbose($"DKEK {KeyCheckValue.ToHex(KeyCheckValue.Compute(_offlineDkek.Span))} rebuilt in memory from {paths.Count} share file(s).");
     }
 
     // PowerShell disposes the cmdlet however the pipeline ends (Ctrl+C, a terminating error),
@@ -76,7 +79,7 @@ public sealed class TestPicoKeyBackupCommand : PicoCmdletBase, IDisposable
                 "-RestoreTest unwraps the key on a token: connect first (Connect-PicoHsm) or pass -Session.", null));
         if (InputObject is not null)
         {
-            foreach (var b in InputObject) Emit(BackupFiles.Test(session, b.Path, b, RestoreTest));
+            foreach (var b in InputObject) Emit(BackupCheck.Test(session?.Device, b.Path, b, RestoreTest));
             return;
         }
         foreach (string p in Path!)
@@ -88,7 +91,7 @@ public sealed class TestPicoKeyBackupCommand : PicoCmdletBase, IDisposable
                 Emit(new PicoBackupTestResult { Path = p, Valid = false, Problems = new[] { $"'{p}' does not exist." } });
                 continue;
             }
-            foreach (string f in files) Emit(BackupFiles.Test(session, f, null, RestoreTest));
+            foreach (string f in files) Emit(BackupCheck.Test(session?.Device, f, null, RestoreTest));
         }
     }
 

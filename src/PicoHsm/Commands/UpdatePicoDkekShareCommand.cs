@@ -1,6 +1,7 @@
 using System.Management.Automation;
 using System.Security;
-using PicoHsm.Backends;
+using PicoHsm.Common;
+using PicoHsm.Devices;
 using PicoHsm.Dkek;
 
 namespace PicoHsm.Module.Commands;
@@ -82,7 +83,7 @@ public sealed class UpdatePicoDkekShareCommand : PicoCmdletBase
         WriteObject(new PicoDkek
         {
             Present = false, KeyCheckValue = files[0].KcvHex, Label = label, Threshold = Threshold, ShareCount = ShareCount,
-            ShareFiles = newPaths.ToArray(), Backend = "Offline", Status = "Re-split; the old shares remain valid until destroyed",
+            ShareFiles = newPaths.ToArray(), DeviceFamily = null, Status = "Re-split; the old shares remain valid until destroyed",
         });
     }
 }

@@ -1,7 +1,11 @@
 using System.Collections;
 using System.Management.Automation;
 using System.Management.Automation.Language;
-using PicoHsm.Pkcs11;
+using PicoHsm.Common;
+using PicoHsm.Devices;
+using PicoHsm.Devices.Pkcs11;
+using PicoHsm.Keys;
+using PicoHsm.Session;
 
 namespace PicoHsm.Module;
 
@@ -69,7 +73,7 @@ internal static class KeyCompletion
     {
         var session = bound["Session"] as Session.PicoHsmSession ?? SessionRegistry.Current.Default;
         if (session is null || !session.IsOpen) return Array.Empty<Keys.PicoKey>();
-        try { return KeyServices.List(session); }
+        try { return session.Device.ListKeys(); }
         catch (PicoHsmException) { return Array.Empty<Keys.PicoKey>(); }
     }
 }
@@ -81,7 +85,7 @@ public sealed class ReaderCompleter : IArgumentCompleter
         CommandAst commandAst, IDictionary fakeBoundParameters)
     {
         IReadOnlyList<string> readers;
-        try { readers = Backends.ScHsmCardBackend.FindReaders(); }
+        try { readers = SessionConnector.FindCardReaders(); }
         catch (Exception) { yield break; }
         string word = wordToComplete.Trim('\'', '"');
         foreach (string r in readers.Where(r => r.StartsWith(word, StringComparison.OrdinalIgnoreCase)))

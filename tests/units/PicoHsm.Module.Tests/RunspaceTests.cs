@@ -2,6 +2,9 @@ using System.Collections.ObjectModel;
 using System.Management.Automation;
 using System.Management.Automation.Runspaces;
 using PicoHsm.Module.Commands;
+using PicoHsm.Devices;
+using PicoHsm.Keys;
+using PicoHsm.Session;
 
 namespace PicoHsm.Module.Tests;
 

@@ -1,6 +1,6 @@
 using System.Text;
 using PicoHsm.Backup;
-using PicoHsm.IO;
+using PicoHsm.Common;
 using PicoHsm.Keys;
 
 namespace PicoHsm.Core.Tests.Backup;

@@ -2,9 +2,9 @@ using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Security.Cryptography;
 using System.Text;
+using Xunit.Abstractions;
 using PicoHsm.Backup;
 using PicoHsm.Keys;
-using Xunit.Abstractions;
 
 namespace PicoHsm.Core.Tests.Backup;
 

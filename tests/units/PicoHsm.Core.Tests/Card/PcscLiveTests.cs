@@ -1,7 +1,7 @@
 using System.Diagnostics;
-using PicoHsm.PcSc;
-using PicoHsm.ScHsm;
 using Xunit.Abstractions;
+using PicoHsm.Devices.ScHsm.Card;
+using PicoHsm.PcSc;
 
 namespace PicoHsm.Core.Tests.Card;
 

@@ -1,6 +1,5 @@
-using PicoHsm.Dkek;
-using PicoHsm.PcSc;
-using PicoHsm.ScHsm;
+using PicoHsm.Common;
+using PicoHsm.Devices.ScHsm.Card;
 
 namespace PicoHsm.Core.Tests.Card;
 

@@ -1,5 +1,5 @@
-using PicoHsm.PcSc;
 using Xunit.Sdk;
+using PicoHsm.PcSc;
 
 namespace PicoHsm.Core.Tests.Card;
 

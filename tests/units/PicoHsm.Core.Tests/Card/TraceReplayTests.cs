@@ -1,7 +1,6 @@
 using System.Text;
-using PicoHsm.Dkek;
-using PicoHsm.PcSc;
-using PicoHsm.ScHsm;
+using PicoHsm.Common;
+using PicoHsm.Devices.ScHsm.Card;
 
 namespace PicoHsm.Core.Tests.Card;
 

@@ -1,9 +1,11 @@
 using System.Text;
-using PicoHsm.Backends;
-using PicoHsm.Dkek;
+using Sim = PicoHsm.CardSimulator;
+using PicoHsm.Backup;
+using PicoHsm.Common;
+using PicoHsm.Devices;
+using PicoHsm.Devices.ScHsm.Backend;
 using PicoHsm.PcSc;
 using PicoHsm.Session;
-using Sim = PicoHsm.CardSimulator;
 
 namespace PicoHsm.Core.Tests.CardBackend;
 
@@ -88,10 +90,9 @@ public sealed class CardHarness : IDisposable
         Simulator = new Sim.ScHsmSimulator(options);
         Channel = new SimulatorChannel(Simulator);
         var token = ScHsmCardBackend.ReadToken(Channel);
-        Session = new PicoHsmSession(null, null, token, null, loggedIn: false);
         using var pin = withPin ? SecretBytes.CopyOf(Encoding.ASCII.GetBytes(Pin)) : null;
-        Backend = new ScHsmCardBackend(Session, Channel, pin);
-        Backend.AttachToSession();
+        Backend = new ScHsmCardBackend(new DeviceContext(token), Channel, pin);
+        Session = new PicoHsmSession(Backend);
     }
 
     /// <summary>Initialised, one key domain with <paramref name="shares"/> shares announced, <paramref name="imported"/> imported.</summary>

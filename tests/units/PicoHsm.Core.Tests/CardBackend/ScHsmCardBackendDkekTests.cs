@@ -1,6 +1,9 @@
 using System.Text;
-using PicoHsm.Backends;
-using PicoHsm.Dkek;
+using PicoHsm.Common;
+using PicoHsm.Devices;
+using PicoHsm.Devices.ScHsm.Backend;
+using PicoHsm.Devices.ScHsm.Card;
+using PicoHsm.Devices.ScHsm.Formats;
 
 namespace PicoHsm.Core.Tests.CardBackend;
 
@@ -24,8 +27,8 @@ public class ScHsmCardBackendDkekTests
         Assert.Equal("", t.ModulePath);
         Assert.True(t.IsScHsmFamily);
         Assert.False(h.Session.HasPkcs11);
-        Assert.Same(h.Backend, BackupFiles.BackendFor(h.Session));
-        Assert.Equal("ScHsmCard", h.Session.Backend);
+        Assert.Same(h.Backend, h.Session.Device);
+        Assert.Equal(DeviceFamily.ScHsmCard, h.Session.DeviceFamily);
     }
 
     [Fact]
@@ -49,7 +52,7 @@ public class ScHsmCardBackendDkekTests
         Assert.Equal(2, d.SharesOutstanding);
         Assert.Null(d.KeyCheckValue);
         Assert.Equal("2 of 2 shares outstanding", d.Status);
-        Assert.Equal("ScHsmCard", d.Backend);
+        Assert.Equal(DeviceFamily.ScHsmCard, d.DeviceFamily);
         Assert.Equal("ESPICOHSMTR", d.TokenSerial);
     }
 
@@ -179,9 +182,8 @@ public class ScHsmCardBackendDkekTests
         var o = new CardSimulator.ScHsmOptions { Initialized = true, DkekShares = 1, ImportedShares = { VectorFiles.Dkek } };
         var sim = new CardSimulator.ScHsmSimulator(o);
         var ch = new SimulatorChannel(sim);
-        using var session = new Session.PicoHsmSession(null, null, ScHsmCardBackend.ReadToken(ch), null, false);
         using var wrong = Secret(Encoding.ASCII.GetBytes("000000"));
-        using var b = new ScHsmCardBackend(session, ch, wrong);
+        using var b = new ScHsmCardBackend(new DeviceContext(ScHsmCardBackend.ReadToken(ch)), ch, wrong);
         var d = Assert.Throws<PicoHsmException>(() => b.GetDkek());
         Assert.Equal("WrongPin", d.Reason);
         Assert.DoesNotContain("000000", d.Message);
@@ -195,12 +197,13 @@ public class ScHsmCardBackendDkekTests
     }
 
     [Fact]
-    public void Dispose_DisposesTheChannel_AndDetaches()
+    public void Dispose_DisposesTheChannel_AndClosesTheSession()
     {
         var h = CardHarness.Create();
         h.Session.Dispose();
         Assert.True(h.Channel.Disposed);
-        Assert.Null(h.Session.Attachment);
+        Assert.False(h.Session.IsOpen);
+        Assert.False(h.Session.IsLoggedIn);
         Assert.False(h.Backend.HasPin);
     }
 

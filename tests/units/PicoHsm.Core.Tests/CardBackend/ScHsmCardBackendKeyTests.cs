@@ -1,9 +1,14 @@
 using System.Security.Cryptography;
 using System.Text;
-using PicoHsm.Backends;
-using PicoHsm.Keys;
-using PicoHsm.ScHsm;
 using Sim = PicoHsm.CardSimulator;
+using PicoHsm.Backup;
+using PicoHsm.Common;
+using PicoHsm.Devices;
+using PicoHsm.Devices.ScHsm.Backend;
+using PicoHsm.Devices.ScHsm.Card;
+using PicoHsm.Devices.ScHsm.Formats;
+using PicoHsm.Keys;
+using PicoHsm.PcSc;
 
 namespace PicoHsm.Core.Tests.CardBackend;
 

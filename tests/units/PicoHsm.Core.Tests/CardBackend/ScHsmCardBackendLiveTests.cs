@@ -1,10 +1,13 @@
 using System.Text;
-using PicoHsm.Backends;
 using PicoHsm.Core.Tests.Card;
-using PicoHsm.Dkek;
-using PicoHsm.PcSc;
 using Xunit.Abstractions;
 using Sim = PicoHsm.CardSimulator;
+using PicoHsm.Common;
+using PicoHsm.Devices;
+using PicoHsm.Devices.ScHsm.Backend;
+using PicoHsm.Devices.ScHsm.Card;
+using PicoHsm.PcSc;
+using PicoHsm.Session;
 
 namespace PicoHsm.Core.Tests.CardBackend;
 
@@ -58,12 +61,12 @@ public sealed class ScHsmCardBackendLiveTests(ITestOutputHelper output) : IDispo
             Assert.Contains(Reader1, readers);
 
             using var pin = SecretBytes.CopyOf(Encoding.ASCII.GetBytes("648219"));
-            using var session = ScHsmCardBackend.ConnectCardOnly(Reader1, pin);
+            using var session = new PicoHsmSession(ScHsmCardBackend.ConnectCardOnly(Reader1, pin));
             Assert.True(session.IsLoggedIn);
-            Assert.Equal("ScHsmCard", session.Backend);
+            Assert.Equal(DeviceFamily.ScHsmCard, session.DeviceFamily);
             Assert.Equal("ESPICOHSMTR", session.SerialNumber);
             Assert.Equal(Reader1, session.ReaderName);
-            var backend = Assert.IsType<ScHsmCardBackend>(BackupFiles.BackendFor(session));
+            var backend = Assert.IsType<ScHsmCardBackend>(session.Device);
             Assert.Equal(VectorFiles.KcvHex, Assert.Single(backend.GetDkek()).KeyCheckValue);
 
             var key = backend.Restore(VectorFiles.Backup("rsa2048.wky"), new RestoreRequest());
@@ -77,11 +80,11 @@ public sealed class ScHsmCardBackendLiveTests(ITestOutputHelper output) : IDispo
 
             // A second connection (as beside OpenSC's PKCS#11 session): found by the slot's reader name,
             // no PIN of its own: the card's PIN state is shared, so it wraps without a VERIFY.
-            var token2 = new Pkcs11.PicoHsmToken { ModulePath = "opensc-pkcs11.so", SlotId = 1, SlotDescription = Reader1, TokenPresent = true, Label = "SmartCard-HSM" };
-            using var session2 = new Session.PicoHsmSession(null, null, token2, null, loggedIn: true);
-            var second = ScHsmCardBackend.Open(session2, pin: null);
+            var token2 = new PicoHsmToken { ModulePath = "opensc-pkcs11.so", SlotId = 1, SlotDescription = Reader1, TokenPresent = true, Label = "SmartCard-HSM" };
+            var context2 = new DeviceContext(token2);
+            context2.SetLoggedIn(true);
+            using var second = ScHsmCardBackend.Open(context2, pin: null);
             Assert.False(second.HasPin);
-            Assert.Same(second, BackupFiles.BackendFor(session2));
             var again = second.Export(Assert.Single(second.ListKeys()), Path.Combine(_dir, "rsa-2.wky"), overwrite: false);
             Assert.Equal(b.PublicKeyFingerprint, again.PublicKeyFingerprint);
         }

@@ -1,13 +1,14 @@
 using System.Security.Cryptography;
 using System.Security.Cryptography.X509Certificates;
 using System.Text;
-using PicoHsm.Backends;
-using PicoHsm.Dkek;
+using Sim = PicoHsm.CardSimulator;
+using PicoHsm.Backup;
+using PicoHsm.Common;
+using PicoHsm.Devices;
+using PicoHsm.Devices.ScHsm.Backend;
+using PicoHsm.Devices.ScHsm.Formats;
 using PicoHsm.Keys;
 using PicoHsm.PcSc;
-using PicoHsm.ScHsm;
-using PicoHsm.Session;
-using Sim = PicoHsm.CardSimulator;
 
 namespace PicoHsm.Core.Tests.CardBackend;
 
@@ -95,8 +96,7 @@ public sealed class ScHsmCardBackendMoreTests : IDisposable
     {
         var sim = new Sim.ScHsmSimulator(new Sim.ScHsmOptions { Initialized = true, DkekShares = 2 });
         var ch = new RebootingChannel(sim);
-        using var session = new PicoHsmSession(null, null, ScHsmCardBackend.ReadToken(ch), null, false);
-        using var b = new ScHsmCardBackend(session, ch, null);
+        using var b = new ScHsmCardBackend(new DeviceContext(ScHsmCardBackend.ReadToken(ch)), ch, null);
         b.Initialize(Convert.FromHexString("3537363231383830"), Encoding.ASCII.GetBytes("654321"), dkekShares: 1, keyDomains: null);
         Assert.Equal(1, ch.Reconnects);
         Assert.True(b.HasPin);

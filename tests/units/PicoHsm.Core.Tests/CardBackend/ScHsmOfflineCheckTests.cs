@@ -1,7 +1,8 @@
 using System.Text;
-using PicoHsm.Backends;
-using PicoHsm.Dkek;
-using PicoHsm.ScHsm;
+using PicoHsm.Backup;
+using PicoHsm.Common;
+using PicoHsm.Devices.ScHsm.Formats;
+using PicoHsm.Devices.ScHsm.Shares;
 
 namespace PicoHsm.Core.Tests.CardBackend;
 

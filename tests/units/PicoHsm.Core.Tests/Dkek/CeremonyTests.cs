@@ -1,6 +1,6 @@
 using System.Security.Cryptography;
+using PicoHsm.Common;
 using PicoHsm.Dkek;
-using PicoHsm.IO;
 
 namespace PicoHsm.Core.Tests.Dkek;
 

@@ -2,8 +2,9 @@ using System.Buffers.Binary;
 using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Security.Cryptography;
-using PicoHsm.Dkek;
 using Xunit.Abstractions;
+using PicoHsm.Common;
+using PicoHsm.Dkek;
 
 namespace PicoHsm.Core.Tests.Dkek;
 

@@ -1,4 +1,5 @@
 using System.Security.Cryptography;
+using PicoHsm.Common;
 using PicoHsm.Dkek;
 
 namespace PicoHsm.Core.Tests.Dkek;

@@ -1,5 +1,6 @@
 using System.Security.Cryptography;
 using CsCheck;
+using PicoHsm.Common;
 using PicoHsm.Dkek;
 
 namespace PicoHsm.Core.Tests.Dkek;

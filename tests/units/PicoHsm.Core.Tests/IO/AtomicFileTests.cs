@@ -1,4 +1,4 @@
-using PicoHsm.IO;
+using PicoHsm.Common;
 
 namespace PicoHsm.Core.Tests.IO;
 

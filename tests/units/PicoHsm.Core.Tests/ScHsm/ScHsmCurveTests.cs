@@ -1,4 +1,4 @@
-using PicoHsm.ScHsm;
+using PicoHsm.Devices.ScHsm.Formats;
 
 namespace PicoHsm.Core.Tests.ScHsm;
 

@@ -1,6 +1,6 @@
 using System.Security.Cryptography;
-using PicoHsm.Dkek;
-using PicoHsm.ScHsm;
+using PicoHsm.Common;
+using PicoHsm.Devices.ScHsm.Formats;
 
 namespace PicoHsm.Core.Tests.ScHsm;
 

@@ -1,4 +1,4 @@
-using PicoHsm.ScHsm;
+using PicoHsm.Devices.ScHsm.Shares;
 
 namespace PicoHsm.Core.Tests.ScHsm;
 

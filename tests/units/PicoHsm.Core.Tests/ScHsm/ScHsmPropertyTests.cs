@@ -3,7 +3,9 @@ using CsCheck;
 using Org.BouncyCastle.Crypto.Engines;
 using Org.BouncyCastle.Crypto.Macs;
 using Org.BouncyCastle.Crypto.Parameters;
-using PicoHsm.ScHsm;
+using PicoHsm.Common;
+using PicoHsm.Devices.ScHsm.Formats;
+using PicoHsm.Devices.ScHsm.Shares;
 
 namespace PicoHsm.Core.Tests.ScHsm;
 

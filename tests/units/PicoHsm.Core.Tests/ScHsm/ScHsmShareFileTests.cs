@@ -1,9 +1,10 @@
 using System.Diagnostics;
 using System.Security.Cryptography;
 using System.Text;
-using PicoHsm.Dkek;
-using PicoHsm.ScHsm;
 using Xunit.Abstractions;
+using PicoHsm.Common;
+using PicoHsm.Devices.ScHsm.Formats;
+using PicoHsm.Devices.ScHsm.Shares;
 
 namespace PicoHsm.Core.Tests.ScHsm;
 

@@ -1,5 +1,5 @@
+using PicoHsm.Devices.ScHsm.Formats;
 using PicoHsm.Keys;
-using PicoHsm.ScHsm;
 
 namespace PicoHsm.Core.Tests.ScHsm;
 

@@ -1,0 +1,66 @@
+using PicoHsm.Keys;
+
+namespace PicoHsm.Backup;
+
+/// <summary>A backup file of one key, as Export-PicoWrappedKey writes it and Get-PicoKeyBackup reads it.</summary>
+public sealed class PicoKeyBackup
+{
+    public required string Path { get; init; }
+    /// <summary>"PicoHsm" (this module's format for generic tokens) or "ScHsmTool" (sc-hsm-tool --wrap-key files).</summary>
+    public required string Format { get; init; }
+    public string? Id { get; init; }
+    public string? Label { get; init; }
+    public string? KeyClass { get; init; }
+    public KeyKind KeyType { get; init; }
+    public int Size { get; init; }
+    public string? Curve { get; init; }
+    /// <summary>KCV of the DKEK the key is wrapped under.</summary>
+    public required string Kcv { get; init; }
+    /// <summary>SHA-256 of the whole file, lower-case hex.</summary>
+    public required string Sha256 { get; init; }
+    public DateTimeOffset? Created { get; init; }
+    public string? Mechanism { get; init; }
+    public string? SourceToken { get; init; }
+    public string? SourceSerial { get; init; }
+    public bool HasPublicKey { get; init; }
+    public bool HasCertificate { get; init; }
+    public string? PublicKeyFingerprint { get; init; }
+    /// <summary>Key reference of the key on the SmartCard-HSM it came from, when known.</summary>
+    public int? KeyReference { get; init; }
+
+    /// <summary>The parsed content of a PicoHsm-format file (generic tokens).</summary>
+    internal Backup.WrappedKeyFile? Content { get; init; }
+    /// <summary>The raw bytes of an sc-hsm-tool file (card path).</summary>
+    internal byte[]? ScHsmFile { get; init; }
+
+    public string Algorithm => KeyType switch
+    {
+        KeyKind.Rsa => $"RSA-{Size}",
+        KeyKind.Ec => $"EC {Curve ?? Size.ToString()}",
+        KeyKind.Aes => $"AES-{Size}",
+        KeyKind.GenericSecret => $"Secret-{Size}",
+        _ => "Unknown",
+    };
+
+    public override string ToString() => Path;
+}
+
+/// <summary>What Test-PicoKeyBackup found.</summary>
+public sealed class PicoBackupTestResult
+{
+    public required string Path { get; init; }
+    public string? Id { get; init; }
+    public string? Label { get; init; }
+    public string? Kcv { get; init; }
+    /// <summary>The file is well formed and its digests check out.</summary>
+    public bool Valid { get; init; }
+    /// <summary>Null when not checked (no session).</summary>
+    public bool? DkekMatch { get; init; }
+    public bool? Compatible { get; init; }
+    /// <summary>Null unless -RestoreTest was asked for.</summary>
+    public bool? Restorable { get; init; }
+    public string[] Problems { get; init; } = Array.Empty<string>();
+    public string? Detail { get; init; }
+    /// <summary>Everything asked was checked and passed.</summary>
+    public bool Passed => Valid && DkekMatch != false && Compatible != false && Restorable != false && Problems.Length == 0;
+}

@@ -1,0 +1,78 @@
+using Net.Pkcs11Interop.HighLevelAPI;
+
+namespace PicoHsm.Devices;
+
+/// <summary>A slot and its token as the module reports them, read without logging in.</summary>
+public sealed class PicoHsmToken
+{
+    public required string ModulePath { get; init; }
+    public required ulong SlotId { get; init; }
+    public required string SlotDescription { get; init; }
+    public required bool TokenPresent { get; init; }
+    public string? Label { get; init; }
+    public string? SerialNumber { get; init; }
+    public string? Model { get; init; }
+    public string? Manufacturer { get; init; }
+    public string? FirmwareVersion { get; init; }
+    public string? HardwareVersion { get; init; }
+    public bool Initialized { get; init; }
+    public bool LoginRequired { get; init; }
+    public bool UserPinInitialized { get; init; }
+    public bool UserPinCountLow { get; init; }
+    public bool UserPinFinalTry { get; init; }
+    public bool UserPinLocked { get; init; }
+    public bool UserPinToBeChanged { get; init; }
+    public bool SoPinCountLow { get; init; }
+    public bool SoPinFinalTry { get; init; }
+    public bool SoPinLocked { get; init; }
+    public bool ProtectedAuthenticationPath { get; init; }
+
+    /// <summary>
+    /// SmartCard-HSM, Nitrokey HSM 2 and Pico HSM all appear through OpenSC's sc-hsm emulation,
+    /// which names CardContact as the manufacturer. Their DKEK work needs the card channel.
+    /// </summary>
+    public bool IsScHsmFamily =>
+        (Manufacturer?.Contains("CardContact", StringComparison.OrdinalIgnoreCase) ?? false) ||
+        (Manufacturer?.Contains("Henarejos", StringComparison.OrdinalIgnoreCase) ?? false) ||
+        (Model?.Contains("SmartCard-HSM", StringComparison.OrdinalIgnoreCase) ?? false) ||
+        (Label?.StartsWith("SmartCard-HSM", StringComparison.OrdinalIgnoreCase) ?? false);
+
+    public string PinState =>
+        UserPinLocked ? "Locked" : UserPinFinalTry ? "FinalTry" : UserPinCountLow ? "CountLow" :
+        !UserPinInitialized ? "NotInitialized" : UserPinToBeChanged ? "ToBeChanged" : "OK";
+
+    internal static PicoHsmToken From(string modulePath, ISlot slot)
+    {
+        var si = slot.GetSlotInfo();
+        if (!si.SlotFlags.TokenPresent)
+            return new PicoHsmToken { ModulePath = modulePath, SlotId = slot.SlotId, SlotDescription = si.SlotDescription.Trim(), TokenPresent = false };
+        var ti = slot.GetTokenInfo();
+        var f = ti.TokenFlags;
+        return new PicoHsmToken
+        {
+            ModulePath = modulePath,
+            SlotId = slot.SlotId,
+            SlotDescription = si.SlotDescription.Trim(),
+            TokenPresent = true,
+            Label = ti.Label.Trim(),
+            SerialNumber = ti.SerialNumber.Trim(),
+            Model = ti.Model.Trim(),
+            Manufacturer = ti.ManufacturerId.Trim(),
+            FirmwareVersion = ti.FirmwareVersion,
+            HardwareVersion = ti.HardwareVersion,
+            Initialized = f.TokenInitialized,
+            LoginRequired = f.LoginRequired,
+            UserPinInitialized = f.UserPinInitialized,
+            UserPinCountLow = f.UserPinCountLow,
+            UserPinFinalTry = f.UserPinFinalTry,
+            UserPinLocked = f.UserPinLocked,
+            UserPinToBeChanged = f.UserPinToBeChanged,
+            SoPinCountLow = f.SoPinCountLow,
+            SoPinFinalTry = f.SoPinFinalTry,
+            SoPinLocked = f.SoPinLocked,
+            ProtectedAuthenticationPath = f.ProtectedAuthenticationPath,
+        };
+    }
+
+    public override string ToString() => $"{Label} (slot {SlotId}, serial {SerialNumber})";
+}

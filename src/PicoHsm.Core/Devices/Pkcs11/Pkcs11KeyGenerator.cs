@@ -1,0 +1,75 @@
+using Net.Pkcs11Interop.Common;
+using Net.Pkcs11Interop.HighLevelAPI;
+using static PicoHsm.Devices.Pkcs11.Pkcs11KeyStore;
+using PicoHsm.Common;
+using PicoHsm.Keys;
+
+namespace PicoHsm.Devices.Pkcs11;
+
+/// <summary>Generates keys on a generic PKCS#11 token, ready to be backed up under the DKEK.</summary>
+public static class Pkcs11KeyGenerator
+{
+    public static PicoKey Generate(DeviceContext session, ISession s, KeyKind kind, int size, string? curve, byte[] id, string label, bool extractable)
+    {
+        lock (session.Gate)
+        {
+            if (Find(s, (CKA.CKA_ID, id)).Count > 0)
+                throw new PicoHsmException(PicoErrorKind.ResourceExists, "IdInUse",
+                    $"An object with id {IdHex(id)} already exists on '{session.TokenLabel}'. Choose another -Id.", IdHex(id));
+            var f = Pkcs11Connection.Factories;
+            try
+            {
+                switch (kind)
+                {
+                    case KeyKind.Rsa:
+                    case KeyKind.Ec:
+                    {
+                        var pub = new List<IObjectAttribute> { Attr(CKA.CKA_TOKEN, true), Attr(CKA.CKA_PRIVATE, false), Attr(CKA.CKA_ID, id), Attr(CKA.CKA_LABEL, label), Attr(CKA.CKA_VERIFY, true) };
+                        var priv = new List<IObjectAttribute>
+                        {
+                            Attr(CKA.CKA_TOKEN, true), Attr(CKA.CKA_PRIVATE, true), Attr(CKA.CKA_SENSITIVE, true), Attr(CKA.CKA_EXTRACTABLE, extractable),
+                            Attr(CKA.CKA_ID, id), Attr(CKA.CKA_LABEL, label), Attr(CKA.CKA_SIGN, true),
+                        };
+                        CKM mech;
+                        if (kind == KeyKind.Rsa)
+                        {
+                            pub.Add(Attr(CKA.CKA_MODULUS_BITS, (ulong)size));
+                            pub.Add(Attr(CKA.CKA_PUBLIC_EXPONENT, new byte[] { 1, 0, 1 }));
+                            pub.Add(Attr(CKA.CKA_ENCRYPT, true));
+                            priv.Add(Attr(CKA.CKA_DECRYPT, true));
+                            mech = CKM.CKM_RSA_PKCS_KEY_PAIR_GEN;
+                        }
+                        else
+                        {
+                            var c = EcCurves.FromName(curve ?? "P-256") ?? throw new PicoHsmException(PicoErrorKind.InvalidArgument, "UnknownCurve",
+                                $"Unknown curve '{curve}'. Use one of: {string.Join(", ", EcCurves.Known.Select(k => k.Name))}.", curve);
+                            pub.Add(Attr(CKA.CKA_EC_PARAMS, EcCurves.ToEcParams(c)));
+                            priv.Add(Attr(CKA.CKA_DERIVE, true));
+                            mech = CKM.CKM_EC_KEY_PAIR_GEN;
+                        }
+                        s.GenerateKeyPair(f.MechanismFactory.Create(mech), pub, priv, out _, out _);
+                        break;
+                    }
+                    case KeyKind.Aes:
+                    case KeyKind.GenericSecret:
+                        s.GenerateKey(f.MechanismFactory.Create(kind == KeyKind.Aes ? CKM.CKM_AES_KEY_GEN : CKM.CKM_GENERIC_SECRET_KEY_GEN), new List<IObjectAttribute>
+                        {
+                            Attr(CKA.CKA_CLASS, CKO.CKO_SECRET_KEY), Attr(CKA.CKA_KEY_TYPE, kind == KeyKind.Aes ? CKK.CKK_AES : CKK.CKK_GENERIC_SECRET),
+                            Attr(CKA.CKA_TOKEN, true), Attr(CKA.CKA_PRIVATE, true), Attr(CKA.CKA_SENSITIVE, true), Attr(CKA.CKA_EXTRACTABLE, extractable),
+                            Attr(CKA.CKA_VALUE_LEN, (ulong)(size / 8)), Attr(CKA.CKA_ID, id), Attr(CKA.CKA_LABEL, label),
+                            Attr(CKA.CKA_ENCRYPT, true), Attr(CKA.CKA_DECRYPT, true),
+                        });
+                        break;
+                    default:
+                        throw new PicoHsmException(PicoErrorKind.InvalidArgument, "KeyTypeNotSupported", $"Cannot generate a key of type {kind}.", kind);
+                }
+            }
+            catch (Pkcs11Exception ex)
+            {
+                throw Pkcs11Errors.Translate(ex, $"generate a {kind} key", session);
+            }
+        }
+        string hex = IdHex(id);
+        return Pkcs11KeyStore.List(session, s).First(k => k.Id == hex);
+    }
+}

@@ -1,0 +1,114 @@
+using Net.Pkcs11Interop.Common;
+using Net.Pkcs11Interop.HighLevelAPI;
+using PicoHsm.Common;
+
+namespace PicoHsm.Devices.Pkcs11;
+
+/// <summary>
+/// One loaded PKCS#11 library per module path per process. Disposing an IPkcs11Library calls
+/// C_Finalize, which ends every session any other user of the same module has, so libraries
+/// are loaded once and kept for the life of the process.
+/// </summary>
+public static class Pkcs11Modules
+{
+    public const string ModuleEnvironmentVariable = "PICOHSM_PKCS11_MODULE";
+
+    private static readonly object Gate = new();
+    private static readonly Dictionary<string, IPkcs11Library> Loaded = new(StringComparer.Ordinal);
+
+    public static Pkcs11InteropFactories Factories { get; } = new();
+
+    /// <summary>OpenSC first (the module a Pico HSM needs), then SoftHSM2.</summary>
+    public static IReadOnlyList<string> WellKnownPaths()
+    {
+        if (OperatingSystem.IsWindows())
+        {
+            string pf = Environment.GetFolderPath(Environment.SpecialFolder.ProgramFiles);
+            string pf86 = Environment.GetFolderPath(Environment.SpecialFolder.ProgramFilesX86);
+            return new[]
+            {
+                Path.Combine(pf, "OpenSC Project", "OpenSC", "pkcs11", "opensc-pkcs11.dll"),
+                Path.Combine(Environment.SystemDirectory, "opensc-pkcs11.dll"),
+                Path.Combine(pf86, "OpenSC Project", "OpenSC", "pkcs11", "opensc-pkcs11.dll"),
+                @"C:\SoftHSM2\lib\softhsm2-x64.dll",
+            };
+        }
+        if (OperatingSystem.IsMacOS())
+        {
+            return new[]
+            {
+                "/Library/OpenSC/lib/opensc-pkcs11.so",
+                "/opt/homebrew/lib/opensc-pkcs11.so",
+                "/usr/local/lib/opensc-pkcs11.so",
+                "/opt/homebrew/lib/softhsm/libsofthsm2.so",
+                "/usr/local/lib/softhsm/libsofthsm2.so",
+            };
+        }
+        return new[]
+        {
+            "/usr/lib/x86_64-linux-gnu/opensc-pkcs11.so",
+            "/usr/lib/aarch64-linux-gnu/opensc-pkcs11.so",
+            "/usr/lib64/opensc-pkcs11.so",
+            "/usr/lib/opensc-pkcs11.so",
+            "/usr/lib/softhsm/libsofthsm2.so",
+            "/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so",
+            "/usr/lib64/pkcs11/libsofthsm2.so",
+            "/usr/local/lib/softhsm/libsofthsm2.so",
+        };
+    }
+
+    /// <summary>The parameter, else the environment variable, else the first well-known module present.</summary>
+    public static string ResolvePath(string? requested)
+    {
+        if (!string.IsNullOrWhiteSpace(requested))
+        {
+            string full = Path.GetFullPath(requested);
+            if (!File.Exists(full))
+                throw new PicoHsmException(PicoErrorKind.NotFound, "ModuleNotFound",
+                    $"The PKCS#11 module '{full}' does not exist. Give the path of the module's shared library " +
+                    "(for a Pico HSM, OpenSC's opensc-pkcs11.so / opensc-pkcs11.dll).", full);
+            return full;
+        }
+        string? fromEnv = Environment.GetEnvironmentVariable(ModuleEnvironmentVariable);
+        if (!string.IsNullOrWhiteSpace(fromEnv))
+        {
+            string full = Path.GetFullPath(fromEnv);
+            if (!File.Exists(full))
+                throw new PicoHsmException(PicoErrorKind.NotFound, "ModuleNotFound",
+                    $"{ModuleEnvironmentVariable} names '{full}', which does not exist. Fix or clear the variable, or pass -ModulePath.", full);
+            return full;
+        }
+        var tried = WellKnownPaths();
+        foreach (string p in tried)
+            if (File.Exists(p)) return p;
+        throw new PicoHsmException(PicoErrorKind.NotFound, "ModuleNotFound",
+            "No PKCS#11 module was found. Pass -ModulePath or set " + ModuleEnvironmentVariable +
+            ". Places tried: -ModulePath (not given), " + ModuleEnvironmentVariable + " (not set), " +
+            string.Join(", ", tried) + ". Install OpenSC for a Pico HSM (apt-get install opensc) or SoftHSM2 (apt-get install softhsm2).");
+    }
+
+    public static IPkcs11Library Load(string fullPath)
+    {
+        NativeLibraryResolver.EnsureInstalled();
+        lock (Gate)
+        {
+            if (Loaded.TryGetValue(fullPath, out var lib)) return lib;
+            try
+            {
+                lib = Factories.Pkcs11LibraryFactory.LoadPkcs11Library(Factories, fullPath, AppType.MultiThreaded);
+            }
+            catch (Pkcs11Exception ex)
+            {
+                throw Pkcs11Errors.Translate(ex, "load the PKCS#11 module", fullPath);
+            }
+            catch (Exception ex) when (ex is UnmanagedException or DllNotFoundException or BadImageFormatException or EntryPointNotFoundException)
+            {
+                throw new PicoHsmException(PicoErrorKind.InvalidArgument, "ModuleLoadFailed",
+                    $"'{fullPath}' could not be loaded as a PKCS#11 module ({ex.Message}). Check that it is a PKCS#11 " +
+                    "shared library for this platform and architecture.", fullPath, ex);
+            }
+            Loaded[fullPath] = lib;
+            return lib;
+        }
+    }
+}

@@ -1,0 +1,37 @@
+using PicoHsm.Backup;
+using PicoHsm.Common;
+using PicoHsm.Devices;
+
+namespace PicoHsm.Operations;
+
+/// <summary>Tests one backup file: as read from disk now, and on a device when one is given.</summary>
+public static class BackupCheck
+{
+    /// <summary>
+    /// Re-reads the file from disk (structure and digests), then on a device checks the DKEK
+    /// and compatibility, and with <paramref name="restoreTest"/> proves the key works.
+    /// </summary>
+    public static PicoBackupTestResult Test(IDeviceBackend? device, string path, PicoKeyBackup? given, bool restoreTest)
+    {
+        PicoKeyBackup b;
+        try
+        {
+            b = BackupFiles.Read(path);
+        }
+        catch (PicoHsmException ex)
+        {
+            return new PicoBackupTestResult { Path = path, Id = given?.Id, Label = given?.Label, Valid = false, Problems = new[] { ex.Message } };
+        }
+        var problems = new List<string>();
+        if (given is not null && given.Sha256 != b.Sha256)
+            problems.Add($"The file changed since it was read: SHA-256 was {given.Sha256}, is now {b.Sha256}.");
+        if (device is null)
+            return new PicoBackupTestResult { Path = path, Id = b.Id, Label = b.Label, Kcv = b.Kcv, Valid = true, Problems = problems.ToArray() };
+        var r = device.Test(b, restoreTest);
+        return new PicoBackupTestResult
+        {
+            Path = path, Id = r.Id, Label = r.Label, Kcv = r.Kcv, Valid = r.Valid, DkekMatch = r.DkekMatch, Compatible = r.Compatible,
+            Restorable = r.Restorable, Problems = problems.Concat(r.Problems).ToArray(), Detail = r.Detail,
+        };
+    }
+}
