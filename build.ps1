@@ -4,7 +4,8 @@
     Builds, tests and demonstrates the PicoHsm module.
 .DESCRIPTION
     -Task Build  assembles a loadable module folder in out/PicoHsm (manifest, format file, DLLs).
-    -Task Test   builds, runs the xUnit and Pester suites and ends with "Tests: N passed, N failed".
+    -Task Test   builds, runs the xUnit and Pester suites and ends with
+                 "Tests: N passed, N failed, N skipped" (a skipped test shows its reason above).
     -Task Demo   runs the backup/restore drill on throwaway tokens.
     -Task Bench  prints benchmark figures (bench/Invoke-Bench.ps1).
     System packages the tests need (SoftHSM2, OpenSC, pcscd, vpcd) are installed with apt-get
@@ -100,7 +101,7 @@ function Get-PesterModulePath {
 function Invoke-UnitTests {
     $results = Join-Path $out 'test-results'
     New-Item -ItemType Directory -Force $results | Out-Null
-    $passed = 0; $failed = 0
+    $passed = 0; $failed = 0; $skipped = 0
     foreach ($proj in 'tests/units/PicoHsm.Core.Tests/PicoHsm.Core.Tests.csproj', 'tests/units/PicoHsm.Module.Tests/PicoHsm.Module.Tests.csproj') {
         $name = [IO.Path]::GetFileNameWithoutExtension($proj)
         $trx = Join-Path $results "$name.trx"
@@ -112,11 +113,17 @@ function Invoke-UnitTests {
             $failed++
             continue
         }
-        $counters = ([xml](Get-Content -Raw $trx)).TestRun.ResultSummary.Counters
+        $doc = [xml](Get-Content -Raw $trx)
+        $counters = $doc.TestRun.ResultSummary.Counters
         $passed += [int]$counters.passed
         $failed += [int]$counters.failed + [int]$counters.error + [int]$counters.timeout + [int]$counters.aborted
+        # A skipped test is in no counter (not even notExecuted): count its result, outcome NotExecuted.
+        foreach ($r in $doc.SelectNodes("//*[local-name()='UnitTestResult'][@outcome='NotExecuted']")) {
+            $skipped++
+            Write-Host "Skipped $($r.testName): $($r.InnerText.Trim())" -ForegroundColor Yellow
+        }
     }
-    [pscustomobject]@{ Passed = $passed; Failed = $failed }
+    [pscustomobject]@{ Passed = $passed; Failed = $failed; Skipped = $skipped }
 }
 
 function Invoke-PesterTests {
@@ -142,7 +149,7 @@ function Invoke-PesterTests {
     }
     if (-not (Test-Path $summary)) {
         Write-Host 'Pester produced no summary (the runner failed before or while running).' -ForegroundColor Red
-        return [pscustomobject]@{ Passed = 0; Failed = 1 }
+        return [pscustomobject]@{ Passed = 0; Failed = 1; Skipped = 0 }
     }
     Get-Content -Raw $summary | ConvertFrom-Json
 }
@@ -156,8 +163,9 @@ switch ($Task) {
         $pester = Invoke-PesterTests
         $passed = $unit.Passed + $pester.Passed
         $failed = $unit.Failed + $pester.Failed
-        Write-Host "xUnit: $($unit.Passed) passed, $($unit.Failed) failed; Pester: $($pester.Passed) passed, $($pester.Failed) failed"
-        Write-Output "Tests: $passed passed, $failed failed"
+        $skipped = $unit.Skipped + $pester.Skipped
+        Write-Host "xUnit: $($unit.Passed) passed, $($unit.Failed) failed, $($unit.Skipped) skipped; Pester: $($pester.Passed) passed, $($pester.Failed) failed, $($pester.Skipped) skipped"
+        Write-Output "Tests: $passed passed, $failed failed, $skipped skipped"
         if ($failed -gt 0 -or $passed -eq 0) { exit 1 }
     }
     'Demo' {

@@ -3,6 +3,7 @@ using System.Runtime.InteropServices;
 using System.Security;
 using System.Text;
 using PicoHsm.Common;
+using PicoHsm.Devices;
 using PicoHsm.Session;
 
 namespace PicoHsm.Module;

@@ -91,16 +91,16 @@ public static class Program
 
     static string DefaultVectors()
     {
-        // tests/CardSimulator/bin/... -> repo root -> ../shared/vectors ; also /work/shared/vectors
-        var env = Environment.GetEnvironmentVariable("PICOHSM_SHARED");
-        if (!string.IsNullOrEmpty(env)) return Path.Combine(env, "vectors");
-        var dir = new DirectoryInfo(AppContext.BaseDirectory);
-        while (dir != null)
+        // The repository's tests/vectors: the first folder above the binary that holds
+        // tests/vectors/MANIFEST.md is the repository root. PICOHSM_VECTORS names another copy.
+        var env = Environment.GetEnvironmentVariable("PICOHSM_VECTORS");
+        if (!string.IsNullOrEmpty(env)) return env;
+        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir != null; dir = dir.Parent)
         {
-            var cand = Path.Combine(dir.FullName, "..", "shared", "vectors");
-            if (Directory.Exists(cand) && dir.GetDirectories(".git").Length + dir.GetFiles(".git").Length > 0) return Path.GetFullPath(cand);
-            dir = dir.Parent;
+            var cand = Path.Combine(dir.FullName, "tests", "vectors");
+            if (File.Exists(Path.Combine(cand, "MANIFEST.md"))) return cand;
         }
-        return "/work/shared/vectors";
+        throw new ArgumentException( // reported as a usage error
+            $"no tests/vectors/MANIFEST.md above {AppContext.BaseDirectory}; give the vectors folder: --selftest VECTORS");
     }
 }

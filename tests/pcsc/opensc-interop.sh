@@ -5,7 +5,7 @@
 #   tests/pcsc/opensc-interop.sh
 #
 # Env:
-#   PICOHSM_SHARED   the shared folder (default: "$(git rev-parse --show-toplevel)/../shared")
+#   PICOHSM_VECTORS  the vectors folder (default: this repository's tests/vectors)
 #   VPCD_PORT        35963 (reader "Virtual PCD 00 00", default) or 35964 ("Virtual PCD 00 01")
 #   STEP_TIMEOUT     seconds per tool run (default 120; share import takes ~20 s: 10M MD5 rounds)
 #   KEEP_WORK=1      keep the temporary folder
@@ -13,9 +13,8 @@
 set -uo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-ROOT="$(git -C "$HERE" rev-parse --show-toplevel 2>/dev/null || (cd "$HERE/../.." && pwd))"
-SHARED="${PICOHSM_SHARED:-$ROOT/../shared}"
-VECTORS="$SHARED/vectors"
+ROOT="$(cd "$HERE/../.." && pwd)"
+VECTORS="${PICOHSM_VECTORS:-$ROOT/tests/vectors}"
 VPCD_PORT="${VPCD_PORT:-35963}"
 T="${STEP_TIMEOUT:-120}"
 P11="${OPENSC_PKCS11:-/usr/lib/x86_64-linux-gnu/opensc-pkcs11.so}"
@@ -83,7 +82,7 @@ check() { step "$@"; }
 hexof() { od -An -tx1 -j "$2" -N "$3" "$1" | tr -d ' \n'; }
 P11CMD=(pkcs11-tool --module "$P11" --slot-description "$SLOT_DESC")
 
-[ -d "$VECTORS" ] || fail "vectors not found at $VECTORS (set PICOHSM_SHARED)"
+[ -d "$VECTORS" ] || fail "vectors not found at $VECTORS (set PICOHSM_VECTORS)"
 for t in opensc-tool sc-hsm-tool pkcs11-tool pkcs15-tool openssl dotnet; do
     command -v "$t" >/dev/null 2>&1 || fail "$t not installed"
 done

@@ -4,19 +4,20 @@
 #
 #   tests/pcsc/replay-traces.sh [TRACE...]
 #
-# Env: PICOHSM_SHARED (default "$(git rev-parse --show-toplevel)/../shared"), SIM_DLL (prebuilt simulator),
+# Env: PICOHSM_TRACES, PICOHSM_VECTORS (default: this repository's tests/traces and tests/vectors),
+#      SIM_DLL (prebuilt simulator),
 #      REPLAY_VERBOSE=1 (list every APDU).
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-ROOT="$(git -C "$HERE" rev-parse --show-toplevel 2>/dev/null || (cd "$HERE/../.." && pwd))"
-SHARED="${PICOHSM_SHARED:-$ROOT/../shared}"
-TRACES_DIR="$SHARED/reference/apdu-traces"
+ROOT="$(cd "$HERE/../.." && pwd)"
+TRACES_DIR="${PICOHSM_TRACES:-$ROOT/tests/traces}"
+VECTORS_DIR="${PICOHSM_VECTORS:-$ROOT/tests/vectors}"
 
 if [ $# -gt 0 ]; then
     traces=("$@")
 else
-    [ -d "$TRACES_DIR" ] || { echo "traces not found at $TRACES_DIR (set PICOHSM_SHARED)" >&2; exit 2; }
+    [ -d "$TRACES_DIR" ] || { echo "traces not found at $TRACES_DIR (set PICOHSM_TRACES)" >&2; exit 2; }
     # the traces were recorded in this order on one device; the replay keeps one card across them
     mapfile -t traces < <(ls "$TRACES_DIR"/[0-9]*.apdu.txt | sort)
 fi
@@ -34,6 +35,6 @@ verbose=()
 
 rc=0
 timeout 300 dotnet "$SIM_DLL" "${verbose[@]}" --replay "${traces[@]}" || rc=1
-timeout 300 dotnet "$SIM_DLL" --selftest "$SHARED/vectors" || rc=1
+timeout 300 dotnet "$SIM_DLL" --selftest "$VECTORS_DIR" || rc=1
 if [ $rc -eq 0 ]; then echo "replay-traces: OK"; else echo "replay-traces: FAILED"; fi
 exit $rc

@@ -4,7 +4,7 @@
 BeforeAll {
     . (Join-Path $PSScriptRoot 'Common.ps1')
     $script:Work = New-Item -ItemType Directory (Join-Path ([IO.Path]::GetTempPath()) ("picohsm-card-" + [guid]::NewGuid().ToString('n').Substring(0, 8)))
-    $script:Vectors = Join-Path (Get-SharedFolder) 'vectors'
+    $script:Vectors = Get-TestVectorsFolder
     $script:OpenSc = Get-OpenScModulePath
     $script:PcscdPid = Start-PcscDaemon
     $script:Sim = Start-CardSimulator -Port 35963 -Arguments '--blank'

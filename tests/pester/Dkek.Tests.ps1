@@ -150,7 +150,7 @@ Describe 'Import-PicoDkek' {
         $e = { Import-PicoDkek -Session $sd -Path $files[0], $files[1], $files[2] -SharePassword $Passwords[0], $empty, $Passwords[2] -Confirm:$false -ErrorAction Stop } | Should -Throw -PassThru
         $e.FullyQualifiedErrorId | Should -BeLike 'ImportPicoDkekPasswordEmpty,*'
         $e.Exception.Message | Should -BeLike '*share 2*'
-        $vectors = Join-Path (Get-SharedFolder) 'vectors'
+        $vectors = Get-TestVectorsFolder
         $e = { Import-PicoDkek -Session $sd -Path (Join-Path $vectors 'dkek-share-threshold.pbe') -PasswordSharePrime 'c0:1b:aa:f3:4b:97:a7:03' -PasswordShare '1:3f:3e:fa:a8:51:77:40:0b' -Confirm:$false -ErrorAction Stop } | Should -Throw -PassThru
         $e.FullyQualifiedErrorId | Should -BeLike 'ImportPicoDkekPasswordSharesInvalid,*'
         $e.Exception.Message | Should -Not -BeLike '*3f:3e:fa*'

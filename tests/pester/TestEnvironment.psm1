@@ -109,10 +109,11 @@ function Get-OpenScModulePath {
         Where-Object { Test-Path $_ } | Select-Object -First 1
 }
 
-function Get-SharedFolder {
-    <# The shared/ folder beside the repository (vectors, reference traces); PICOHSM_SHARED overrides. #>
-    if ($env:PICOHSM_SHARED) { return $env:PICOHSM_SHARED }
-    Join-Path (Split-Path $script:RepoRoot) 'shared'
+function Get-TestVectorsFolder {
+    <# The repository's firmware vectors (tests/vectors, see its MANIFEST.md); PICOHSM_VECTORS names another copy. #>
+    $dir = if ($env:PICOHSM_VECTORS) { $env:PICOHSM_VECTORS } else { Join-Path $script:RepoRoot 'tests/vectors' }
+    if (-not (Test-Path (Join-Path $dir 'MANIFEST.md'))) { throw "The test vectors are missing: no MANIFEST.md in $dir." }
+    $dir
 }
 
 function Start-PcscDaemon {

@@ -213,10 +213,9 @@ public class PcscErrorTests
         Assert.Equal(code, ex.ErrorCode);
     }
 
-    [Fact]
+    [FactOnLinux("the message names pcscd, the pcsc-lite daemon")]
     public void NoService_OnLinux_SaysPcscdIsNotRunning()
     {
-        if (!OperatingSystem.IsLinux()) return;
         Assert.Contains("pcscd is not running", new PcscException(PcscError.SCARD_E_NO_SERVICE, null).Message);
     }
 

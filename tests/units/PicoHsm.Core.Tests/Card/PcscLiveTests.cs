@@ -6,15 +6,50 @@ using PicoHsm.PcSc;
 namespace PicoHsm.Core.Tests.Card;
 
 /// <summary>
-/// A [Fact] that is skipped, with the reason, only when the native PC/SC library cannot be loaded
-/// (no libpcsclite / winscard). Everything else (pcscd not running, readers missing) fails loudly.
+/// A [Fact] that is skipped, with the reason, when the native PC/SC library cannot be loaded (no
+/// libpcsclite / winscard), or, for a test that puts its own card in <c>emptyReader</c>, when another
+/// process's card sits in that reader (checked when the tests are discovered, after waiting a few
+/// seconds for a card that is just leaving). Everything else (pcscd not running, readers missing)
+/// fails loudly.
 /// </summary>
 public sealed class PcscFactAttribute : FactAttribute
 {
-    public PcscFactAttribute()
+    public PcscFactAttribute(string? emptyReader = null)
     {
         if (!PcscContext.IsLibraryAvailable(out string? error))
             Skip = $"PC/SC library not available on this machine: {error}";
+        else if (emptyReader is not null && OtherCardIn(emptyReader) is { } atr)
+            Skip = $"'{emptyReader}' already holds another process's card (ATR {atr}); this test needs that reader for its own card.";
+    }
+
+    /// <summary>The ATR of the card in <paramref name="reader"/> once it has had 5 s to leave; null when there is none.</summary>
+    private static string? OtherCardIn(string reader)
+    {
+        try
+        {
+            using var ctx = PcscContext.Establish();
+            PcscReaderStatus? st = WaitUntilEmpty(ctx, reader);
+            return st is { CardPresent: true } ? Convert.ToHexString(st.Atr) : null;
+        }
+        catch (PcscException)
+        {
+            return null; // pcscd not running, no such reader: the test itself starts pcscd or reports it
+        }
+    }
+
+    /// <summary>
+    /// The state of <paramref name="reader"/> once it is empty, or after 5 s: a card process that just left
+    /// (an earlier test) takes pcscd a moment to notice.
+    /// </summary>
+    internal static PcscReaderStatus? WaitUntilEmpty(PcscContext ctx, string reader)
+    {
+        PcscReaderStatus? st = ctx.GetStatusChange(reader, TimeSpan.FromSeconds(1));
+        for (int i = 0; i < 10 && st is { CardPresent: true }; i++)
+        {
+            Thread.Sleep(500);
+            st = ctx.GetStatusChange(reader, TimeSpan.FromSeconds(1));
+        }
+        return st;
     }
 }
 
@@ -110,17 +145,13 @@ public class PcscLiveTests(ITestOutputHelper output)
     /// by PcscCardChannel + ScHsmCard: ATR, SELECT, extended APDUs both ways, transactions, and the
     /// SCARD_W_RESET_CARD reconnect-and-retry after another connection resets the card.
     /// </summary>
-    [PcscFact]
+    [PcscFact(emptyReader: Reader1)]
     public void EndToEnd_ScriptedCardOnVpcd()
     {
         using PcscContext ctx = Establish();
-        PcscReaderStatus? before = ctx.GetStatusChange(Reader1, TimeSpan.FromSeconds(1));
-        if (before is { CardPresent: true })
-        {
-            // someone else's card process is attached to this vpcd port: do not interfere
-            output.WriteLine($"{Reader1} already has a card (ATR {Convert.ToHexString(before.Atr)}); end-to-end part not run.");
-            return;
-        }
+        PcscReaderStatus? before = PcscFactAttribute.WaitUntilEmpty(ctx, Reader1);
+        if (before is { CardPresent: true }) // it was empty when the tests were discovered
+            Assert.Fail($"{Reader1} got a card (ATR {Convert.ToHexString(before.Atr)}) from another process during the run; not interfering with it.");
 
         byte[] blob = Enumerable.Range(0, 3000).Select(i => (byte)(i * 7)).ToArray();
         byte[] fcp = Convert.FromHexString("62228102000082010183020000840B2B0601040181C31F0201308A010585050001FF0600");

@@ -4,7 +4,7 @@ using PicoHsm.PcSc;
 namespace PicoHsm.Core.Tests.Card;
 
 /// <summary>
-/// An <see cref="ICardChannel"/> that replays one APDU transcript from shared/reference/apdu-traces:
+/// An <see cref="ICardChannel"/> that replays one APDU transcript from tests/traces:
 /// every Transmit must send exactly the next recorded command, and gets the recorded answer back.
 ///
 /// Skipping rule (the only implicit one): a recorded SELECT-by-AID (00 A4 04 ..) of an AID other than the

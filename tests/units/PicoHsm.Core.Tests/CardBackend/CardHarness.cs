@@ -114,7 +114,7 @@ public sealed class CardHarness : IDisposable
     public void Dispose() => Session.Dispose();
 }
 
-/// <summary>The shared vectors (real firmware), located like the other card tests do.</summary>
+/// <summary>The interoperability vectors (real firmware, tests/vectors) and their MANIFEST.md values.</summary>
 public static class VectorFiles
 {
     public const string KcvHex = "d5c1a339cd295797";
@@ -122,29 +122,10 @@ public static class VectorFiles
     public static readonly byte[] Share2 = Convert.FromHexString("3ab0ffc72d26db6ea3cdab7dd3df3ae3f03c9ac65cef2d7ad33e4fbcbb61fa32");
     public static readonly byte[] Dkek = Convert.FromHexString("6a29954f68a7265216159d8cfcd820fadae83b4a90ad7cf5fe96410646528fd4");
 
-    private static readonly Lazy<string> Dir = new(Locate);
+    /// <summary>tests/vectors, located by <see cref="TestData"/>.</summary>
+    public static string VectorsDir => TestData.VectorsDir;
 
-    /// <summary>shared/vectors: PICOHSM_SHARED (the shared folder, or a folder holding shared/) overrides; else walk up from the test binaries.</summary>
-    public static string VectorsDir => Dir.Value;
-
-    public static string PathOf(string name) => Path.Combine(VectorsDir, name);
-
-    private static string Locate()
-    {
-        string? env = Environment.GetEnvironmentVariable("PICOHSM_SHARED");
-        if (!string.IsNullOrWhiteSpace(env))
-        {
-            foreach (var c in new[] { Path.Combine(env, "vectors"), Path.Combine(env, "shared", "vectors") })
-                if (File.Exists(Path.Combine(c, "MANIFEST.md"))) return Path.GetFullPath(c);
-            throw new DirectoryNotFoundException($"PICOHSM_SHARED={env} holds neither vectors/ nor shared/vectors/.");
-        }
-        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
-        {
-            string candidate = Path.Combine(dir.FullName, "shared", "vectors");
-            if (File.Exists(Path.Combine(candidate, "MANIFEST.md"))) return candidate;
-        }
-        throw new DirectoryNotFoundException($"No shared/vectors above {AppContext.BaseDirectory}; set PICOHSM_SHARED to the shared folder.");
-    }
+    public static string PathOf(string name) => TestData.Vector(name);
 
     public static byte[] Read(string name) => File.ReadAllBytes(PathOf(name));
 

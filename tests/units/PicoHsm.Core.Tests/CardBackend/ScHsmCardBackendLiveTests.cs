@@ -14,7 +14,8 @@ namespace PicoHsm.Core.Tests.CardBackend;
 /// <summary>
 /// The backend through the real PC/SC stack: the card simulator as the card of vpcd's second reader
 /// ("Virtual PCD 00 01", port 35964) inside pcscd; FindReaders, ConnectCardOnly (PcscCardChannel), restore,
-/// restore test and export. Skipped only without a PC/SC library; not run when another card sits in that reader.
+/// restore test and export. Skipped, with the reason, without a PC/SC library or when another process's card sits in
+/// that reader.
 /// </summary>
 [Collection("pcsc-live")]
 public sealed class ScHsmCardBackendLiveTests(ITestOutputHelper output) : IDisposable
@@ -28,23 +29,14 @@ public sealed class ScHsmCardBackendLiveTests(ITestOutputHelper output) : IDispo
         try { Directory.Delete(_dir, recursive: true); } catch (IOException) { }
     }
 
-    [PcscFact]
+    [PcscFact(emptyReader: Reader1)]
     public async Task CardOnlySession_OverPcsc_RestoreTestExport()
     {
         using (var ctx = PcscContext.Establish())
         {
-            // a card process that just left (a previous test) takes pcscd a moment to notice
-            var before = ctx.GetStatusChange(Reader1, TimeSpan.FromSeconds(1));
-            for (int i = 0; i < 10 && before is { CardPresent: true }; i++)
-            {
-                await Task.Delay(500);
-                before = ctx.GetStatusChange(Reader1, TimeSpan.FromSeconds(1));
-            }
-            if (before is { CardPresent: true })
-            {
-                output.WriteLine($"{Reader1} already has a card; not run (another test owns it).");
-                return;
-            }
+            var before = PcscFactAttribute.WaitUntilEmpty(ctx, Reader1);
+            if (before is { CardPresent: true }) // it was empty when the tests were discovered
+                Assert.Fail($"{Reader1} got a card (ATR {Convert.ToHexString(before.Atr)}) from another process during the run; not interfering with it.");
         }
         var sim = new Sim.ScHsmSimulator(new Sim.ScHsmOptions { Initialized = true, DkekShares = 1, ImportedShares = { VectorFiles.Dkek } });
         using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(60));

@@ -1,3 +1,4 @@
+using System.Runtime.Versioning;
 using PicoHsm.Common;
 
 namespace PicoHsm.Core.Tests.IO;
@@ -24,10 +25,10 @@ public sealed class AtomicFileTests : IDisposable
         Assert.Equal(new[] { "key.pkb" }, Entries());
     }
 
-    [Fact]
+    [FactNotOnWindows("Unix file modes; on Windows the file gets a protected DACL, not checked here")]
+    [UnsupportedOSPlatform("windows")]
     public void TheFileIsOwnerOnly()
     {
-        if (OperatingSystem.IsWindows()) return; // Windows: protected DACL, not checked here
         string path = Path.Combine(_dir, "share.dkekshare");
         AtomicFile.WriteAllBytes(path, new byte[] { 1, 2, 3 }, overwrite: false);
         Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(path));
@@ -39,10 +40,10 @@ public sealed class AtomicFileTests : IDisposable
         Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(other));
     }
 
-    [Fact]
+    [FactNotOnWindows("Unix file modes; on Windows the file gets a protected DACL, not checked here")]
+    [UnsupportedOSPlatform("windows")]
     public void TheTempFileIsOwnerOnlyFromTheStart()
     {
-        if (OperatingSystem.IsWindows()) return;
         UnixFileMode? seen = null;
         AtomicFile.BeforeMove.Value = temp => { if (!OperatingSystem.IsWindows()) seen = File.GetUnixFileMode(temp); };
         AtomicFile.WriteAllBytes(Path.Combine(_dir, "x"), new byte[] { 1 }, overwrite: false);
