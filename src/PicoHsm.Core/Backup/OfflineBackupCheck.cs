@@ -1,6 +1,5 @@
 using System.Security.Cryptography;
 using PicoHsm.Common;
-using PicoHsm.Devices.Pkcs11;
 using PicoHsm.Devices.ScHsm.Shares;
 using PicoHsm.Dkek;
 using PicoHsm.Keys;
@@ -61,7 +60,7 @@ public static class OfflineBackupCheck
         try
         {
             key = f.WrapMechanism == "CKM_AES_KEY_WRAP_PAD"
-                ? DkekProof.AesKeyUnwrapPad(dkek.Span, f.WrappedKey)
+                ? AesKeyWrap.UnwrapPad(dkek.Span, f.WrappedKey)
                 : AesKeyUnwrap(dkek.Span, f.WrappedKey);
         }
         catch (Exception ex) when (ex is Org.BouncyCastle.Crypto.InvalidCipherTextException or CryptographicException)

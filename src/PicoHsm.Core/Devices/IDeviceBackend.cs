@@ -1,6 +1,5 @@
 using PicoHsm.Backup;
 using PicoHsm.Common;
-using PicoHsm.Devices.ScHsm.Card;
 using PicoHsm.Keys;
 
 namespace PicoHsm.Devices;

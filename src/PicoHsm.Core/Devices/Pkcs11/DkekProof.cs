@@ -1,7 +1,7 @@
 using System.Security.Cryptography;
 using System.Text;
-using Org.BouncyCastle.Crypto.Engines;
-using Org.BouncyCastle.Crypto.Parameters;
+
+using PicoHsm.Common;
 
 namespace PicoHsm.Devices.Pkcs11;
 
@@ -22,34 +22,6 @@ public static class DkekProof
 
     public static byte[] Compute(ReadOnlySpan<byte> dkek) => AesKeyWrapPad(dkek, ProbeKey);
 
-    /// <summary>RFC 5649 AES key wrap with padding, as CKM_AES_KEY_WRAP_PAD.</summary>
-    public static byte[] AesKeyWrapPad(ReadOnlySpan<byte> kek, byte[] keyData)
-    {
-        var engine = new Rfc5649WrapEngine(new AesEngine());
-        byte[] k = kek.ToArray();
-        try
-        {
-            engine.Init(true, new KeyParameter(k));
-            return engine.Wrap(keyData, 0, keyData.Length);
-        }
-        finally
-        {
-            CryptographicOperations.ZeroMemory(k);
-        }
-    }
-
-    public static byte[] AesKeyUnwrapPad(ReadOnlySpan<byte> kek, byte[] wrapped)
-    {
-        var engine = new Rfc5649WrapEngine(new AesEngine());
-        byte[] k = kek.ToArray();
-        try
-        {
-            engine.Init(false, new KeyParameter(k));
-            return engine.Unwrap(wrapped, 0, wrapped.Length);
-        }
-        finally
-        {
-            CryptographicOperations.ZeroMemory(k);
-        }
-    }
+    /// <summary>RFC 5649 AES key wrap with padding, as CKM_AES_KEY_WRAP_PAD (see <see cref="AesKeyWrap"/>).</summary>
+    public static byte[] AesKeyWrapPad(ReadOnlySpan<byte> kek, byte[] keyData) => AesKeyWrap.WrapPad(kek, keyData);
 }

@@ -1,7 +1,6 @@
 using System.Security.Cryptography;
 using System.Security.Cryptography.X509Certificates;
 using System.Text;
-using PicoHsm.Backup;
 using PicoHsm.Common;
 using PicoHsm.Keys;
 

@@ -1,5 +1,4 @@
-using PicoHsm.Devices.ScHsm.Formats;
-namespace PicoHsm.Common;
+namespace PicoHsm.Devices.ScHsm.Formats;
 
 /// <summary>
 /// One BER/DER TLV element located in a buffer: just enough ASN.1 to walk sc-hsm-tool files and

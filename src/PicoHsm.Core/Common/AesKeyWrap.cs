@@ -1,0 +1,125 @@
+using System.Buffers.Binary;
+using System.Security.Cryptography;
+
+namespace PicoHsm.Common;
+
+/// <summary>
+/// RFC 5649 AES key wrap with padding (PKCS#11's CKM_AES_KEY_WRAP_PAD), written here over .NET's
+/// AES block primitive rather than taken from BouncyCastle: its engine keeps a copy of the key
+/// schedule in managed arrays nobody can zero, and the key here is the DKEK. The AES object holds
+/// the key only inside the call and is disposed (which clears it) before returning; every working
+/// buffer that held key material or plaintext is zeroed.
+/// </summary>
+public static class AesKeyWrap
+{
+    private const uint AivPrefix = 0xA65959A6;
+
+    /// <summary>Wraps <paramref name="keyData"/> (1 byte or more) under <paramref name="kek"/> (16, 24 or 32 bytes).</summary>
+    public static byte[] WrapPad(ReadOnlySpan<byte> kek, ReadOnlySpan<byte> keyData)
+    {
+        if (keyData.IsEmpty) throw new ArgumentException("Nothing to wrap.", nameof(keyData));
+        int n = (keyData.Length + 7) / 8; // 64-bit blocks of the padded key
+        byte[] result = new byte[8 * (n + 1)];
+        Span<byte> block = stackalloc byte[16];
+        using var aes = CreateAes(kek);
+        try
+        {
+            // A = AIV (0xA65959A6 || 32-bit length), R = key padded with zeros
+            BinaryPrimitives.WriteUInt32BigEndian(result, AivPrefix);
+            BinaryPrimitives.WriteUInt32BigEndian(result.AsSpan(4), (uint)keyData.Length);
+            keyData.CopyTo(result.AsSpan(8));
+            if (n == 1)
+            {
+                // One block: a single AES encryption of A || P (RFC 5649 section 4.1).
+                aes.EncryptEcb(result, result, PaddingMode.None);
+                return result;
+            }
+            for (int j = 0; j <= 5; j++)
+            {
+                for (int i = 1; i <= n; i++)
+                {
+                    result.AsSpan(0, 8).CopyTo(block);
+                    result.AsSpan(8 * i, 8).CopyTo(block[8..]);
+                    aes.EncryptEcb(block, block, PaddingMode.None);
+                    ulong t = (ulong)(n * j + i);
+                    BinaryPrimitives.WriteUInt64BigEndian(result, BinaryPrimitives.ReadUInt64BigEndian(block) ^ t);
+                    block[8..].CopyTo(result.AsSpan(8 * i, 8));
+                }
+            }
+            return result;
+        }
+        catch
+        {
+            CryptographicOperations.ZeroMemory(result);
+            throw;
+        }
+        finally
+        {
+            CryptographicOperations.ZeroMemory(block);
+        }
+    }
+
+    /// <summary>Unwraps; a wrong key or a changed byte fails the integrity check (CryptographicException).</summary>
+    public static byte[] UnwrapPad(ReadOnlySpan<byte> kek, ReadOnlySpan<byte> wrapped)
+    {
+        if (wrapped.Length < 16 || wrapped.Length % 8 != 0)
+            throw new CryptographicException("An RFC 5649 wrapped key is a multiple of 8 bytes, at least 16.");
+        int n = wrapped.Length / 8 - 1;
+        byte[] work = wrapped.ToArray();
+        Span<byte> block = stackalloc byte[16];
+        using var aes = CreateAes(kek);
+        try
+        {
+            if (n == 1)
+            {
+                aes.DecryptEcb(work, work, PaddingMode.None);
+            }
+            else
+            {
+                for (int j = 5; j >= 0; j--)
+                {
+                    for (int i = n; i >= 1; i--)
+                    {
+                        ulong t = (ulong)(n * j + i);
+                        BinaryPrimitives.WriteUInt64BigEndian(block, BinaryPrimitives.ReadUInt64BigEndian(work) ^ t);
+                        work.AsSpan(8 * i, 8).CopyTo(block[8..]);
+                        aes.DecryptEcb(block, block, PaddingMode.None);
+                        block[..8].CopyTo(work);
+                        block[8..].CopyTo(work.AsSpan(8 * i, 8));
+                    }
+                }
+            }
+            // Check the AIV, the length and the zero padding, without branching on secret bytes early.
+            uint prefix = BinaryPrimitives.ReadUInt32BigEndian(work);
+            int length = (int)BinaryPrimitives.ReadUInt32BigEndian(work.AsSpan(4));
+            bool ok = prefix == AivPrefix && length > 8 * (n - 1) && length <= 8 * n;
+            int pad = 0;
+            if (ok)
+                for (int i = 8 + length; i < work.Length; i++) pad |= work[i];
+            if (!ok || pad != 0)
+                throw new CryptographicException("The wrapped key failed its integrity check: wrong key-encryption key, or the data was changed.");
+            return work.AsSpan(8, length).ToArray();
+        }
+        finally
+        {
+            CryptographicOperations.ZeroMemory(work);
+            CryptographicOperations.ZeroMemory(block);
+        }
+    }
+
+    private static Aes CreateAes(ReadOnlySpan<byte> kek)
+    {
+        if (kek.Length is not (16 or 24 or 32)) throw new ArgumentException("An AES key is 16, 24 or 32 bytes.", nameof(kek));
+        var aes = Aes.Create();
+        byte[] k = kek.ToArray();
+        try
+        {
+            aes.Key = k; // .NET copies the key into the native context; Dispose clears it
+        }
+        finally
+        {
+            CryptographicOperations.ZeroMemory(k);
+        }
+        return aes;
+    }
+}
