@@ -1,6 +1,8 @@
 using PicoHsm.Common;
 using PicoHsm.Devices.ScHsm.Card;
 
+using PicoHsm.Core.Tests.Support;
+
 namespace PicoHsm.Core.Tests.Card;
 
 public class ScHsmCardTests

@@ -154,7 +154,7 @@ public sealed class ScHsmCardBackendKeyTests : IDisposable
         if (algorithms is not null) parts.Add(Sim.Tlv.Build(0x91, algorithms));
         byte[] data = Sim.Tlv.Concat(parts.ToArray());
         h.Simulator.Process(Convert.FromHexString("00200081063634383231" + "39"));
-        var apdu = new PcSc.CommandApdu(0x00, 0x46, kid, 0x00, data, 65536).ToArray();
+        var apdu = new PicoHsm.PcSc.CommandApdu(0x00, 0x46, kid, 0x00, data, 65536).ToArray();
         var r = h.Simulator.Process(apdu);
         Assert.Equal(new byte[] { 0x90, 0x00 }, r[^2..]);
     }

@@ -1,5 +1,4 @@
 using System.Text;
-using PicoHsm.Core.Tests.Card;
 using Xunit.Abstractions;
 using Sim = PicoHsm.CardSimulator;
 using PicoHsm.Common;
@@ -8,6 +7,8 @@ using PicoHsm.Devices.ScHsm.Backend;
 using PicoHsm.Devices.ScHsm.Card;
 using PicoHsm.PcSc;
 using PicoHsm.Session;
+
+using PicoHsm.Core.Tests.Support;
 
 namespace PicoHsm.Core.Tests.CardBackend;
 

@@ -1,4 +1,4 @@
-namespace PicoHsm.Core.Tests.ScHsm;
+namespace PicoHsm.Core.Tests;
 
 /// <summary>
 /// The interoperability vectors (tests/vectors, made with the real Pico HSM firmware and sc-hsm-tool),

@@ -2,7 +2,7 @@ using System.Security.Cryptography;
 using PicoHsm.Common;
 using PicoHsm.Devices.ScHsm.Formats;
 
-namespace PicoHsm.Core.Tests.ScHsm;
+namespace PicoHsm.Core.Tests.Devices.ScHsm.Formats;
 
 public class ScHsmKeyBlobTests
 {

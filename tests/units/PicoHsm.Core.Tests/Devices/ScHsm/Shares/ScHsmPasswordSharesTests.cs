@@ -1,6 +1,6 @@
 using PicoHsm.Devices.ScHsm.Shares;
 
-namespace PicoHsm.Core.Tests.ScHsm;
+namespace PicoHsm.Core.Tests.Devices.ScHsm.Shares;
 
 public class ScHsmPasswordSharesTests
 {

@@ -1,7 +1,7 @@
 using PicoHsm.Devices.ScHsm.Formats;
 using PicoHsm.Keys;
 
-namespace PicoHsm.Core.Tests.ScHsm;
+namespace PicoHsm.Core.Tests.Devices.ScHsm.Formats;
 
 public class ScHsmWrappedKeyFileTests
 {

@@ -2,7 +2,7 @@ using System.Security.Cryptography;
 using PicoHsm.Common;
 using PicoHsm.Devices.ScHsm.Formats;
 
-namespace PicoHsm.Core.Tests.ScHsm;
+namespace PicoHsm.Core.Tests.Devices.ScHsm.Formats;
 
 /// <summary>The flows the module builds on: a backup file moved from one DKEK to another, end to end.</summary>
 public class ScHsmRewrapTests

@@ -1,6 +1,6 @@
 using PicoHsm.Devices.ScHsm.Formats;
 
-namespace PicoHsm.Core.Tests.ScHsm;
+namespace PicoHsm.Core.Tests.Devices.ScHsm.Formats;
 
 public class ScHsmCurveTests
 {

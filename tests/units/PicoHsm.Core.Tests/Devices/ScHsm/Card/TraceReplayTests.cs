@@ -2,7 +2,9 @@ using System.Text;
 using PicoHsm.Common;
 using PicoHsm.Devices.ScHsm.Card;
 
-namespace PicoHsm.Core.Tests.Card;
+using PicoHsm.Core.Tests.Support;
+
+namespace PicoHsm.Core.Tests.Devices.ScHsm.Card;
 
 /// <summary>
 /// Drives <see cref="ScHsmCard"/> through the APDU transcripts that OpenSC 0.23 exchanged with the real

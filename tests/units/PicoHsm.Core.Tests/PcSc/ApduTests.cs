@@ -1,6 +1,8 @@
 using PicoHsm.PcSc;
 
-namespace PicoHsm.Core.Tests.Card;
+using PicoHsm.Core.Tests.Support;
+
+namespace PicoHsm.Core.Tests.PcSc;
 
 public class CommandApduTests
 {

@@ -1,7 +1,7 @@
 using Xunit.Sdk;
 using PicoHsm.PcSc;
 
-namespace PicoHsm.Core.Tests.Card;
+namespace PicoHsm.Core.Tests.Support;
 
 /// <summary>
 /// An <see cref="ICardChannel"/> that replays one APDU transcript from tests/traces:

@@ -1,7 +1,7 @@
 using System.Buffers.Binary;
 using System.Net.Sockets;
 
-namespace PicoHsm.Core.Tests.Card;
+namespace PicoHsm.Core.Tests.Support;
 
 /// <summary>
 /// A minimal card on vsmartcard's vpcd reader (inside pcscd): connects to 127.0.0.1:port as the card side,

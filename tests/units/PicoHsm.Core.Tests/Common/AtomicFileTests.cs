@@ -1,7 +1,7 @@
 using System.Runtime.Versioning;
 using PicoHsm.Common;
 
-namespace PicoHsm.Core.Tests.IO;
+namespace PicoHsm.Core.Tests.Common;
 
 public sealed class AtomicFileTests : IDisposable
 {

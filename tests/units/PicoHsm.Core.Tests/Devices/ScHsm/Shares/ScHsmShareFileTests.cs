@@ -6,7 +6,7 @@ using PicoHsm.Common;
 using PicoHsm.Devices.ScHsm.Formats;
 using PicoHsm.Devices.ScHsm.Shares;
 
-namespace PicoHsm.Core.Tests.ScHsm;
+namespace PicoHsm.Core.Tests.Devices.ScHsm.Shares;
 
 public class ScHsmShareFileTests(ITestOutputHelper output)
 {
@@ -52,8 +52,7 @@ public class ScHsmShareFileTests(ITestOutputHelper output)
         output.WriteLine($"EVP_BytesToKey(MD5, 10,000,000): {sw.ElapsedMilliseconds} ms");
         Assert.Equal("6a166ce0b332b2491df0a068fcf3bc4f4464f8f2f12c5c84e34c30b36c1bee6c", Convert.ToHexString(key).ToLowerInvariant());
         Assert.Equal("685a1d0803280712bc7ea9781e366635", Convert.ToHexString(iv).ToLowerInvariant());
-        // A generous bound: the machine is shared; the real cost is ~2-3 s.
-        Assert.True(sw.Elapsed < TimeSpan.FromSeconds(20), $"derivation took {sw.Elapsed}");
+        // No time bound here: speed is measured in bench/ (ratios in one run), never by timing a test.
     }
 
     [Fact]

@@ -1,4 +1,4 @@
-namespace PicoHsm.Core.Tests.Card;
+namespace PicoHsm.Core.Tests;
 
 /// <summary>The APDU traces (tests/traces) and vectors (tests/vectors), located by <see cref="TestData"/>.</summary>
 internal static class SharedFiles

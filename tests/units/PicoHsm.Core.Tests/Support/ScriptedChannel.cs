@@ -1,7 +1,7 @@
 using Xunit.Sdk;
 using PicoHsm.PcSc;
 
-namespace PicoHsm.Core.Tests.Card;
+namespace PicoHsm.Core.Tests.Support;
 
 /// <summary>A fake card: each Transmit is checked against the next scripted command (hex, or a predicate) and answered.</summary>
 public sealed class ScriptedChannel : ICardChannel

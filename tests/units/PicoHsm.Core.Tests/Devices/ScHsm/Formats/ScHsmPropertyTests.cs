@@ -7,7 +7,7 @@ using PicoHsm.Common;
 using PicoHsm.Devices.ScHsm.Formats;
 using PicoHsm.Devices.ScHsm.Shares;
 
-namespace PicoHsm.Core.Tests.ScHsm;
+namespace PicoHsm.Core.Tests.Devices.ScHsm.Formats;
 
 /// <summary>Properties over generated inputs (CsCheck), and known answers for the building blocks.</summary>
 public class ScHsmPropertyTests
