@@ -13,7 +13,7 @@ BeforeAll {
 
     function Invoke-ScHsmTool {
         param([string[]] $Arguments)
-        $o = & timeout 120 sc-hsm-tool --reader 0 @Arguments 2>&1
+        $o = & timeout 600 sc-hsm-tool --reader 0 @Arguments 2>&1
         [pscustomobject]@{ Output = ($o -join "`n"); ExitCode = $LASTEXITCODE }
     }
     function Reset-Card([int] $Shares) {
@@ -68,7 +68,7 @@ Describe 'A Pico HSM behind OpenSC: DKEK, keys, backup and restore through the c
 
     It 'lists keys made with pkcs11-tool with their key reference and exportability' {
         foreach ($spec in @(@('EC:prime256v1', '21', 't-ec'), @('rsa:2048', '22', 't-rsa'))) {
-            $o = & timeout 120 pkcs11-tool --module $OpenSc --login --pin $PinText --keypairgen --key-type $spec[0] --id $spec[1] --label $spec[2] 2>&1
+            $o = & timeout 600 pkcs11-tool --module $OpenSc --login --pin $PinText --keypairgen --key-type $spec[0] --id $spec[1] --label $spec[2] 2>&1
             $LASTEXITCODE | Should -Be 0 -Because ($o -join "`n")
         }
         $keys = @(Get-PicoKey)
@@ -198,7 +198,7 @@ Describe 'Files made by the real Pico HSM firmware and by sc-hsm-tool' {
 
     It 'imports a share sc-hsm-tool creates, and sc-hsm-tool imports the shares the module writes' {
         $pbe = Join-Path $Work 'tool-share.pbe'
-        $r = & timeout 120 sc-hsm-tool --create-dkek-share $pbe --password 'tool-made-password' 2>&1
+        $r = & timeout 600 sc-hsm-tool --create-dkek-share $pbe --password 'tool-made-password' 2>&1
         $LASTEXITCODE | Should -Be 0 -Because ($r -join "`n")
         Reset-Card 1 | Out-Null
         $script:s = Connect-PicoHsm -ModulePath $OpenSc -Pin $Pin
