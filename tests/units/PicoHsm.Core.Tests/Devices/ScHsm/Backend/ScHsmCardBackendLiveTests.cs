@@ -9,7 +9,7 @@ using PicoHsm.Devices.ScHsm.Card;
 using PicoHsm.PcSc;
 using PicoHsm.Session;
 
-namespace PicoHsm.Core.Tests.CardBackend;
+namespace PicoHsm.Core.Tests.Devices.ScHsm.Backend;
 
 /// <summary>
 /// The backend through the real PC/SC stack: the card simulator as the card of vpcd's second reader
