@@ -1,3 +1,5 @@
+using PicoHsm.Common;
+
 namespace PicoHsm.Devices.ScHsm.Card;
 
 /// <summary>
@@ -40,6 +42,38 @@ public class ScHsmCardException : Exception
         0x6A86 or 0x6B00 when command is ScHsmCommands.ImportDkekShare or ScHsmCommands.KeyDomainStatus => ScHsmError.NoSuchKeyDomain,
         0x6D00 or 0x6E00 => ScHsmError.NotSupported,
         _ => ScHsmError.Other,
+    };
+
+    /// <summary>
+    /// The one mapping of a card status error to the module's error (the backend uses it everywhere it
+    /// translates; the cmdlet layer should too): kind and reason from <see cref="Error"/>, message
+    /// "Could not <paramref name="action"/>: " + this message, which says what the status means and the fix.
+    /// Reasons: PinNotVerified, WrongPin, PinLocked, NotInitialized, NoDkek, KeyNotExportable, DkekMismatch,
+    /// NotFound, NoSuchKeyDomain, CommandNotSupported, CardError.
+    /// </summary>
+    /// <param name="action">What was being done, as a verb phrase ("wrap key 01 'a'").</param>
+    /// <param name="target">The error's target (session, key, reader name), or null.</param>
+    public PicoHsmException ToPicoHsmException(string action, object? target)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(action);
+        var (kind, reason) = KindAndReason(Error);
+        return new PicoHsmException(kind, reason, $"Could not {action}: {Message}", target, this);
+    }
+
+    /// <summary>The kind and reason <see cref="ToPicoHsmException"/> gives each failure category.</summary>
+    public static (PicoErrorKind Kind, string Reason) KindAndReason(ScHsmError error) => error switch
+    {
+        ScHsmError.PinNotVerified => (PicoErrorKind.AuthenticationFailed, "PinNotVerified"),
+        ScHsmError.WrongPin => (PicoErrorKind.AuthenticationFailed, "WrongPin"),
+        ScHsmError.PinBlocked => (PicoErrorKind.AuthenticationFailed, "PinLocked"),
+        ScHsmError.NotInitialized => (PicoErrorKind.InvalidOperation, "NotInitialized"),
+        ScHsmError.NoDkek => (PicoErrorKind.InvalidOperation, "NoDkek"),
+        ScHsmError.WrapNotAllowed => (PicoErrorKind.PermissionDenied, "KeyNotExportable"),
+        ScHsmError.DkekMismatch => (PicoErrorKind.InvalidData, "DkekMismatch"),
+        ScHsmError.NotFound => (PicoErrorKind.NotFound, "NotFound"),
+        ScHsmError.NoSuchKeyDomain => (PicoErrorKind.InvalidArgument, "NoSuchKeyDomain"),
+        ScHsmError.NotSupported => (PicoErrorKind.NotSupported, "CommandNotSupported"),
+        _ => (PicoErrorKind.DeviceError, "CardError"),
     };
 
     private static string BuildMessage(string command, ushort sw, string? detail)

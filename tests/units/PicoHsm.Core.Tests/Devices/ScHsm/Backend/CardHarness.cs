@@ -7,7 +7,7 @@ using PicoHsm.Devices.ScHsm.Backend;
 using PicoHsm.PcSc;
 using PicoHsm.Session;
 
-namespace PicoHsm.Core.Tests.CardBackend;
+namespace PicoHsm.Core.Tests.Devices.ScHsm.Backend;
 
 /// <summary>An ICardChannel onto the in-process card simulator, logging every command.</summary>
 public sealed class SimulatorChannel : ICardChannel

@@ -1,45 +1,12 @@
-using System.Text;
 using PicoHsm.Common;
 using PicoHsm.Devices;
-using PicoHsm.Devices.ScHsm.Backend;
 using PicoHsm.Devices.ScHsm.Card;
-using PicoHsm.Devices.ScHsm.Formats;
 
-namespace PicoHsm.Core.Tests.CardBackend;
+namespace PicoHsm.Core.Tests.Devices.ScHsm.Backend;
 
-public class ScHsmCardBackendDkekTests
+public sealed class ScHsmCardDkekTests
 {
     private static SecretBytes Secret(byte[] b) => SecretBytes.CopyOf(b);
-
-    private static int CountNested(CardHarness h) => h.Channel.NestedTransactions;
-
-    [Fact]
-    public void Token_DescribedFromTheCard_AsOpenScNamesIt()
-    {
-        using var h = CardHarness.Create();
-        var t = h.Session.Token;
-        Assert.Equal("SmartCard-HSM", t.Label);
-        Assert.Equal("SmartCard-HSM version 6.0", t.Model);
-        Assert.Equal("ESPICOHSMTR", t.SerialNumber); // CHR ESPICOHSMTR00001 minus the last 5 characters
-        // OpenSC takes the manufacturer from EF.TokenInfo when it has one (the Pico's says "Pol Henarejos")
-        Assert.Equal("Pol Henarejos", t.Manufacturer);
-        Assert.Equal("Simulator 00 00", t.SlotDescription);
-        Assert.Equal("", t.ModulePath);
-        Assert.True(t.IsScHsmFamily);
-        Assert.False(h.Session.HasPkcs11);
-        Assert.Same(h.Backend, h.Session.Device);
-        Assert.Equal(DeviceFamily.ScHsmCard, h.Session.DeviceFamily);
-    }
-
-    [Fact]
-    public void TokenInfo_Parsed_AndDefaultsWhenAbsent()
-    {
-        // EF 2F03 of the Pico HSM as traced (04-p11-login-info)
-        byte[] ti = Convert.FromHexString("302F020106040800000000000000000C0D506F6C2048656E6172656A6F73800D536D61727443617264" + "2D48534D03020430");
-        Assert.Equal(("Pol Henarejos", "SmartCard-HSM"), ScHsmCardFiles.ReadTokenInfo(ti));
-        Assert.Equal(((string?)null, (string?)null), ScHsmCardFiles.ReadTokenInfo(null));
-        Assert.Equal(((string?)null, (string?)null), ScHsmCardFiles.ReadTokenInfo([0x30, 0x05, 0x01]));
-    }
 
     [Fact]
     public void GetDkek_FreshTwoShareCard_ReportsOutstandingShares()
@@ -165,59 +132,15 @@ public class ScHsmCardBackendDkekTests
     }
 
     [Fact]
-    public void Initialize_ThenImportDkek_Works_AndPinCopyIsTheNewPin()
+    public void ImportShares_SameSharesAgain_IsANoOp_OtherShareIsRefused()
     {
-        using var h = new CardHarness(new CardSimulator.ScHsmOptions { Initialized = false }, withPin: false);
-        h.Backend.Initialize(Convert.FromHexString("3537363231383830"), Encoding.ASCII.GetBytes("123456"), dkekShares: 1, keyDomains: null);
-        Assert.True(h.Simulator.IsInitialized);
-        h.Simulator.Reset(); // a reboot: applet deselected, PIN session gone
-        using var dkek = Secret(VectorFiles.Dkek);
-        Assert.True(h.Backend.ImportDkek(dkek, "dkek", [1]));
-        Assert.Equal(VectorFiles.KcvHex, Assert.Single(h.Backend.GetDkek()).KeyCheckValue);
-    }
-
-    [Fact]
-    public void WrongPin_IsReported_AndTheCopyIsDroppedSoNoSecondTryIsSpent()
-    {
-        var o = new CardSimulator.ScHsmOptions { Initialized = true, DkekShares = 1, ImportedShares = { VectorFiles.Dkek } };
-        var sim = new CardSimulator.ScHsmSimulator(o);
-        var ch = new SimulatorChannel(sim);
-        using var wrong = Secret(Encoding.ASCII.GetBytes("000000"));
-        using var b = new ScHsmCardBackend(new DeviceContext(ScHsmCardBackend.ReadToken(ch)), ch, wrong);
-        var d = Assert.Throws<PicoHsmException>(() => b.GetDkek());
-        Assert.Equal("WrongPin", d.Reason);
-        Assert.DoesNotContain("000000", d.Message);
-        Assert.False(b.HasPin);
-        int verifies = ch.Sent.Count(c => c[1] == 0x20 && c.Length > 5);
-        // now it reports "unknown" instead of spending another try
-        Assert.Null(Assert.Single(b.GetDkek()).KeyCheckValue);
-        Assert.Equal(verifies, ch.Sent.Count(c => c[1] == 0x20 && c.Length > 5));
-        // 2 tries left on the card
-        Assert.Equal(new byte[] { 0x63, 0xC2 }, sim.Process(Convert.FromHexString("0020008100"))[^2..]);
-    }
-
-    [Fact]
-    public void Dispose_DisposesTheChannel_AndClosesTheSession()
-    {
-        var h = CardHarness.Create();
-        h.Session.Dispose();
-        Assert.True(h.Channel.Disposed);
-        Assert.False(h.Session.IsOpen);
-        Assert.False(h.Session.IsLoggedIn);
-        Assert.False(h.Backend.HasPin);
-    }
-
-    [Fact]
-    public void EveryOperationRunsInsideOneTransaction()
-    {
-        using var h = CardHarness.WithVectorDkek();
-        int before = h.Channel.Transactions - CountNested(h);
-        h.Backend.GetDkek();
-        h.Backend.ListKeys();
-        h.Backend.Restore(VectorFiles.Backup("ec256.wky"), new RestoreRequest());
-        h.Backend.Test(VectorFiles.Backup("rsa2048.wky"), restoreTest: true);
-        Assert.Equal(before + 4, h.Channel.Transactions - CountNested(h));
-        Assert.Equal(0, h.Channel.OpenTransactions);
-        Assert.Equal(0, h.Channel.OutsideTransaction);
+        using var h = CardHarness.Create(2, new[] { VectorFiles.Share1, VectorFiles.Share2 });
+        using var s1 = SecretBytes.CopyOf(VectorFiles.Share1);
+        using var s2 = SecretBytes.CopyOf(VectorFiles.Share2);
+        int from = h.Channel.Sent.Count;
+        Assert.Equal(VectorFiles.KcvHex, h.Backend.ImportShares(new[] { s1, s2 }).KeyCheckValue);
+        Assert.Equal(0, h.Channel.Changes(from));
+        var ex = Assert.Throws<PicoHsmException>(() => h.Backend.ImportShares(new[] { s1 }));
+        Assert.Equal("OtherDkekPresent", ex.Reason);
     }
 }

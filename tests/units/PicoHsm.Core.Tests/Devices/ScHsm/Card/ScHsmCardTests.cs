@@ -3,44 +3,13 @@ using PicoHsm.Devices.ScHsm.Card;
 
 using PicoHsm.Core.Tests.Support;
 
-namespace PicoHsm.Core.Tests.Card;
+namespace PicoHsm.Core.Tests.Devices.ScHsm.Card;
 
-public class ScHsmCardTests
+public sealed class ScHsmCardTests
 {
     private const string SelectAid = "00A404000BE82B0601040181C31F020100";
     // FCP answered by Pico HSM v6.0 (traces 03a..10)
     private const string FcpHex = "62228102000082010183020000840B2B0601040181C31F0201308A0105850500" + "01FF0600";
-
-    [Theory]
-    [InlineData(ScHsmCommands.WrapKey, 0x6A88, ScHsmError.NoDkek, "DKEK")]
-    [InlineData(ScHsmCommands.WrapKey, 0x6985, ScHsmError.WrapNotAllowed, "algorithm list")]
-    [InlineData(ScHsmCommands.UnwrapKey, 0x6400, ScHsmError.DkekMismatch, "does not match")]
-    [InlineData(ScHsmCommands.UnwrapKey, 0x6A80, ScHsmError.DkekMismatch, "does not match")]
-    [InlineData(ScHsmCommands.UnwrapKey, 0x6A88, ScHsmError.NoDkek, "DKEK")]
-    [InlineData(ScHsmCommands.WrapKey, 0x6982, ScHsmError.PinNotVerified, "verify the user PIN")]
-    [InlineData(ScHsmCommands.VerifyPin, 0x63C2, ScHsmError.WrongPin, "2 tries left")]
-    [InlineData(ScHsmCommands.VerifyPin, 0x63C1, ScHsmError.WrongPin, "1 try left")]
-    [InlineData(ScHsmCommands.VerifyPin, 0x6983, ScHsmError.PinBlocked, "blocked")]
-    [InlineData(ScHsmCommands.VerifyPin, 0x6A88, ScHsmError.NotInitialized, "not initialised")]
-    [InlineData(ScHsmCommands.SelectFile, 0x6A82, ScHsmError.NotFound, "not found")]
-    [InlineData(ScHsmCommands.KeyDomainStatus, 0x6A86, ScHsmError.NoSuchKeyDomain, "key domain")]
-    [InlineData(ScHsmCommands.ImportDkekShare, 0x6986, ScHsmError.Other, "already been imported")]
-    public void StatusWords_MapToTypedErrorsWithFix(string command, int sw, ScHsmError error, string messagePart)
-    {
-        var ex = new ScHsmCardException(command, (ushort)sw);
-        Assert.Equal(error, ex.Error);
-        Assert.Equal((ushort)sw, ex.StatusWord);
-        Assert.Equal(command, ex.Command);
-        Assert.Contains(messagePart, ex.Message);
-        Assert.Contains($"{sw:X4}", ex.Message);
-    }
-
-    [Fact]
-    public void PinTriesLeft_OnlyFor63Cx()
-    {
-        Assert.Equal(2, new ScHsmCardException(ScHsmCommands.VerifyPin, 0x63C2).PinTriesLeft);
-        Assert.Null(new ScHsmCardException(ScHsmCommands.VerifyPin, 0x6983).PinTriesLeft);
-    }
 
     [Fact]
     public void WrapKey_6A88_ThrowsNoDkek()
@@ -332,10 +301,7 @@ public class ScHsmCardTests
         Assert.Equal("3.4", cc.Version);
         Assert.Null(cc.Options);
     }
-}
 
-public class ScHsmAtrTests
-{
     [Theory]
     [InlineData("3BFE1800008131FE458031815448534D31738021408107FA", true)]
     [InlineData("3B8E80018031815448534D3173802140810718", true)]

@@ -10,7 +10,7 @@ using PicoHsm.Session;
 
 using PicoHsm.Core.Tests.Support;
 
-namespace PicoHsm.Core.Tests.CardBackend;
+namespace PicoHsm.Core.Tests.Devices.ScHsm.Backend;
 
 /// <summary>
 /// The backend through the real PC/SC stack: the card simulator as the card of vpcd's second reader

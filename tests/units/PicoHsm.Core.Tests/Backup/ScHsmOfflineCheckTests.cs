@@ -4,7 +4,9 @@ using PicoHsm.Common;
 using PicoHsm.Devices.ScHsm.Formats;
 using PicoHsm.Devices.ScHsm.Shares;
 
-namespace PicoHsm.Core.Tests.CardBackend;
+using PicoHsm.Core.Tests.Devices.ScHsm.Backend;
+
+namespace PicoHsm.Core.Tests.Backup;
 
 public class ScHsmOfflineCheckTests
 {

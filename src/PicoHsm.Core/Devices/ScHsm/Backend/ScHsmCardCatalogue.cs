@@ -1,0 +1,142 @@
+using PicoHsm.Common;
+using PicoHsm.Devices.ScHsm.Card;
+using PicoHsm.Devices.ScHsm.Formats;
+using PicoHsm.Keys;
+
+namespace PicoHsm.Devices.ScHsm.Backend;
+
+/// <summary>
+/// The keys on the card, read from the card alone (CC kid, PRKD C4 kid, certificate / request CE kid): the
+/// listing, finding a key by reference or id, and which key references are free.
+/// </summary>
+internal sealed class ScHsmCardCatalogue(ScHsmCard card, ScHsmCardPin pin, ScHsmCardTransactions calls, DeviceContext context)
+{
+    private readonly ScHsmCard _card = card;
+    private readonly ScHsmCardPin _pin = pin;
+    private readonly ScHsmCardTransactions _calls = calls;
+    private readonly DeviceContext _context = context;
+
+    public sealed record CardKey(byte Kid, byte[]? Prkd, ScHsmKeyDescription? Description, byte[]? Certificate);
+
+    /// <summary>The keys with their PRKD (and, unless <paramref name="withCertificates"/> is false, their CE file).</summary>
+    public List<CardKey> ReadCardKeys(bool withCertificates = true)
+    {
+        var list = new List<CardKey>();
+        foreach (var e in _card.ListKeys())
+        {
+            byte[]? prkd = e.HasPrivateKeyDescription ? _card.ReadPrivateKeyDescription(e.KeyReference) : null;
+            ScHsmKeyDescription? desc = null;
+            if (prkd is { Length: > 0 })
+            {
+                try { desc = ScHsmKeyDescription.Parse(prkd); }
+                catch (ScHsmFormatException) { }
+            }
+            byte[]? cert = e.HasCertificate == false || !withCertificates ? null : _card.ReadCertificate(e.KeyReference);
+            list.Add(new CardKey(e.KeyReference, prkd, desc, cert is { Length: > 0 } ? cert : null));
+        }
+        return list;
+    }
+
+    /// <summary>The keys on the card (every CC kid but the device key), read from the card alone.</summary>
+    public List<PicoKey> ListKeys()
+    {
+        return _calls.Run("list the card's keys", () =>
+        {
+            _pin.Prepare();
+            var domains = _card.EnumerateKeyDomains();
+            return ReadCardKeys().Select(k => ToPicoKey(k, domains)).ToList();
+        });
+    }
+
+    public PicoKey ToPicoKey(CardKey k, IReadOnlyList<ScHsmKeyDomainStatus> domains)
+    {
+        var d = k.Description;
+        var pub = ScHsmCardFiles.ReadPublicKey(k.Certificate, d?.KeySizeBits);
+        KeyKind kind = d?.Kind ?? pub?.Kind ?? KeyKind.Unknown;
+        if (kind == KeyKind.GenericSecret) kind = KeyKind.Aes;
+        bool secret = kind == KeyKind.Aes;
+        bool complete = domains.Any(x => x.IsComplete);
+        var configured = domains.Where(x => x.IsConfigured).ToList();
+        string? curve = pub?.Curve;
+        if (kind == KeyKind.Ec && curve is null && d?.KeySizeBits is int bits)
+            curve = EcCurves.Known.FirstOrDefault(c => c.Bits == bits && c.Name.StartsWith("P-"))?.Name;
+        int size = pub?.SizeBits ?? d?.KeySizeBits ?? 0;
+        bool sign = !secret;
+        return new PicoKey
+        {
+            Id = d?.Id is { } id ? Convert.ToHexString(id).ToLowerInvariant() : Convert.ToHexString([k.Kid]).ToLowerInvariant(),
+            Label = d?.Label,
+            Class = secret ? "SecretKey" : "PrivateKey",
+            KeyType = kind,
+            Size = size,
+            Curve = kind == KeyKind.Ec ? curve : null,
+            Extractable = complete,
+            Sensitive = true,
+            NeverExtractable = false,
+            CanSign = sign,
+            CanDecrypt = kind == KeyKind.Rsa || secret,
+            CanEncrypt = secret,
+            CanDerive = kind == KeyKind.Ec,
+            HasPublicKey = pub is not null,
+            HasCertificate = pub?.IsX509Certificate ?? false,
+            PublicKeyInfo = pub?.SubjectPublicKeyInfo,
+            PublicKeyFingerprint = pub?.Fingerprint,
+            TokenLabel = _context.TokenLabel,
+            TokenSerial = _context.SerialNumber,
+            SessionId = _context.SessionId,
+            KeyReference = k.Kid,
+            KeyDomain = configured.Count == 1 ? configured[0].KeyDomain : null,
+            Exportable = complete,
+            ExportBlockedReason = complete ? null : "no complete DKEK in the key domain",
+        };
+    }
+
+    /// <summary>The key reference of <paramref name="key"/>: its own, else the PRKD with its CKA_ID.</summary>
+    public byte ResolveKeyReference(PicoKey key)
+    {
+        if (key.KeyReference is int r)
+        {
+            if (r is < 1 or > 255 || _card.ListKeys().All(k => k.KeyReference != r))
+                throw new PicoHsmException(PicoErrorKind.NotFound, "KeyNotFound",
+                    $"There is no key with reference {r} on '{_context.TokenLabel}'. List the keys again (Get-PicoKey).", key);
+            return (byte)r;
+        }
+        var keys = ReadCardKeys(withCertificates: false);
+        var matches = keys.Where(k => k.Description?.Id is { } id && Convert.ToHexString(id).Equals(key.Id, StringComparison.OrdinalIgnoreCase)).ToList();
+        if (matches.Count == 0)
+            matches = keys.Where(k => k.Description?.Id is null && Convert.ToHexString([k.Kid]).Equals(key.Id, StringComparison.OrdinalIgnoreCase)).ToList();
+        return matches.Count switch
+        {
+            1 => matches[0].Kid,
+            0 => throw new PicoHsmException(PicoErrorKind.NotFound, "KeyNotFound",
+                $"No key with id {key.Id} on '{_context.TokenLabel}'. List the keys again (Get-PicoKey).", key),
+            _ => throw new PicoHsmException(PicoErrorKind.InvalidOperation, "DuplicateId",
+                $"Keys {string.Join(", ", matches.Select(m => m.Kid))} on '{_context.TokenLabel}' share id {key.Id}; export by key reference instead.", key),
+        };
+    }
+
+    /// <summary>A key other than <paramref name="exceptKid"/> whose PRKD carries <paramref name="id"/>, or null.</summary>
+    public CardKey? FindById(byte[] id, byte? exceptKid = null) =>
+        ReadCardKeys(withCertificates: false).FirstOrDefault(k => k.Kid != exceptKid && k.Description?.Id is { } other && other.AsSpan().SequenceEqual(id));
+
+    /// <summary>Key references in use: CC kid, C4 kid listed, or CE kid found by SELECT (Pico does not list CE files).</summary>
+    public bool IsOccupied(byte kid, HashSet<ushort> fids) =>
+        fids.Contains((ushort)(ScHsmCard.KeyPrefix << 8 | kid)) ||
+        fids.Contains((ushort)(ScHsmCard.PrkdPrefix << 8 | kid)) ||
+        fids.Contains((ushort)(ScHsmCard.CertificatePrefix << 8 | kid)) ||
+        _card.FileExists((ushort)(ScHsmCard.CertificatePrefix << 8 | kid));
+
+    /// <summary>The first key reference (1-254, from the top or the bottom) with no CC, C4 or CE file; null when all are used.</summary>
+    public byte? FirstFreeReference(HashSet<ushort> fids, bool fromTop)
+    {
+        var order = fromTop ? Enumerable.Range(1, 254).Reverse() : Enumerable.Range(1, 254);
+        foreach (int r in order)
+        {
+            byte kid = (byte)r;
+            if (fids.Contains((ushort)(ScHsmCard.KeyPrefix << 8 | kid)) || fids.Contains((ushort)(ScHsmCard.PrkdPrefix << 8 | kid))) continue;
+            if (_card.FileExists((ushort)(ScHsmCard.CertificatePrefix << 8 | kid))) continue;
+            return kid;
+        }
+        return null;
+    }
+}
