@@ -50,6 +50,9 @@ public sealed class Pkcs11DkekBackend : IDeviceBackend, IKeyGenerator
     /// <summary>The session's mechanism cache (for tests that check it is asked once).</summary>
     internal Pkcs11Mechanisms Mechanisms => _mechanisms;
 
+    /// <summary>The PKCS#11 session (for tests that read the objects this backend made).</summary>
+    internal Pkcs11Connection Connection => _p11;
+
     public void Dispose() => _p11.Dispose();
 
     private ISession S => _p11.Session;
