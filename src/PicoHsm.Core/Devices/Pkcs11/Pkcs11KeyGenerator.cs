@@ -17,6 +17,7 @@ public static class Pkcs11KeyGenerator
                 throw new PicoHsmException(PicoErrorKind.ResourceExists, "IdInUse",
                     $"An object with id {IdHex(id)} already exists on '{session.TokenLabel}'. Choose another -Id.", IdHex(id));
             var f = Pkcs11Connection.Factories;
+            IObjectHandle created;
             try
             {
                 switch (kind)
@@ -47,12 +48,12 @@ public static class Pkcs11KeyGenerator
                             priv.Add(Attr(CKA.CKA_DERIVE, true));
                             mech = CKM.CKM_EC_KEY_PAIR_GEN;
                         }
-                        s.GenerateKeyPair(f.MechanismFactory.Create(mech), pub, priv, out _, out _);
+                        s.GenerateKeyPair(f.MechanismFactory.Create(mech), pub, priv, out _, out created);
                         break;
                     }
                     case KeyKind.Aes:
                     case KeyKind.GenericSecret:
-                        s.GenerateKey(f.MechanismFactory.Create(kind == KeyKind.Aes ? CKM.CKM_AES_KEY_GEN : CKM.CKM_GENERIC_SECRET_KEY_GEN), new List<IObjectAttribute>
+                        created = s.GenerateKey(f.MechanismFactory.Create(kind == KeyKind.Aes ? CKM.CKM_AES_KEY_GEN : CKM.CKM_GENERIC_SECRET_KEY_GEN), new List<IObjectAttribute>
                         {
                             Attr(CKA.CKA_CLASS, CKO.CKO_SECRET_KEY), Attr(CKA.CKA_KEY_TYPE, kind == KeyKind.Aes ? CKK.CKK_AES : CKK.CKK_GENERIC_SECRET),
                             Attr(CKA.CKA_TOKEN, true), Attr(CKA.CKA_PRIVATE, true), Attr(CKA.CKA_SENSITIVE, true), Attr(CKA.CKA_EXTRACTABLE, extractable),
@@ -68,8 +69,8 @@ public static class Pkcs11KeyGenerator
             {
                 throw Pkcs11Errors.Translate(ex, $"generate a {kind} key", session);
             }
+            // The new key read by its handle: a listing here would make generating n keys quadratic.
+            return Pkcs11KeyStore.Describe(session, s, created, secret: kind is KeyKind.Aes or KeyKind.GenericSecret);
         }
-        string hex = IdHex(id);
-        return Pkcs11KeyStore.List(session, s).First(k => k.Id == hex);
     }
 }

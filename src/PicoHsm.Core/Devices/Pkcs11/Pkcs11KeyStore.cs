@@ -36,7 +36,11 @@ public static class Pkcs11KeyStore
     };
 
     public static List<IObjectHandle> Find(ISession s, params (CKA, object)[] template)
-        => s.FindAllObjects(template.Select(t => Attr(t.Item1, t.Item2)).ToList());
+    {
+        var attributes = new List<IObjectAttribute>(template.Length);
+        foreach (var (type, value) in template) attributes.Add(Attr(type, value));
+        return s.FindAllObjects(attributes);
+    }
 
     /// <summary>Reads attributes; ones the token will not reveal come back as null.</summary>
     public static Dictionary<CKA, IObjectAttribute?> Read(ISession s, IObjectHandle h, List<CKA> types)
@@ -50,21 +54,28 @@ public static class Pkcs11KeyStore
 
     public static string IdHex(byte[]? id) => id is null ? "" : Convert.ToHexString(id).ToLowerInvariant();
 
-    /// <summary>All private and secret keys, excluding the module's own DKEK object (it is listed by Get-PicoDkek).</summary>
+    private static readonly List<CKA> IdOnly = new() { CKA.CKA_ID };
+
+    /// <summary>
+    /// All private and secret keys, excluding the module's own DKEK object (it is listed by Get-PicoDkek).
+    /// One C_GetAttributeValue per object; the public keys and certificates are indexed by id
+    /// once per listing, so each key is paired with them by a lookup, not a search.
+    /// </summary>
     public static List<PicoKey> List(DeviceContext session, ISession s, Func<byte[], string?, bool>? isInfrastructure = null)
     {
         lock (session.Gate)
         {
             try
             {
-                var publics = new Dictionary<string, Dictionary<CKA, IObjectAttribute?>>();
+                var publics = new Dictionary<string, Dictionary<CKA, IObjectAttribute?>>(StringComparer.Ordinal);
                 foreach (var h in Find(s, (CKA.CKA_CLASS, CKO.CKO_PUBLIC_KEY)))
                 {
                     var a = Read(s, h, PublicAttrs);
                     publics.TryAdd(IdHex(a[CKA.CKA_ID]?.GetValueAsByteArray()), a);
                 }
-                var certIds = new HashSet<string>(Find(s, (CKA.CKA_CLASS, CKO.CKO_CERTIFICATE))
-                    .Select(h => IdHex(Read(s, h, new List<CKA> { CKA.CKA_ID })[CKA.CKA_ID]?.GetValueAsByteArray())));
+                var certIds = new HashSet<string>(StringComparer.Ordinal);
+                foreach (var h in Find(s, (CKA.CKA_CLASS, CKO.CKO_CERTIFICATE)))
+                    certIds.Add(IdHex(Read(s, h, IdOnly)[CKA.CKA_ID]?.GetValueAsByteArray()));
 
                 var keys = new List<PicoKey>();
                 foreach (var h in Find(s, (CKA.CKA_CLASS, CKO.CKO_PRIVATE_KEY)))
@@ -80,13 +91,42 @@ public static class Pkcs11KeyStore
                     byte[] idBytes = a[CKA.CKA_ID]?.GetValueAsByteArray() ?? Array.Empty<byte>();
                     string? label = a[CKA.CKA_LABEL]?.GetValueAsString();
                     if (isInfrastructure?.Invoke(idBytes, label) == true) continue;
-                    keys.Add(DescribeSecret(session, IdHex(idBytes), a, certIds.Contains(IdHex(idBytes))));
+                    string id = IdHex(idBytes);
+                    keys.Add(DescribeSecret(session, id, a, certIds.Contains(id)));
                 }
+                // Stable (duplicate ids keep the token's order), once per listing.
                 return keys.OrderBy(k => k.Id, StringComparer.Ordinal).ThenBy(k => k.Class).ToList();
             }
             catch (Pkcs11Exception ex)
             {
                 throw Pkcs11Errors.Translate(ex, "list the token's keys", session);
+            }
+        }
+    }
+
+    /// <summary>
+    /// One key described from its handle (a key just restored or generated): its attributes in one
+    /// C_GetAttributeValue, its public key and certificate found by its id. The work does not grow
+    /// with the number of keys on the token, unlike a listing.
+    /// </summary>
+    public static PicoKey Describe(DeviceContext session, ISession s, IObjectHandle key, bool secret)
+    {
+        lock (session.Gate)
+        {
+            try
+            {
+                var a = Read(s, key, secret ? SecretAttrs : PrivateAttrs);
+                byte[] idBytes = a[CKA.CKA_ID]?.GetValueAsByteArray() ?? Array.Empty<byte>();
+                string id = IdHex(idBytes);
+                bool hasCert = Find(s, (CKA.CKA_CLASS, CKO.CKO_CERTIFICATE), (CKA.CKA_ID, idBytes)).Count > 0;
+                if (secret) return DescribeSecret(session, id, a, hasCert);
+                var pubs = Find(s, (CKA.CKA_CLASS, CKO.CKO_PUBLIC_KEY), (CKA.CKA_ID, idBytes));
+                var pub = pubs.Count > 0 ? Read(s, pubs[0], PublicAttrs) : null;
+                return DescribePrivate(session, id, a, pub, hasCert);
+            }
+            catch (Pkcs11Exception ex)
+            {
+                throw Pkcs11Errors.Translate(ex, "describe the key", session);
             }
         }
     }

@@ -1,0 +1,228 @@
+using System.Security.Cryptography;
+using System.Text;
+using Net.Pkcs11Interop.Common;
+using Net.Pkcs11Interop.HighLevelAPI;
+using static PicoHsm.Devices.Pkcs11.Pkcs11KeyStore;
+using PicoHsm.Common;
+
+namespace PicoHsm.Devices.Pkcs11;
+
+/// <summary>The DKEK key object on a token, and the data object that records its KCV and proof.</summary>
+internal sealed record DkekObjects(IObjectHandle Key, byte[] Id, string? Label, IObjectHandle Proof, byte[] Kcv, byte[] ProofBytes);
+
+/// <summary>
+/// Finds, imports, verifies and removes the DKEK of a generic PKCS#11 token: an AES-256 secret key
+/// object (sensitive, never extractable, wrap/unwrap only) and next to it a data object recording
+/// its KCV and the proof of <see cref="DkekProof"/>. Callers hold the session's gate.
+/// </summary>
+internal sealed class Pkcs11DkekStore
+{
+    private static readonly byte[] ProofMagic = Encoding.ASCII.GetBytes("PHDK1");
+    private static readonly List<CKA> ValueOnly = new() { CKA.CKA_VALUE };
+    private static readonly List<CKA> LabelOnly = new() { CKA.CKA_LABEL };
+
+    private readonly DeviceContext _context;
+    private readonly Pkcs11Connection _p11;
+    private readonly Pkcs11Mechanisms _mechanisms;
+
+    public Pkcs11DkekStore(DeviceContext context, Pkcs11Connection connection, Pkcs11Mechanisms mechanisms)
+    {
+        _context = context;
+        _p11 = connection;
+        _mechanisms = mechanisms;
+    }
+
+    private ISession S => _p11.Session;
+
+    /// <summary>
+    /// The DKEK object and its record. A record whose key was deleted by another tool is an
+    /// orphan and ignored; with several candidates, the one the token's wrap proves wins.
+    /// </summary>
+    public DkekObjects? FindDkek()
+    {
+        var candidates = new List<DkekObjects>();
+        foreach (var data in Find(S, (CKA.CKA_CLASS, CKO.CKO_DATA), (CKA.CKA_APPLICATION, Pkcs11DkekBackend.ProofApplication)))
+        {
+            var v = Read(S, data, ValueOnly)[CKA.CKA_VALUE]?.GetValueAsByteArray();
+            if (!TryParseRecord(v, out byte[] kcv, out byte[] id, out byte[] proof)) continue;
+            var keys = FindKeys(id);
+            if (keys.Count == 0) continue;
+            string? label = Read(S, keys[0], LabelOnly)[CKA.CKA_LABEL]?.GetValueAsString();
+            candidates.Add(new DkekObjects(keys[0], id, label, data, kcv, proof));
+        }
+        if (candidates.Count <= 1) return candidates.Count == 0 ? null : candidates[0];
+        foreach (var c in candidates)
+        {
+            try
+            {
+                if (Verify(c)) return c;
+            }
+            catch (Pkcs11Exception) { }
+        }
+        return candidates[0];
+    }
+
+    private List<IObjectHandle> FindKeys(byte[] id) =>
+        Find(S, (CKA.CKA_CLASS, CKO.CKO_SECRET_KEY), (CKA.CKA_KEY_TYPE, CKK.CKK_AES), (CKA.CKA_ID, id));
+
+    /// <summary>Whether the token's DKEK object wraps the probe key to the recorded proof.</summary>
+    public bool Verify(DkekObjects d) => CryptographicOperations.FixedTimeEquals(WrapProbe(d.Key), d.ProofBytes);
+
+    /// <summary>The DKEK, proven to be the one its record names; otherwise an error saying what to do.</summary>
+    public DkekObjects RequireVerified()
+    {
+        var d = FindDkek() ?? throw new PicoHsmException(PicoErrorKind.NotFound, "NoDkek",
+            $"The token '{_context.TokenLabel}' has no DKEK. Create one with New-PicoDkek or restore it from shares with Import-PicoDkek.", _context);
+        if (!Verify(d))
+            throw new PicoHsmException(PicoErrorKind.InvalidData, "DkekMismatch",
+                $"The DKEK object on '{_context.TokenLabel}' does not match the KCV recorded for it ({KeyCheckValue.ToHex(d.Kcv)}). Something replaced it; re-import the DKEK from its shares.", _context);
+        return d;
+    }
+
+    /// <summary>The DKEK as Get-PicoDkek shows it.</summary>
+    public PicoDkek Describe()
+    {
+        var d = FindDkek();
+        if (d is null)
+            return new PicoDkek { Present = false, DeviceFamily = DeviceFamily.Pkcs11Token, TokenLabel = _context.TokenLabel, TokenSerial = _context.SerialNumber, Status = "No DKEK on this token" };
+        bool verified = false;
+        string status;
+        try
+        {
+            verified = Verify(d);
+            status = verified ? "Verified" : "Mismatch: the DKEK object does not match its recorded KCV";
+        }
+        catch (Pkcs11Exception ex) when (ex.RV is CKR.CKR_MECHANISM_INVALID or CKR.CKR_KEY_FUNCTION_NOT_PERMITTED)
+        {
+            status = "Unverified: the token cannot wrap the probe key";
+        }
+        return new PicoDkek
+        {
+            Present = true,
+            KeyCheckValue = verified || status.StartsWith("Unverified", StringComparison.Ordinal) ? KeyCheckValue.ToHex(d.Kcv) : null,
+            KcvVerified = verified,
+            Label = d.Label,
+            Id = IdHex(d.Id),
+            DeviceFamily = DeviceFamily.Pkcs11Token,
+            TokenLabel = _context.TokenLabel,
+            TokenSerial = _context.SerialNumber,
+            Status = status,
+        };
+    }
+
+    /// <summary>
+    /// Puts the DKEK on the token. A token that holds another DKEK is refused; the same DKEK is a
+    /// no-op (returns false so the caller can warn).
+    /// </summary>
+    public bool Import(SecretBytes dkek, string label, byte[] id)
+    {
+        byte[] kcv = KeyCheckValue.Compute(dkek.Span);
+        byte[] proof = DkekProof.Compute(dkek.Span);
+        var existing = FindDkek();
+        if (existing is not null)
+        {
+            if (existing.Kcv.AsSpan().SequenceEqual(kcv) && CryptographicOperations.FixedTimeEquals(WrapProbe(existing.Key), proof))
+                return false;
+            throw new PicoHsmException(PicoErrorKind.ResourceExists, "OtherDkekPresent",
+                $"The token '{_context.TokenLabel}' already holds a DKEK with KCV {KeyCheckValue.ToHex(existing.Kcv)}, not {KeyCheckValue.ToHex(kcv)}. " +
+                "Keys backed up under one DKEK cannot be restored under another; use the shares of the token's DKEK, or a fresh token.", _context);
+        }
+        RemoveOrphanRecords();
+        if (Find(S, (CKA.CKA_ID, id)).Count > 0)
+            throw new PicoHsmException(PicoErrorKind.ResourceExists, "IdInUse",
+                $"An object with id {IdHex(id)} already exists on '{_context.TokenLabel}'. Choose another -Id for the DKEK.", IdHex(id));
+        _mechanisms.Require(CKM.CKM_AES_KEY_WRAP_PAD, "wrap keys under the DKEK");
+
+        var key = S.CreateObject(new List<IObjectAttribute>
+        {
+            Attr(CKA.CKA_CLASS, CKO.CKO_SECRET_KEY), Attr(CKA.CKA_KEY_TYPE, CKK.CKK_AES),
+            Attr(CKA.CKA_TOKEN, true), Attr(CKA.CKA_PRIVATE, true), Attr(CKA.CKA_SENSITIVE, true), Attr(CKA.CKA_EXTRACTABLE, false),
+            Attr(CKA.CKA_WRAP, true), Attr(CKA.CKA_UNWRAP, true), Attr(CKA.CKA_ENCRYPT, false), Attr(CKA.CKA_DECRYPT, false),
+            Attr(CKA.CKA_SIGN, false), Attr(CKA.CKA_VERIFY, false), Attr(CKA.CKA_DERIVE, false), Attr(CKA.CKA_MODIFIABLE, false),
+            Attr(CKA.CKA_LABEL, label), Attr(CKA.CKA_ID, id), Attr(CKA.CKA_VALUE, dkek.UnsafeArray),
+        });
+        try
+        {
+            if (!CryptographicOperations.FixedTimeEquals(WrapProbe(key), proof))
+                throw new PicoHsmException(PicoErrorKind.DeviceError, "DkekProofFailed",
+                    "The token's wrap of the probe key does not match the expected value; its AES key wrap is not RFC 5649. The DKEK was not kept.", _context);
+            S.CreateObject(new List<IObjectAttribute>
+            {
+                Attr(CKA.CKA_CLASS, CKO.CKO_DATA), Attr(CKA.CKA_TOKEN, true), Attr(CKA.CKA_PRIVATE, true),
+                Attr(CKA.CKA_APPLICATION, Pkcs11DkekBackend.ProofApplication), Attr(CKA.CKA_LABEL, label + " KCV"),
+                Attr(CKA.CKA_VALUE, BuildRecord(kcv, id, proof)),
+            });
+        }
+        catch
+        {
+            S.DestroyObject(key);
+            throw;
+        }
+        return true;
+    }
+
+    /// <summary>Removes the DKEK and its record (for wiping a token in the drill).</summary>
+    public bool Remove()
+    {
+        var d = FindDkek();
+        if (d is null) return false;
+        S.DestroyObject(d.Key);
+        S.DestroyObject(d.Proof);
+        return true;
+    }
+
+    /// <summary>Records whose DKEK object is gone (deleted with another tool): removed before a new import.</summary>
+    private void RemoveOrphanRecords()
+    {
+        foreach (var data in Find(S, (CKA.CKA_CLASS, CKO.CKO_DATA), (CKA.CKA_APPLICATION, Pkcs11DkekBackend.ProofApplication)))
+        {
+            var v = Read(S, data, ValueOnly)[CKA.CKA_VALUE]?.GetValueAsByteArray();
+            if (TryParseRecord(v, out _, out byte[] id, out _) && FindKeys(id).Count == 0)
+                S.DestroyObject(data);
+        }
+    }
+
+    /// <summary>Wraps the public probe key under the token's DKEK object (see <see cref="DkekProof"/>).</summary>
+    private byte[] WrapProbe(IObjectHandle dkek)
+    {
+        var probe = S.CreateObject(new List<IObjectAttribute>
+        {
+            Attr(CKA.CKA_CLASS, CKO.CKO_SECRET_KEY), Attr(CKA.CKA_KEY_TYPE, CKK.CKK_AES), Attr(CKA.CKA_TOKEN, false),
+            Attr(CKA.CKA_VALUE, DkekProof.ProbeKey), Attr(CKA.CKA_EXTRACTABLE, true), Attr(CKA.CKA_SENSITIVE, false),
+            Attr(CKA.CKA_LABEL, "PicoHsm DKEK probe"),
+        });
+        try
+        {
+            return S.WrapKey(Pkcs11Mechanisms.Create(CKM.CKM_AES_KEY_WRAP_PAD), dkek, probe);
+        }
+        finally
+        {
+            S.DestroyObject(probe);
+        }
+    }
+
+    /// <summary>The record's CKA_VALUE: magic | kcv(8) | id length(1) | id | proof.</summary>
+    internal static byte[] BuildRecord(byte[] kcv, byte[] id, byte[] proof)
+    {
+        var b = new List<byte>(ProofMagic);
+        b.AddRange(kcv);
+        b.Add((byte)id.Length);
+        b.AddRange(id);
+        b.AddRange(proof);
+        return b.ToArray();
+    }
+
+    internal static bool TryParseRecord(byte[]? v, out byte[] kcv, out byte[] id, out byte[] proof)
+    {
+        kcv = id = proof = Array.Empty<byte>();
+        if (v is null || v.Length < ProofMagic.Length + 8 + 1 || !v.AsSpan(0, ProofMagic.Length).SequenceEqual(ProofMagic)) return false;
+        int o = ProofMagic.Length;
+        kcv = v[o..(o + 8)];
+        o += 8;
+        int idLen = v[o++];
+        if (v.Length < o + idLen + 16) return false;
+        id = v[o..(o + idLen)];
+        proof = v[(o + idLen)..];
+        return true;
+    }
+}

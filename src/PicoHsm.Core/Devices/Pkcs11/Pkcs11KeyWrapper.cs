@@ -1,0 +1,117 @@
+using Net.Pkcs11Interop.Common;
+using Net.Pkcs11Interop.HighLevelAPI;
+using static PicoHsm.Devices.Pkcs11.Pkcs11KeyStore;
+using PicoHsm.Backup;
+using PicoHsm.Common;
+using PicoHsm.Keys;
+
+namespace PicoHsm.Devices.Pkcs11;
+
+/// <summary>
+/// Export: wraps one key with C_WrapKey under the token's verified DKEK and describes it as a
+/// <see cref="WrappedKeyFile"/> (usage attributes, curve, public key, certificate).
+/// </summary>
+internal sealed class Pkcs11KeyWrapper
+{
+    private static readonly List<CKA> EcParamsOnly = new() { CKA.CKA_EC_PARAMS };
+    private static readonly List<CKA> CertificateAttrs = new() { CKA.CKA_VALUE, CKA.CKA_LABEL };
+
+    private readonly DeviceContext _context;
+    private readonly Pkcs11Connection _p11;
+    private readonly Pkcs11Mechanisms _mechanisms;
+    private readonly Pkcs11DkekStore _dkek;
+
+    public Pkcs11KeyWrapper(DeviceContext context, Pkcs11Connection connection, Pkcs11Mechanisms mechanisms, Pkcs11DkekStore dkek)
+    {
+        _context = context;
+        _p11 = connection;
+        _mechanisms = mechanisms;
+        _dkek = dkek;
+    }
+
+    private ISession S => _p11.Session;
+
+    public WrappedKeyFile Wrap(PicoKey key)
+    {
+        lock (_context.Gate)
+        {
+            try
+            {
+                var dkek = _dkek.RequireVerified();
+                if (!key.Extractable)
+                    throw new PicoHsmException(PicoErrorKind.PermissionDenied, "KeyNotExtractable",
+                        $"Key {key.Id} '{key.Label}' is not extractable (CKA_EXTRACTABLE is false), so the token will not wrap it. It cannot be backed up; it was created that way.", key);
+                byte[] idBytes = Convert.FromHexString(key.Id);
+                var handle = FindKeyHandle(idBytes, key.Id, key.Class);
+                var mech = _mechanisms.ChooseWrapMechanism(key.Class);
+                byte[] wrapped = S.WrapKey(Pkcs11Mechanisms.Create(mech), dkek.Key, handle);
+                int sizeBits = key.Size;
+                // SoftHSM2 leaves CKA_VALUE_LEN at 0 on secret keys it unwrapped (and refuses it in
+                // the unwrap template); AES key wrap adds exactly 8 bytes to a 16/24/32-byte key.
+                if (sizeBits == 0 && key.KeyType == KeyKind.Aes && mech is CKM.CKM_AES_KEY_WRAP_PAD or CKM.CKM_AES_KEY_WRAP)
+                    sizeBits = (wrapped.Length - 8) * 8;
+
+                var usage = Pkcs11RestoreTemplates.UsageAttributes;
+                var attrs = new Dictionary<string, bool>(usage.Length);
+                var values = S.GetAttributeValue(handle, Pkcs11RestoreTemplates.UsageTypes);
+                for (int i = 0; i < usage.Length; i++)
+                    if (!values[i].CannotBeRead) attrs[usage[i].Name] = values[i].GetValueAsBool();
+
+                byte[]? ecParams = null;
+                if (key.KeyType == KeyKind.Ec)
+                    ecParams = Read(S, handle, EcParamsOnly)[CKA.CKA_EC_PARAMS]?.GetValueAsByteArray();
+
+                byte[]? cert = null;
+                string? certLabel = null;
+                var certs = Find(S, (CKA.CKA_CLASS, CKO.CKO_CERTIFICATE), (CKA.CKA_ID, idBytes));
+                if (certs.Count > 0)
+                {
+                    var c = Read(S, certs[0], CertificateAttrs);
+                    cert = c[CKA.CKA_VALUE]?.GetValueAsByteArray();
+                    certLabel = c[CKA.CKA_LABEL]?.GetValueAsString();
+                }
+                var t = _context.Token;
+                var file = new WrappedKeyFile
+                {
+                    Created = DateTimeOffset.UtcNow,
+                    ToolVersion = ProductInfo.ToolVersion,
+                    SourceToken = new TokenInfo(t.Manufacturer ?? "", t.Model ?? "", t.SerialNumber ?? "", t.FirmwareVersion ?? ""),
+                    KeyClass = key.Class == "SecretKey" ? KeyClass.Secret : KeyClass.Private,
+                    KeyKind = key.KeyType,
+                    SizeBits = sizeBits,
+                    CurveName = key.KeyType == KeyKind.Ec ? key.Curve : null,
+                    CurveParameters = key.KeyType == KeyKind.Ec ? ecParams : null,
+                    Id = idBytes,
+                    Label = key.Label ?? "",
+                    Attributes = attrs,
+                    WrapMechanism = mech.ToString(),
+                    WrappingKeyKcv = dkek.Kcv,
+                    WrappedKey = wrapped,
+                    PublicKeyInfo = key.KeyType is KeyKind.Rsa or KeyKind.Ec ? key.PublicKeyInfo : null,
+                    Certificate = cert,
+                    CertificateLabel = cert is null ? null : certLabel ?? "",
+                };
+                file.Validate();
+                return file;
+            }
+            catch (Pkcs11Exception ex)
+            {
+                throw Pkcs11Errors.Translate(ex, $"wrap key {key.Id} '{key.Label}'", key);
+            }
+        }
+    }
+
+    /// <summary>The key's object, by class and id: one C_FindObjects, never a listing.</summary>
+    private IObjectHandle FindKeyHandle(byte[] id, string idHex, string keyClass)
+    {
+        var cko = keyClass == "SecretKey" ? CKO.CKO_SECRET_KEY : CKO.CKO_PRIVATE_KEY;
+        var h = Find(S, (CKA.CKA_CLASS, cko), (CKA.CKA_ID, id));
+        return h.Count switch
+        {
+            1 => h[0],
+            0 => throw new PicoHsmException(PicoErrorKind.NotFound, "KeyNotFound", $"No {keyClass} with id {idHex} on '{_context.TokenLabel}'.", idHex),
+            _ => throw new PicoHsmException(PicoErrorKind.InvalidOperation, "DuplicateId",
+                $"Several {keyClass} objects share id {idHex} on '{_context.TokenLabel}'; give each a unique CKA_ID before backing up.", idHex),
+        };
+    }
+}
