@@ -44,13 +44,13 @@ public sealed class UpdatePicoDkekShareCommand : PicoCmdletBase
 
     private readonly List<string> _paths = new();
 
-    protected override void ProcessRecord()
+    protected override void ProcessRecordCore()
     {
         foreach (string p in Path)
             _paths.AddRange(GetResolvedProviderPathFromPSPath(p, out _));
     }
 
-    protected override void EndProcessing()
+    protected override void EndProcessingCore()
     {
         if (Threshold > ShareCount)
             ThrowTerminatingError(NewError("ThresholdTooLarge", ErrorCategory.InvalidArgument,
