@@ -17,18 +17,19 @@ public static class OfflineBackupCheck
     /// The DKEK from share files: sc-hsm-tool's (.pbe, XOR of all) or this module's (.dkekshare,
     /// any n of m). Passwords in file order. The caller disposes the result.
     /// </summary>
-    public static SecretBytes RebuildDkek(IReadOnlyList<string> shareFiles, IReadOnlyList<char[]> passwords)
+    public static SecretBytes RebuildDkek(IReadOnlyList<string> shareFiles, IReadOnlyList<char[]> passwords,
+        CancellationToken cancellation = default)
     {
         var bytes = shareFiles.Select(File.ReadAllBytes).ToList();
         if (bytes.All(b => ScHsmDkekShares.LooksLikeShareFile(b)))
         {
             var pw = passwords.Select(p => System.Text.Encoding.UTF8.GetBytes(p)).ToList();
-            try { return ScHsmOfflineCheck.RebuildFromScHsmShares(bytes, pw); }
+            try { return ScHsmOfflineCheck.RebuildFromScHsmShares(bytes, pw, cancellation: cancellation); }
             finally { foreach (var p in pw) CryptographicOperations.ZeroMemory(p); }
         }
         var files = shareFiles.Select(DkekCeremony.ReadShareFile).ToList();
         DkekCeremony.CheckSet(files, shareFiles);
-        return DkekCeremony.Rebuild(files, passwords);
+        return DkekCeremony.Rebuild(files, passwords, cancellation: cancellation);
     }
 
     public static PicoBackupTestResult Check(string path, SecretBytes dkek)

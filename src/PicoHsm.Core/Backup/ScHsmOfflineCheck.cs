@@ -126,13 +126,13 @@ public static class ScHsmOfflineCheck
     /// password throws <see cref="PicoHsmException"/> naming the file's position. The caller disposes the result.
     /// </summary>
     public static SecretBytes RebuildFromScHsmShares(IReadOnlyList<byte[]> shareFiles, IReadOnlyList<byte[]> passwords,
-        int iterations = ScHsmShareFile.DefaultIterations)
+        int iterations = ScHsmShareFile.DefaultIterations, CancellationToken cancellation = default)
     {
         ArgumentNullException.ThrowIfNull(shareFiles);
         ArgumentNullException.ThrowIfNull(passwords);
         if (shareFiles.Count == 0 || shareFiles.Count != passwords.Count)
             throw new ArgumentException("Give one password per share file (at least one file).");
-        var shares = DecryptScHsmShares(shareFiles, passwords, iterations);
+        var shares = DecryptScHsmShares(shareFiles, passwords, iterations, cancellation);
         try
         {
             return ScHsmDkekShares.Combine(shares);
@@ -145,7 +145,7 @@ public static class ScHsmOfflineCheck
 
     /// <summary>The decrypted 32-byte shares of sc-hsm-tool share files, for <see cref="ScHsmCardBackend.ImportShares"/>.</summary>
     public static List<SecretBytes> DecryptScHsmShares(IReadOnlyList<byte[]> shareFiles, IReadOnlyList<byte[]> passwords,
-        int iterations = ScHsmShareFile.DefaultIterations)
+        int iterations = ScHsmShareFile.DefaultIterations, CancellationToken cancellation = default)
     {
         if (shareFiles.Count != passwords.Count) throw new ArgumentException("Give one password per share file.");
         var list = new List<SecretBytes>();
@@ -164,7 +164,7 @@ public static class ScHsmOfflineCheck
                 }
                 try
                 {
-                    list.Add(f.Decrypt(passwords[n], iterations));
+                    list.Add(f.Decrypt(passwords[n], iterations, cancellation));
                 }
                 catch (ScHsmWrongPasswordException ex)
                 {
@@ -182,6 +182,7 @@ public static class ScHsmOfflineCheck
     }
 
     /// <summary>The DKEK from this module's n-of-m share files (.dkekshare), as Import-PicoDkek rebuilds it.</summary>
-    public static SecretBytes RebuildFromDkekShares(IReadOnlyList<DkekShareFile> files, IReadOnlyList<char[]> passwords) =>
-        DkekCeremony.Rebuild(files, passwords);
+    public static SecretBytes RebuildFromDkekShares(IReadOnlyList<DkekShareFile> files, IReadOnlyList<char[]> passwords,
+        CancellationToken cancellation = default) =>
+        DkekCeremony.Rebuild(files, passwords, cancellation: cancellation);
 }

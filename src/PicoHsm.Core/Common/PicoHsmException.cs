@@ -19,6 +19,8 @@ public enum PicoErrorKind
     InvalidData,
     ResourceUnavailable,
     OperationStopped,
+    /// <summary>The device did something other than what was asked (a KCV that does not match after an import).</summary>
+    InvalidResult,
 }
 
 /// <summary>

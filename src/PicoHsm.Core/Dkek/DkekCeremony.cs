@@ -74,7 +74,8 @@ public static class DkekCeremony
     /// Decrypts each file with its password (a wrong one names the file) and rebuilds the DKEK,
     /// checked against the KCV every file records. The caller disposes the result.
     /// </summary>
-    public static SecretBytes Rebuild(IReadOnlyList<DkekShareFile> files, IReadOnlyList<char[]> passwords, Action<int>? progress = null)
+    public static SecretBytes Rebuild(IReadOnlyList<DkekShareFile> files, IReadOnlyList<char[]> passwords, Action<int>? progress = null,
+        CancellationToken cancellation = default)
     {
         var decrypted = new List<DecryptedDkekShare>();
         try
@@ -82,7 +83,8 @@ public static class DkekCeremony
             for (int i = 0; i < files.Count; i++)
             {
                 progress?.Invoke(i);
-                decrypted.Add(DecryptedDkekShare.Decrypt(files[i], passwords[i]));
+                cancellation.ThrowIfCancellationRequested();
+                decrypted.Add(DecryptedDkekShare.Decrypt(files[i], passwords[i], cancellation));
             }
             return DkekShareSet.Combine(decrypted);
         }

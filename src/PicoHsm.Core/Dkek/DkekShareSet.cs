@@ -16,8 +16,8 @@ public sealed class DecryptedDkekShare : IDisposable
     public SecretBytes Share { get; }
 
     /// <summary>Decrypts <paramref name="file"/> with <paramref name="password"/> (see <see cref="DkekShareFile.Decrypt"/>).</summary>
-    public static DecryptedDkekShare Decrypt(DkekShareFile file, ReadOnlySpan<char> password) =>
-        new(file, file.Decrypt(password));
+    public static DecryptedDkekShare Decrypt(DkekShareFile file, ReadOnlySpan<char> password, CancellationToken cancellation = default) =>
+        new(file, file.Decrypt(password, cancellation));
 
     public void Dispose() => Share.Dispose();
 }
@@ -111,7 +111,7 @@ public static class DkekShareSet
     /// </summary>
     public static IReadOnlyList<DkekShareFile> Split(ReadOnlySpan<byte> dkek, int threshold, int shareCount, string label,
         IReadOnlyList<char[]> passwords, SpanFiller? random = null, DateTimeOffset? created = null, bool verify = true,
-        int iterations = DkekShareFile.DefaultIterations)
+        int iterations = DkekShareFile.DefaultIterations, CancellationToken cancellation = default)
     {
         if (dkek.Length != DkekGenerator.DkekLength)
             throw new ArgumentException("A DKEK is 32 bytes.", nameof(dkek));
@@ -147,14 +147,14 @@ public static class DkekShareSet
             var files = new DkekShareFile[shareCount];
             for (int i = 0; i < shareCount; i++)
                 files[i] = DkekShareFile.Create(shares[i].Value.Span, shares[i].Index, threshold, shareCount, kcv, splitId,
-                    label, passwords[i], when, iterations);
+                    label, passwords[i], when, iterations, cancellation);
 
             if (verify)
             {
                 for (int i = 0; i < shareCount; i++)
                 {
                     var reread = DkekShareFile.Read(files[i].ToBytes(), $"share {i + 1}");
-                    using var back = reread.Decrypt(passwords[i]);
+                    using var back = reread.Decrypt(passwords[i], cancellation);
                     if (!CryptographicOperations.FixedTimeEquals(back.Span, shares[i].Value.Span))
                         throw new CryptographicException($"Share file {i + 1} did not decrypt to its share: the split was abandoned.");
                 }

@@ -52,7 +52,7 @@ public sealed class ConnectPicoHsmCommand : PicoCmdletBase
     [Parameter]
     public SwitchParameter Force { get; set; }
 
-    protected override void EndProcessing()
+    protected override void EndProcessingCore()
     {
         int selectors = (TokenLabel is null ? 0 : 1) + (SerialNumber is null ? 0 : 1) + (SlotId is null ? 0 : 1);
         if (selectors > 1)
@@ -70,20 +70,12 @@ public sealed class ConnectPicoHsmCommand : PicoCmdletBase
             Reader = Reader,
             CardOnly = Reader is not null && ModulePath is null,
         };
-        PicoHsmSession session;
-        try
-        {
-            if (options.CardOnly && selectors > 0)
-                ThrowTerminatingError(NewError("SelectorWithoutModule", ErrorCategory.InvalidArgument,
-                    "-TokenLabel, -SerialNumber and -SlotId choose a PKCS#11 token; with -Reader alone the session goes through PC/SC only. Add -ModulePath, or leave the selector out.", null));
-            WriteVerbose($"Connecting to {(TokenLabel ?? SerialNumber ?? SlotId?.ToString() ?? "the only token")} through {ModulePath ?? "the default module"}.");
-            session = SessionConnector.Connect(options);
-        }
-        catch (Exception ex) when (ErrorTranslation.Translate(ex) is { } p)
-        {
-            Throw(p);
-            return;
-        }
+        if (options.CardOnly && selectors > 0)
+            ThrowTerminatingError(NewError("SelectorWithoutModule", ErrorCategory.InvalidArgument,
+                "-TokenLabel, -SerialNumber and -SlotId choose a PKCS#11 token; with -Reader alone the session goes through PC/SC only. Add -ModulePath, or leave the selector out.", null));
+        WriteVerbose($"Connecting to {(TokenLabel ?? SerialNumber ?? SlotId?.ToString() ?? "the only token")} through {ModulePath ?? "the default module"}.");
+        // A failure here goes the one error path (PicoCmdletBase): an error record <Cmdlet><Reason>.
+        PicoHsmSession session = SessionConnector.Connect(options);
         SessionRegistry.Current.Add(session);
         WriteVerbose($"Session {session.Id}: '{session.TokenLabel}' serial {session.SerialNumber}, logged in: {session.IsLoggedIn}.");
         WriteObject(session);

@@ -15,7 +15,7 @@ public sealed class DisconnectPicoHsmCommand : PicoCmdletBase
     [Parameter]
     public SwitchParameter All { get; set; }
 
-    protected override void ProcessRecord()
+    protected override void ProcessRecordCore()
     {
         var registry = SessionRegistry.Current;
         IEnumerable<PicoHsmSession> targets = All ? registry.Sessions

@@ -1,6 +1,7 @@
 using System.Management.Automation;
 using PicoHsm.Backup;
 using PicoHsm.Keys;
+using PicoHsm.Session;
 
 namespace PicoHsm.Module.Commands;
 
@@ -40,15 +41,14 @@ public sealed class ExportPicoWrappedKeyCommand : PicoSessionCmdletBase
 
     private readonly List<PicoKey> _keys = new();
 
-    protected override void ProcessRecord()
+    protected override void ProcessRecordWithSession(PicoHsmSession session)
     {
         if (Key is not null) _keys.AddRange(Key);
     }
 
-    protected override void EndProcessing()
+    protected override void EndProcessingWithSession(PicoHsmSession session)
     {
-        RequireLogin();
-        var keys = _keys.Count > 0 ? _keys : SelectKeys();
+        var keys = _keys.Count > 0 ? _keys : SelectKeys(session);
         if (keys.Count == 0)
         {
             WriteError(NewError("NoKey", ErrorCategory.ObjectNotFound, "No key matches. List the keys with Get-PicoKey, and pass them by pipeline, -Id or -Label.", null));
@@ -63,15 +63,15 @@ public sealed class ExportPicoWrappedKeyCommand : PicoSessionCmdletBase
         foreach (var key in keys)
         {
             ThrowIfStopping();
-            string target = Path is not null ? SessionState.Path.GetUnresolvedProviderPathFromPSPath(Path) : System.IO.Path.Combine(dir!, BackupFiles.DefaultFileName(key, ResolvedSession.Device.BackupExtension));
+            string target = Path is not null ? SessionState.Path.GetUnresolvedProviderPathFromPSPath(Path) : System.IO.Path.Combine(dir!, BackupFiles.DefaultFileName(key, session.Device.BackupExtension));
             if (!ShouldProcess(target, $"Export key {key.Id} '{key.Label}' wrapped under the DKEK")) continue;
-            TryRun(() => WriteObject(ResolvedSession.Device.Export(key, target, Force)), key);
+            TryRun(() => WriteObject(session.Device.Export(key, target, Force)), key);
         }
     }
 
-    private List<PicoKey> SelectKeys()
+    private List<PicoKey> SelectKeys(PicoHsmSession session)
     {
-        var all = Run(() => ResolvedSession.Device.ListKeys());
+        var all = session.Device.ListKeys();
         var ids = Id?.Select(GetPicoKeyCommand.NormalizeId).ToHashSet();
         var pattern = Label is null ? null : WildcardPattern.Get(Label, WildcardOptions.IgnoreCase);
         if (ids is null && pattern is null) return new List<PicoKey>();

@@ -1,6 +1,7 @@
 using System.Management.Automation;
 using PicoHsm.Common;
 using PicoHsm.Devices;
+using PicoHsm.Session;
 
 namespace PicoHsm.Module.Commands;
 
@@ -9,16 +10,8 @@ namespace PicoHsm.Module.Commands;
 [OutputType(typeof(PicoDkek))]
 public sealed class GetPicoDkekCommand : PicoSessionCmdletBase
 {
-    protected override void EndProcessing()
+    protected override void EndProcessingWithSession(PicoHsmSession session)
     {
-        RequireLogin();
-        try
-        {
-            foreach (var d in ResolvedSession.Device.GetDkek()) WriteObject(d);
-        }
-        catch (PicoHsmException ex)
-        {
-            Throw(ex);
-        }
+        foreach (var d in session.Device.GetDkek()) WriteObject(d);
     }
 }

@@ -11,7 +11,7 @@ public sealed class GetPicoHsmSessionCommand : PicoCmdletBase
     [Parameter]
     public SwitchParameter Default { get; set; }
 
-    protected override void EndProcessing()
+    protected override void EndProcessingCore()
     {
         var registry = SessionRegistry.Current;
         if (Default)

@@ -14,7 +14,7 @@ public sealed class GetPicoHsmTokenCommand : PicoCmdletBase
     [ArgumentCompleter(typeof(ModulePathCompleter))]
     public string? ModulePath { get; set; }
 
-    protected override void EndProcessing()
+    protected override void EndProcessingCore()
     {
         try
         {

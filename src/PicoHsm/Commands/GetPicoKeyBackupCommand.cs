@@ -14,7 +14,7 @@ public sealed class GetPicoKeyBackupCommand : PicoCmdletBase
     [SupportsWildcards]
     public string[] Path { get; set; } = Array.Empty<string>();
 
-    protected override void ProcessRecord()
+    protected override void ProcessRecordCore()
     {
         foreach (string p in Path)
         {

@@ -1,6 +1,7 @@
 using System.Management.Automation;
 using PicoHsm.Common;
 using PicoHsm.Keys;
+using PicoHsm.Session;
 
 namespace PicoHsm.Module.Commands;
 
@@ -21,18 +22,12 @@ public sealed class GetPicoKeyCommand : PicoSessionCmdletBase
     [Parameter]
     public KeyKind[]? KeyType { get; set; }
 
-    protected override void EndProcessing()
+    /// <summary>Public key attributes are listed without a login.</summary>
+    protected override bool RequiresLogin => false;
+
+    protected override void EndProcessingWithSession(PicoHsmSession session)
     {
-        List<PicoKey> keys;
-        try
-        {
-            keys = ResolvedSession.Device.ListKeys();
-        }
-        catch (PicoHsmException ex)
-        {
-            Throw(ex);
-            return;
-        }
+        List<PicoKey> keys = session.Device.ListKeys();
         var ids = Id?.Select(NormalizeId).ToHashSet(StringComparer.Ordinal);
         var pattern = Label is null ? null : WildcardPattern.Get(Label, WildcardOptions.IgnoreCase);
         int written = 0;
@@ -46,7 +41,7 @@ public sealed class GetPicoKeyCommand : PicoSessionCmdletBase
         }
         if (written == 0 && ids is not null && !(Label is not null && WildcardPattern.ContainsWildcardCharacters(Label)))
             WriteError(NewError("KeyNotFound", ErrorCategory.ObjectNotFound,
-                $"No key with id {string.Join(", ", ids)} on '{ResolvedSession.TokenLabel}'. List the keys with Get-PicoKey.", string.Join(",", ids)));
+                $"No key with id {string.Join(", ", ids)} on '{session.TokenLabel}'. List the keys with Get-PicoKey.", string.Join(",", ids)));
     }
 
     internal static string NormalizeId(string id)

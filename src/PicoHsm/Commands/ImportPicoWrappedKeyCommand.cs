@@ -2,6 +2,7 @@ using System.Management.Automation;
 using PicoHsm.Backup;
 using PicoHsm.Devices;
 using PicoHsm.Keys;
+using PicoHsm.Session;
 
 namespace PicoHsm.Module.Commands;
 
@@ -42,9 +43,8 @@ public sealed class ImportPicoWrappedKeyCommand : PicoSessionCmdletBase
 
     private int _restoredCount;
 
-    protected override void ProcessRecord()
+    protected override void ProcessRecordWithSession(PicoHsmSession session)
     {
-        RequireLogin();
         var backups = InputObject ?? (Path ?? Array.Empty<string>())
             .SelectMany(p => GetResolvedProviderPathFromPSPath(p, out _))
             .Select(p => { PicoKeyBackup? b = null; TryRun(() => b = BackupFiles.Read(p), p); return b; })
@@ -58,9 +58,13 @@ public sealed class ImportPicoWrappedKeyCommand : PicoSessionCmdletBase
                     "-Id and -KeyReference name one target but several backups were given; restore them one at a time to give each its own target.", Id ?? KeyReference?.ToString()));
             ThrowIfStopping();
             string id = Id?.ToLowerInvariant() ?? b.Id ?? "";
-            if (!ShouldProcess($"token '{ResolvedSession.TokenLabel}'", $"Restore key {id} '{Label ?? b.Label}' from {b.Path}{(Force ? " (replacing a key with that id)" : "")}"))
+            if (!ShouldProcess($"token '{session.TokenLabel}'", $"Restore key {id} '{Label ?? b.Label}' from {b.Path}{(Force ? " (replacing a key with that id)" : "")}"))
                 continue;
-            TryRun(() => WriteObject(ResolvedSession.Device.Restore(b, new RestoreRequest(Id is null ? null : Convert.FromHexString(Id), Label, Force, KeyReference))), b);
+            TryRun(() => WriteObject(session.Device.Restore(b, new RestoreRequest(Id is null ? null : Convert.FromHexString(Id), Label, Force, KeyReference))), b);
         }
+    }
+
+    protected override void EndProcessingWithSession(PicoHsmSession session)
+    {
     }
 }

@@ -2,6 +2,7 @@ using System.Management.Automation;
 using System.Security;
 using PicoHsm.Common;
 using PicoHsm.Devices;
+using PicoHsm.Operations;
 using PicoHsm.Session;
 
 namespace PicoHsm.Module.Commands;
@@ -45,7 +46,7 @@ public sealed class InitializePicoHsmCommand : PicoCmdletBase
     [ValidateRange(1, 10)]
     public int RetryCounter { get; set; } = 3;
 
-    protected override void EndProcessing()
+    protected override void EndProcessingCore()
     {
         if (DkekShareCount == 0)
             WriteWarning("-DkekShareCount 0 makes the device create a random DKEK that never leaves it: no key of this device can ever be backed up or restored elsewhere.");
@@ -75,11 +76,8 @@ public sealed class InitializePicoHsmCommand : PicoCmdletBase
             try
             {
                 soBytes = HexToBytes(so) ?? Array.Empty<byte>();
-                if (soBytes.Length != 8)
-                    ThrowTerminatingError(NewError("BadSoPin", ErrorCategory.InvalidArgument,
-                        "The SO-PIN is 16 hex digits (8 bytes), e.g. as passed to sc-hsm-tool --so-pin.", null));
-                if (pin.Length is < 6 or > 16)
-                    ThrowTerminatingError(NewError("BadPin", ErrorCategory.InvalidArgument, "The user PIN is 6 to 16 characters.", null));
+                PinRules.ValidateSoPin(soBytes);
+                PinRules.ValidateUserPin(pin);
                 Run(() => { card.Initialize(soBytes, pin, DkekShareCount, KeyDomainCount, (byte)RetryCounter); return 0; }, reader);
             }
             finally
@@ -120,7 +118,7 @@ public sealed class InitializePicoHsmCommand : PicoCmdletBase
             string keyText = keys.Count == 0 ? "no keys" : $"{keys.Count} key(s) ({string.Join(", ", keys.Select(k => $"{k.Id} '{k.Label}'"))})";
             return dkek?.KeyCheckValue is { } kcv ? $"{keyText} and DKEK {kcv} will be lost" : $"{keyText} will be lost";
         }
-        catch (PicoHsmException)
+        catch (Exception ex) when (ErrorTranslation.Translate(ex) is not null)
         {
             return "every key on it will be lost (the card could not be listed first)";
         }

@@ -2,6 +2,7 @@ using System.Management.Automation;
 using PicoHsm.Common;
 using PicoHsm.Devices;
 using PicoHsm.Keys;
+using PicoHsm.Session;
 
 namespace PicoHsm.Module.Commands;
 
@@ -34,26 +35,18 @@ public sealed class NewPicoKeyCommand : PicoSessionCmdletBase
     [Parameter]
     public SwitchParameter NonExportable { get; set; }
 
-    protected override void EndProcessing()
+    protected override void EndProcessingWithSession(PicoHsmSession session)
     {
-        RequireLogin();
-        if (ResolvedSession.Device is not IKeyGenerator generator)
+        if (session.Device is not IKeyGenerator generator)
         {
             ThrowTerminatingError(NewError("NotSupported", ErrorCategory.NotImplemented,
-                $"'{ResolvedSession.TokenLabel}' is a {ResolvedSession.DeviceFamily}; generate its keys with the device's own tools (pkcs11-tool --keypairgen), then back them up with Export-PicoWrappedKey.", ResolvedSession));
+                $"'{session.TokenLabel}' is a {session.DeviceFamily}; generate its keys with the device's own tools (pkcs11-tool --keypairgen), then back them up with Export-PicoWrappedKey.", session));
             return;
         }
         int size = Size != 0 ? Size : KeyType switch { KeyKind.Rsa => 2048, KeyKind.Aes => 256, KeyKind.GenericSecret => 256, _ => 0 };
         string what = KeyType == KeyKind.Ec ? $"EC {Curve}" : $"{KeyType}-{size}";
-        if (!ShouldProcess($"{ResolvedSession.TokenLabel}", $"Generate {what} key id {Id} '{Label}'")) return;
-        try
-        {
-            WriteObject(generator.GenerateKey(KeyType, size, KeyType == KeyKind.Ec ? Curve : null,
-                Convert.FromHexString(Id), Label, extractable: !NonExportable));
-        }
-        catch (PicoHsmException ex)
-        {
-            Throw(ex);
-        }
+        if (!ShouldProcess($"{session.TokenLabel}", $"Generate {what} key id {Id} '{Label}'")) return;
+        WriteObject(generator.GenerateKey(KeyType, size, KeyType == KeyKind.Ec ? Curve : null,
+            Convert.FromHexString(Id), Label, extractable: !NonExportable));
     }
 }

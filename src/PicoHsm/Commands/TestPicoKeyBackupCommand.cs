@@ -14,7 +14,7 @@ namespace PicoHsm.Module.Commands;
 /// </summary>
 [Cmdlet(VerbsDiagnostic.Test, "PicoKeyBackup", DefaultParameterSetName = "Path")]
 [OutputType(typeof(PicoBackupTestResult), typeof(bool))]
-public sealed class TestPicoKeyBackupCommand : PicoCmdletBase, IDisposable
+public sealed class TestPicoKeyBackupCommand : PicoCmdletBase
 {
     [Parameter(Mandatory = true, Position = 0, ParameterSetName = "Path", ValueFromPipelineByPropertyName = true)]
     [Alias("FullName")]
@@ -50,26 +50,35 @@ public sealed class TestPicoKeyBackupCommand : PicoCmdletBase, IDisposable
     [Parameter]
     public SwitchParameter Quiet { get; set; }
 
-    protected override void BeginProcessing()
+    protected override void BeginProcessingCore()
     {
         if (SharePath is null) return;
         var paths = SharePath.SelectMany(p => GetResolvedProviderPathFromPSPath(p, out _)).ToList();
         var names = paths.Select(p => $"share file '{System.IO.Path.GetFileName(p)}'").ToList();
         using var passwords = Run(() => SharePasswords.Get(this, SharePassword, names, confirm: false, "-SharePassword"));
-        _offlineDkek = Run(() => OfflineBackupCheck.RebuildDkek(paths, passwords.Values));
+        // Opening sc-hsm-tool shares costs seconds each (10,000,000 MD5 rounds): say so, and stop on Ctrl+C.
+        var progress = new ProgressRecord(1, MyInvocation.MyCommand.Name, $"Rebuilding the DKEK from {paths.Count} share file(s)");
+        WriteProgress(progress);
+        _offlineDkek = OfflineBackupCheck.RebuildDkek(paths, passwords.Values, Cancellation);
+        progress.RecordType = ProgressRecordType.Completed;
+        WriteProgress(progress);
         WriteVerbose($"DKEK {KeyCheckValue.ToHex(KeyCheckValue.Compute(_offlineDkek.Span))} rebuilt in memory from {paths.Count} share file(s).");
     }
 
     // PowerShell disposes the cmdlet however the pipeline ends (Ctrl+C, a terminating error),
     // so the DKEK rebuilt in memory is zeroed then too.
-    public void Dispose() => _offlineDkek?.Dispose();
+    protected override void Dispose(bool disposing)
+    {
+        if (disposing) _offlineDkek?.Dispose();
+        base.Dispose(disposing);
+    }
 
-    protected override void ProcessRecord()
+    protected override void ProcessRecordCore()
     {
         if (_offlineDkek is not null)
         {
             var files = InputObject?.Select(b => b.Path) ?? Path!.SelectMany(p => GetResolvedProviderPathFromPSPath(p, out _));
-            foreach (string f in files) Emit(OfflineBackupCheck.Check(f, _offlineDkek));
+            foreach (string f in files) TryRun(() => Emit(OfflineBackupCheck.Check(f, _offlineDkek)), f);
             return;
         }
         var session = Session ?? SessionRegistry.Current.Default;
@@ -79,7 +88,7 @@ public sealed class TestPicoKeyBackupCommand : PicoCmdletBase, IDisposable
                 "-RestoreTest unwraps the key on a token: connect first (Connect-PicoHsm) or pass -Session.", null));
         if (InputObject is not null)
         {
-            foreach (var b in InputObject) Emit(BackupCheck.Test(session?.Device, b.Path, b, RestoreTest));
+            foreach (var b in InputObject) TryRun(() => Emit(BackupCheck.Test(session?.Device, b.Path, b, RestoreTest)), b);
             return;
         }
         foreach (string p in Path!)
@@ -91,7 +100,7 @@ public sealed class TestPicoKeyBackupCommand : PicoCmdletBase, IDisposable
                 Emit(new PicoBackupTestResult { Path = p, Valid = false, Problems = new[] { $"'{p}' does not exist." } });
                 continue;
             }
-            foreach (string f in files) Emit(BackupCheck.Test(session?.Device, f, null, RestoreTest));
+            foreach (string f in files) TryRun(() => Emit(BackupCheck.Test(session?.Device, f, null, RestoreTest)), f);
         }
     }
 

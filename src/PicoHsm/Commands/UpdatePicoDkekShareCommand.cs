@@ -44,13 +44,13 @@ public sealed class UpdatePicoDkekShareCommand : PicoCmdletBase
 
     private readonly List<string> _paths = new();
 
-    protected override void ProcessRecord()
+    protected override void ProcessRecordCore()
     {
         foreach (string p in Path)
             _paths.AddRange(GetResolvedProviderPathFromPSPath(p, out _));
     }
 
-    protected override void EndProcessing()
+    protected override void EndProcessingCore()
     {
         if (Threshold > ShareCount)
             ThrowTerminatingError(NewError("ThresholdTooLarge", ErrorCategory.InvalidArgument,
@@ -72,11 +72,11 @@ public sealed class UpdatePicoDkekShareCommand : PicoCmdletBase
 
         var oldNames = _paths.Select((p, i) => $"existing share {files[i].Index} ({System.IO.Path.GetFileName(p)})").ToList();
         using var oldPasswords = Run(() => SharePasswords.Get(this, SharePassword, oldNames, confirm: false, "-SharePassword"));
-        using SecretBytes dkek = Run(() => DkekCeremony.Rebuild(files, oldPasswords.Values));
+        using SecretBytes dkek = Run(() => DkekCeremony.Rebuild(files, oldPasswords.Values, cancellation: Cancellation));
         var newNames = Enumerable.Range(1, ShareCount).Select(i => $"new share {i} of {ShareCount} ({System.IO.Path.GetFileName(newPaths[i - 1])})").ToList();
         using var newPasswords = Run(() => SharePasswords.Get(this, NewSharePassword, newNames, confirm: true, "-NewSharePassword"));
         Directory.CreateDirectory(dir);
-        var newFiles = Run(() => DkekShareSet.Split(dkek.Span, Threshold, ShareCount, label, newPasswords.Values));
+        var newFiles = Run(() => DkekShareSet.Split(dkek.Span, Threshold, ShareCount, label, newPasswords.Values, cancellation: Cancellation));
         Run(() => { DkekCeremony.WriteShareFiles(newFiles, newPaths, Force); return 0; });
 
         WriteWarning($"The {files[0].ShareCount} old share files of DKEK {files[0].KcvHex} stay valid: any {files[0].Threshold} of them still rebuild this DKEK until every copy is destroyed. Have the old custodians destroy theirs.");

@@ -10,7 +10,8 @@ namespace PicoHsm.Devices.ScHsm.Shares;
 /// </summary>
 public static class OpenSslKeyDerivation
 {
-    public static void EvpBytesToKeyMd5(ReadOnlySpan<byte> password, ReadOnlySpan<byte> salt, int count, Span<byte> output)
+    public static void EvpBytesToKeyMd5(ReadOnlySpan<byte> password, ReadOnlySpan<byte> salt, int count, Span<byte> output,
+        CancellationToken cancellation = default)
     {
         if (count < 1) throw new ArgumentOutOfRangeException(nameof(count), "The iteration count is at least 1.");
         if (salt.Length != 0 && salt.Length != 8) throw new ArgumentException("An OpenSSL salt is 8 bytes.", nameof(salt));
@@ -27,7 +28,7 @@ public static class OpenSslKeyDerivation
                 md5.AppendData(password);
                 md5.AppendData(salt);
                 md5.GetHashAndReset(digest);
-                Md5Iteration.Apply(digest, count - 1);
+                Md5Iteration.Apply(digest, count - 1, cancellation);
                 int take = Math.Min(16, output.Length - produced);
                 digest[..take].CopyTo(output[produced..]);
                 produced += take;

@@ -71,13 +71,13 @@ public sealed class ScHsmShareFile
     /// got them (the typed text's bytes, or the 8 bytes rebuilt from threshold shares).
     /// </summary>
     /// <exception cref="ScHsmWrongPasswordException">The padding block is not 16 x 0x10: wrong password.</exception>
-    public SecretBytes Decrypt(ReadOnlySpan<byte> password, int iterations = DefaultIterations)
+    public SecretBytes Decrypt(ReadOnlySpan<byte> password, int iterations = DefaultIterations, CancellationToken cancellation = default)
     {
         Span<byte> keyIv = stackalloc byte[48];
         var plain = new SecretBytes(48);
         try
         {
-            OpenSslKeyDerivation.EvpBytesToKeyMd5(password, _salt, iterations, keyIv);
+            OpenSslKeyDerivation.EvpBytesToKeyMd5(password, _salt, iterations, keyIv, cancellation);
             using (var aes = AesKeyed.Create(keyIv[..32]))
                 aes.DecryptCbc(_ciphertext, keyIv[32..], plain.Span, PaddingMode.None);
             // sc-hsm-tool encrypts exactly 32 bytes, so PKCS#7 always adds one full block of 0x10.
@@ -98,7 +98,7 @@ public sealed class ScHsmShareFile
     /// Makes the 64 bytes of a share file that sc-hsm-tool can import. The salt is random unless given.
     /// </summary>
     public static byte[] Create(ReadOnlySpan<byte> share, ReadOnlySpan<byte> password, ReadOnlySpan<byte> salt = default,
-        int iterations = DefaultIterations)
+        int iterations = DefaultIterations, CancellationToken cancellation = default)
     {
         if (share.Length != ShareLength)
             throw new ArgumentException($"A DKEK share is {ShareLength} bytes.", nameof(share));
@@ -114,7 +114,7 @@ public sealed class ScHsmShareFile
         using var plain = new SecretBytes(48);
         try
         {
-            OpenSslKeyDerivation.EvpBytesToKeyMd5(password, file.AsSpan(8, SaltLength), iterations, keyIv);
+            OpenSslKeyDerivation.EvpBytesToKeyMd5(password, file.AsSpan(8, SaltLength), iterations, keyIv, cancellation);
             share.CopyTo(plain.Span);
             plain.Span[ShareLength..].Fill(0x10);
             using var aes = AesKeyed.Create(keyIv[..32]);

@@ -1,3 +1,4 @@
+using System.Security.Cryptography;
 using PicoHsm.Backup;
 using PicoHsm.Common;
 using PicoHsm.Devices.Pkcs11;
@@ -7,15 +8,15 @@ using PicoHsm.Devices.ScHsm.Shares;
 using PicoHsm.Dkek;
 using PicoHsm.PcSc;
 
-namespace PicoHsm.Module;
+namespace PicoHsm.Operations;
 
 /// <summary>
-/// Core exceptions that are not <see cref="PicoHsmException"/> (share files, share sets,
-/// backups, card status words) become one, so every error record has an id shaped
-/// &lt;Cmdlet&gt;&lt;Reason&gt;, a category and a message with the fix. Anything else is a bug and
-/// is left to PowerShell as it is.
+/// The one place where an exception from the core becomes a <see cref="PicoHsmException"/>: a
+/// typed reason (the second half of the error id &lt;Cmdlet&gt;&lt;Reason&gt;), a kind (the error
+/// category) and a message that says what to do. Decisions read exception types and typed
+/// reasons, never message text. Anything not listed is a bug and is left to the host as it is.
 /// </summary>
-internal static class ErrorTranslation
+public static class ErrorTranslation
 {
     public static PicoHsmException? Translate(Exception ex) => ex switch
     {
@@ -27,9 +28,11 @@ internal static class ErrorTranslation
         Net.Pkcs11Interop.Common.Pkcs11Exception pk => Pkcs11Errors.Translate(pk, "complete the operation"),
         BackupFileException b => new PicoHsmException(b.Reason == BackupFileReason.NotABackup ? PicoErrorKind.InvalidArgument : PicoErrorKind.InvalidData,
             "Backup" + b.Reason, b.Message, b.SourceName, b),
-        ScHsmWrongPasswordException w => new PicoHsmException(PicoErrorKind.AuthenticationFailed, "ShareFileWrongPassword", w.Message, null, w),
+        ScHsmWrongPasswordException w => new PicoHsmException(PicoErrorKind.AuthenticationFailed, "ShareFileWrongPassword",
+            w.Message + " Check the password with the share's custodian.", null, w),
         ScHsmWrongDkekException d => new PicoHsmException(PicoErrorKind.InvalidData, "DkekMismatch", d.Message, null, d),
         ScHsmFormatException f => new PicoHsmException(PicoErrorKind.InvalidData, "FileFormat", f.Message, null, f),
+        // Left as it was: another change unifies this with the card backend's own translation.
         ScHsmCardException c => new PicoHsmException(c.Error switch
             {
                 ScHsmError.WrongPin or ScHsmError.PinBlocked => PicoErrorKind.AuthenticationFailed,
@@ -43,8 +46,21 @@ internal static class ErrorTranslation
             }, "Card" + c.Error, c.Message, null, c),
         PcscException pc => new PicoHsmException(pc.IsCardAbsent ? PicoErrorKind.ResourceUnavailable : PicoErrorKind.DeviceError,
             "PcscError", pc.Message, null, pc),
+        FileNotFoundException nf => new PicoHsmException(PicoErrorKind.NotFound, "FileNotFound",
+            $"{nf.Message} Check the path.", nf.FileName, nf),
+        DirectoryNotFoundException dn => new PicoHsmException(PicoErrorKind.NotFound, "FileNotFound",
+            $"{dn.Message} Check the path.", null, dn),
         IOException io => new PicoHsmException(PicoErrorKind.ResourceUnavailable, "FileError", io.Message, null, io),
         UnauthorizedAccessException ua => new PicoHsmException(PicoErrorKind.PermissionDenied, "FileAccessDenied", ua.Message + " Check the folder's permissions.", null, ua),
+        // Cancelled work (Ctrl+C) is stopped, not failed; a host that knows it was stopping says so its own way.
+        OperationCanceledException oc => new PicoHsmException(PicoErrorKind.OperationStopped, "Stopped",
+            "The operation was stopped before it finished; nothing after that point was done. Run it again to complete it.", null, oc),
+        // A value the core refused: the message says which and why (never a secret).
+        ArgumentException a => new PicoHsmException(PicoErrorKind.InvalidArgument, "InvalidArgument",
+            $"{a.Message} Correct the value and try again.", a.ParamName, a),
+        // A failed integrity or crypto check: a damaged file or key material that does not fit.
+        CryptographicException ce => new PicoHsmException(PicoErrorKind.InvalidData, "CryptographicFailure",
+            $"A cryptographic check failed: {ce.Message} The file or key may be damaged; try another copy.", null, ce),
         _ => null,
     };
 }
