@@ -1,5 +1,5 @@
 using PicoHsm.Common;
-using PicoHsm.Core.Tests.CardBackend;
+using PicoHsm.Core.Tests.Devices.ScHsm.Backend;
 using PicoHsm.Dkek;
 using PicoHsm.Keys;
 using PicoHsm.Operations;
@@ -84,8 +84,8 @@ public sealed class ServiceTests : IDisposable
     public void BackupThenRestore_OntoAFreshCardWithTheSameDkek()
     {
         using var source = CardHarness.WithVectorDkek();
-        source.Backend.Restore(VectorFiles.Backup("ec256.wky"), new Devices.RestoreRequest());
-        source.Backend.Restore(VectorFiles.Backup("aes256.wky"), new Devices.RestoreRequest());
+        source.Backend.Restore(VectorFiles.Backup("ec256.wky"), new PicoHsm.Devices.RestoreRequest());
+        source.Backend.Restore(VectorFiles.Backup("aes256.wky"), new PicoHsm.Devices.RestoreRequest());
         var host = new ListHost();
         var set = DeviceBackupService.Backup(source.Backend, _dir, force: false, host);
         Assert.NotNull(set);
@@ -106,7 +106,7 @@ public sealed class ServiceTests : IDisposable
     public void Restore_UnderAnotherDkek_IsRefusedBeforeAnyKey()
     {
         using var source = CardHarness.WithVectorDkek();
-        source.Backend.Restore(VectorFiles.Backup("aes256.wky"), new Devices.RestoreRequest());
+        source.Backend.Restore(VectorFiles.Backup("aes256.wky"), new PicoHsm.Devices.RestoreRequest());
         DeviceBackupService.Backup(source.Backend, _dir, false, new ListHost());
         using var other = CardHarness.Create(shares: 1, imported: new[] { Enumerable.Repeat((byte)0x42, 32).ToArray() });
         var ex = Assert.Throws<PicoHsmException>(() => DeviceRestoreService.Restore(other.Backend, _dir, false, new ListHost(), _ => { }));
@@ -117,7 +117,7 @@ public sealed class ServiceTests : IDisposable
     public void Backup_Cancelled_StopsBetweenKeys()
     {
         using var source = CardHarness.WithVectorDkek();
-        source.Backend.Restore(VectorFiles.Backup("aes256.wky"), new Devices.RestoreRequest());
+        source.Backend.Restore(VectorFiles.Backup("aes256.wky"), new PicoHsm.Devices.RestoreRequest());
         var host = new ListHost();
         host.Cancel.Cancel();
         Assert.ThrowsAny<OperationCanceledException>(() => DeviceBackupService.Backup(source.Backend, _dir, false, host));
