@@ -32,18 +32,8 @@ public static class ErrorTranslation
             w.Message + " Check the password with the share's custodian.", null, w),
         ScHsmWrongDkekException d => new PicoHsmException(PicoErrorKind.InvalidData, "DkekMismatch", d.Message, null, d),
         ScHsmFormatException f => new PicoHsmException(PicoErrorKind.InvalidData, "FileFormat", f.Message, null, f),
-        // Left as it was: another change unifies this with the card backend's own translation.
-        ScHsmCardException c => new PicoHsmException(c.Error switch
-            {
-                ScHsmError.WrongPin or ScHsmError.PinBlocked => PicoErrorKind.AuthenticationFailed,
-                ScHsmError.PinNotVerified => PicoErrorKind.PermissionDenied,
-                ScHsmError.WrapNotAllowed => PicoErrorKind.PermissionDenied,
-                ScHsmError.NoDkek or ScHsmError.NotFound or ScHsmError.NoSuchKeyDomain => PicoErrorKind.NotFound,
-                ScHsmError.DkekMismatch => PicoErrorKind.InvalidData,
-                ScHsmError.NotSupported => PicoErrorKind.NotSupported,
-                ScHsmError.NotInitialized => PicoErrorKind.InvalidOperation,
-                _ => PicoErrorKind.DeviceError,
-            }, "Card" + c.Error, c.Message, null, c),
+        // The card layer's one mapping of a status word (the backend uses the same).
+        ScHsmCardException c => c.ToPicoHsmException("complete the card operation", null),
         PcscException pc => new PicoHsmException(pc.IsCardAbsent ? PicoErrorKind.ResourceUnavailable : PicoErrorKind.DeviceError,
             "PcscError", pc.Message, null, pc),
         FileNotFoundException nf => new PicoHsmException(PicoErrorKind.NotFound, "FileNotFound",

@@ -2,6 +2,7 @@ using System.Security.Cryptography;
 using Net.Pkcs11Interop.Common;
 using PicoHsm.Backup;
 using PicoHsm.Common;
+using PicoHsm.Devices.ScHsm.Card;
 using PicoHsm.Devices.ScHsm.Formats;
 using PicoHsm.Devices.ScHsm.Shares;
 using PicoHsm.Dkek;
@@ -25,6 +26,9 @@ public sealed class ErrorTranslationTests
         { new ScHsmWrongPasswordException("bad padding"), "ShareFileWrongPassword", PicoErrorKind.AuthenticationFailed },
         { new ScHsmWrongDkekException("other DKEK"), "DkekMismatch", PicoErrorKind.InvalidData },
         { new ScHsmFormatException("not a blob"), "FileFormat", PicoErrorKind.InvalidData },
+        // A raw card status error goes through the card layer's one mapping (ScHsmCardException.ToPicoHsmException).
+        { new ScHsmCardException(ScHsmCommands.VerifyPin, 0x63C2), "WrongPin", PicoErrorKind.AuthenticationFailed },
+        { new ScHsmCardException(ScHsmCommands.WrapKey, 0x6A88), "NoDkek", PicoErrorKind.InvalidOperation },
         { new PcscException(PcscError.SCARD_W_REMOVED_CARD, "SCardTransmit"), "PcscError", PicoErrorKind.ResourceUnavailable },
         { new FileNotFoundException("missing", "/nowhere/x"), "FileNotFound", PicoErrorKind.NotFound },
         { new IOException("disk full"), "FileError", PicoErrorKind.ResourceUnavailable },
