@@ -29,12 +29,8 @@ public class ScHsmShareRotationTests
         Assert.NotEqual(oldFile.AsSpan(8, 8).ToArray(), rotated.File.AsSpan(8, 8).ToArray()); // fresh salt
         using (var share = ScHsmShareRotation.Open(rotated.File, Encoding.UTF8.GetBytes("the next custodian's pass")))
             Assert.Equal(Vectors.Share1Hex, Convert.ToHexString(share.Span).ToLowerInvariant());
-        // The leaving custodian's password does not open the new file...
-        var e = Assert.Throws<PicoHsmException>(() => ScHsmShareRotation.Open(rotated.File, Old1));
-        Assert.Equal("WrongSharePassword", e.Reason);
-        // ...but their old file still opens until it is destroyed: rotation cannot revoke a copy.
-        using (var still = ScHsmShareRotation.Open(oldFile, Old1))
-            Assert.Equal(Vectors.Share1Hex, Convert.ToHexString(still.Span).ToLowerInvariant());
+        // The old file's bytes are left as they were (it still opens until destroyed).
+        Assert.Equal(Vectors.Read("dkek-share-1.pbe"), oldFile);
     }
 
     [Fact]
@@ -55,8 +51,19 @@ public class ScHsmShareRotationTests
         using (var share = ScHsmShareRotation.Open(rotated.File, password))
             Assert.Equal(ThresholdShareHex, Convert.ToHexString(share.Span).ToLowerInvariant());
         Assert.Equal(ScHsmShareRotation.ShareKcv(Vectors.Hex(ThresholdShareHex)), rotated.ShareKcv);
-        // The old custodians' shares rebuild the old password, which does not open the new file.
-        Assert.Throws<PicoHsmException>(() => ScHsmShareRotation.Open(rotated.File, oldPassword));
+    }
+
+    [Fact]
+    public void OldPassword_DoesNotOpenTheRotatedFile_OldFileStillDoes()
+    {
+        byte[] oldFile = ScHsmShareFile.Create(new byte[32], "leaving custodian"u8, iterations: Fast);
+        var rotated = ScHsmShareRotation.WithPassword(oldFile, "leaving custodian"u8, "arriving custodian"u8, Fast);
+        Assert.Equal("WrongSharePassword", Assert.Throws<PicoHsmException>(() => ScHsmShareRotation.Open(rotated.File, "leaving custodian"u8, Fast)).Reason);
+        // Rotation cannot revoke a copy: the old file opens with the old password until it is destroyed.
+        using var still = ScHsmShareRotation.Open(oldFile, "leaving custodian"u8, Fast);
+        Assert.Equal(new byte[32], still.Span.ToArray());
+        var threshold = ScHsmShareRotation.WithPasswordShares(oldFile, "leaving custodian"u8, 2, 3, Fast);
+        Assert.Throws<PicoHsmException>(() => ScHsmShareRotation.Open(threshold.File, "leaving custodian"u8, Fast));
     }
 
     [Fact]
