@@ -28,9 +28,12 @@ public sealed class ImportPicoDkekCommand : PicoSessionCmdletBase
     [Parameter]
     public string? PasswordSharePrime { get; set; }
 
-    /// <summary>The custodians' password shares as "id:value" ("1:3f:3e:fa:…"), at least the threshold of them.</summary>
+    /// <summary>
+    /// The custodians' password shares, at least the threshold of them: the objects Update-PicoDkekShare
+    /// writes, or SecureStrings holding "id:value" ("1:3f:3e:fa:…"); asked per custodian when not given.
+    /// </summary>
     [Parameter]
-    public string[]? PasswordShare { get; set; }
+    public PicoPasswordShare[]? PasswordShare { get; set; }
 
     /// <summary>SmartCard-HSM / Pico HSM: the key domain the shares go to.</summary>
     [Parameter]
@@ -70,20 +73,7 @@ public sealed class ImportPicoDkekCommand : PicoSessionCmdletBase
                 if (files.Count != 1)
                     ThrowTerminatingError(NewError("PasswordSharesForOneFile", ErrorCategory.InvalidArgument,
                         "-PasswordSharePrime and -PasswordShare open one threshold-password share file; import several files with one call each, or with -SharePassword.", null));
-                if (PasswordShare is not { Length: > 0 })
-                    ThrowTerminatingError(NewError("PasswordSharesMissing", ErrorCategory.InvalidArgument,
-                        "Give the custodians' password shares with -PasswordShare \"1:3f:3e:…\", \"3:82:ea:…\" (at least the threshold).", null));
-                var parts = PasswordShare!.Select(ParsePasswordShare).ToList();
-                byte[] password = Run(() =>
-                {
-                    try { return ScHsmPasswordShares.Combine(PasswordSharePrime, parts); }
-                    catch (ArgumentException ex)
-                    {
-                        // Too few shares, a repeated id, a malformed prime: say so (no share value is echoed).
-                        throw new PicoHsmException(PicoErrorKind.InvalidArgument, "PasswordSharesInvalid",
-                            $"The password shares do not rebuild the share file's password: {ex.Message} Give at least the threshold of distinct shares, with the prime the custodians were shown.", null, ex);
-                    }
-                });
+                byte[] password = Run(() => PicoPasswordShare.RebuildPassword(this, PasswordSharePrime, PasswordShare, "-PasswordShare"));
                 try { shares.Add(Run(() => files[0].Decrypt(password), _paths[0])); }
                 finally { Array.Clear(password); }
             }
@@ -138,16 +128,6 @@ public sealed class ImportPicoDkekCommand : PicoSessionCmdletBase
         {
             foreach (var s in shares) s.Dispose();
         }
-    }
-
-    private ScHsmPasswordShare ParsePasswordShare(string text)
-    {
-        int colon = text.IndexOf(':');
-        int id = 0;
-        if (colon < 1 || !int.TryParse(text[..colon], out id))
-            ThrowTerminatingError(NewError("PasswordShareFormat", ErrorCategory.InvalidArgument,
-                $"A -PasswordShare value is not a password share (its value is not shown): write each as \"<share id>:<value>\", e.g. \"1:3f:3e:fa:…\".", null));
-        return Run(() => ScHsmPasswordShare.Parse(id, text[(colon + 1)..]));
     }
 
     protected override void ProcessRecord()
