@@ -20,6 +20,7 @@
         'Import-PicoDkek'
         'Get-PicoDkek'
         'Update-PicoDkekShare'
+        'Convert-PicoKeyBackup'
         'Export-PicoWrappedKey'
         'Import-PicoWrappedKey'
         'Get-PicoKeyBackup'

@@ -78,6 +78,7 @@ function Invoke-Build {
     $bin = Join-Path $moduleOut 'bin'
     Invoke-Native dotnet @('publish', (Join-Path $root 'src/PicoHsm/PicoHsm.csproj'), '-c', $Configuration, '-o', $bin, '--nologo', '-v', 'q')
     Copy-Item (Join-Path $root 'PicoHsm.psd1'), (Join-Path $root 'PicoHsm.format.ps1xml') $moduleOut
+    New-Item -ItemType Directory -Force (Join-Path $moduleOut 'en-US') | Out-Null; Copy-Item (Join-Path $root 'docs/help/about_*.help.txt') (Join-Path $moduleOut 'en-US')
     # Help for every cmdlet (MAML), made from docs/help in a fresh process that loads the new DLL.
     $pwsh = Get-PwshCommand
     & $pwsh[0] @($pwsh | Select-Object -Skip 1) -NoProfile -NonInteractive -File (Join-Path $root 'tools/New-CmdletHelp.ps1') `

@@ -191,7 +191,7 @@ Describe 'Files made by the real Pico HSM firmware and by sc-hsm-tool' {
     It 'opens the threshold-password share file with any two password shares' {
         Reset-Card 1 | Out-Null
         $script:s = Connect-PicoHsm -ModulePath $OpenSc -Pin $Pin
-        $d = @(Import-PicoDkek -Path (Join-Path $Vectors 'dkek-share-threshold.pbe') -PasswordSharePrime 'c0:1b:aa:f3:4b:97:a7:03' -PasswordShare '1:3f:3e:fa:a8:51:77:40:0b', '3:82:ea:95:2e:f3:6a:71:8e' -Confirm:$false)
+        $d = @(Import-PicoDkek -Path (Join-Path $Vectors 'dkek-share-threshold.pbe') -PasswordSharePrime 'c0:1b:aa:f3:4b:97:a7:03' -PasswordShare ('1:3f:3e:fa:a8:51:77:40:0b', '3:82:ea:95:2e:f3:6a:71:8e' | ConvertTo-SecureString -AsPlainText -Force) -Confirm:$false)
         $share = [Convert]::FromHexString('e5d17f37c64896520115dd3b6eac65ed792089b9de7e1ea1472e97144af6c569')
         $d[0].KeyCheckValue | Should -Be ([Convert]::ToHexString([Security.Cryptography.SHA256]::HashData($share)).Substring(0, 16).ToLowerInvariant())
     }

@@ -151,7 +151,7 @@ Describe 'Import-PicoDkek' {
         $e.FullyQualifiedErrorId | Should -BeLike 'ImportPicoDkekPasswordEmpty,*'
         $e.Exception.Message | Should -BeLike '*share 2*'
         $vectors = Get-TestVectorsFolder
-        $e = { Import-PicoDkek -Session $sd -Path (Join-Path $vectors 'dkek-share-threshold.pbe') -PasswordSharePrime 'c0:1b:aa:f3:4b:97:a7:03' -PasswordShare '1:3f:3e:fa:a8:51:77:40:0b' -Confirm:$false -ErrorAction Stop } | Should -Throw -PassThru
+        $e = { Import-PicoDkek -Session $sd -Path (Join-Path $vectors 'dkek-share-threshold.pbe') -PasswordSharePrime 'c0:1b:aa:f3:4b:97:a7:03' -PasswordShare (ConvertTo-SecureString '1:3f:3e:fa:a8:51:77:40:0b' -AsPlainText -Force) -Confirm:$false -ErrorAction Stop } | Should -Throw -PassThru
         $e.FullyQualifiedErrorId | Should -BeLike 'ImportPicoDkekPasswordSharesInvalid,*'
         $e.Exception.Message | Should -Not -BeLike '*3f:3e:fa*'
         (Get-PicoDkek -Session $sd).Present | Should -BeFalse

@@ -47,6 +47,10 @@ public static class OfflineBackupCheck
         return CheckWrappedKeyFile(b, b.Content!, dkek);
     }
 
+    /// <summary>Checks a backup already read, or built in memory and not yet written (a converted backup).</summary>
+    public static PicoBackupTestResult Check(PicoKeyBackup backup, SecretBytes dkek) =>
+        backup.ScHsmFile is { } wky ? ScHsmOfflineCheck.Check(wky, dkek, backup.Path) : CheckWrappedKeyFile(backup, backup.Content!, dkek);
+
     /// <summary>A .pkb: RFC 5649 unwrap in memory (its integrity value proves the DKEK and the bytes), then the key against its public half.</summary>
     private static PicoBackupTestResult CheckWrappedKeyFile(PicoKeyBackup b, WrappedKeyFile f, SecretBytes dkek)
     {

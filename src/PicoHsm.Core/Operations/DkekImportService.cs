@@ -10,15 +10,14 @@ namespace PicoHsm.Operations;
 /// <param name="Id">CKA_ID of the DKEK object on a generic token, hex.</param>
 /// <param name="Label">Label of the DKEK object on a generic token; the share files' label when null.</param>
 /// <param name="KeyDomain">SmartCard-HSM / Pico HSM: the key domain sc-hsm-tool shares go to.</param>
-/// <param name="PasswordSharePrime">sc-hsm-tool threshold-password shares: the prime (hex with colons).</param>
-/// <param name="PasswordShares">The custodians' password shares as "id:value".</param>
+/// <param name="ThresholdPassword">An sc-hsm-tool threshold-password share file: its password, rebuilt by the
+/// caller from the custodians' password shares (which the cmdlet takes as SecureStrings); zeroed by the caller.</param>
 public sealed record DkekImportRequest(
     IReadOnlyList<string> Paths,
     string Id = "01",
     string? Label = null,
     int KeyDomain = 0,
-    string? PasswordSharePrime = null,
-    IReadOnlyList<string>? PasswordShares = null);
+    SecretBytes? ThresholdPassword = null);
 
 /// <summary>
 /// Rebuilds a DKEK from share files and puts it on a device: tells .dkekshare from sc-hsm-tool
@@ -108,7 +107,7 @@ public static class DkekImportService
         string token = device.Context.TokenLabel ?? "";
         try
         {
-            if (request.PasswordSharePrime is not null)
+            if (request.ThresholdPassword is not null)
                 shares.Add(OpenWithPasswordShares(files, request, host.Cancellation));
             else
             {
@@ -148,36 +147,15 @@ public static class DkekImportService
         }
     }
 
-    /// <summary>One threshold-password share file, its password rebuilt from the custodians' password shares.</summary>
+    /// <summary>One threshold-password share file, opened with the password its custodians' shares rebuilt.</summary>
     private static SecretBytes OpenWithPasswordShares(IReadOnlyList<ScHsmShareFile> files, DkekImportRequest request, CancellationToken cancellation)
     {
         if (files.Count != 1)
             throw new PicoHsmException(PicoErrorKind.InvalidArgument, "PasswordSharesForOneFile",
                 "-PasswordSharePrime and -PasswordShare open one threshold-password share file; import several files with one call each, or with -SharePassword.");
-        if (request.PasswordShares is not { Count: > 0 })
-            throw new PicoHsmException(PicoErrorKind.InvalidArgument, "PasswordSharesMissing",
-                "Give the custodians' password shares with -PasswordShare \"1:3f:3e:…\", \"3:82:ea:…\" (at least the threshold).");
-        var parts = request.PasswordShares.Select(ParsePasswordShare).ToList();
-        byte[] password;
-        try { password = ScHsmPasswordShares.Combine(request.PasswordSharePrime!, parts); }
-        catch (ArgumentException ex)
-        {
-            // Too few shares, a repeated id, a malformed prime: say so (no share value is echoed).
-            throw new PicoHsmException(PicoErrorKind.InvalidArgument, "PasswordSharesInvalid",
-                $"The password shares do not rebuild the share file's password: {ex.Message} Give at least the threshold of distinct shares, with the prime the custodians were shown.", null, ex);
-        }
+        byte[] password = request.ThresholdPassword!.Span.ToArray();
         try { return WithTarget(() => files[0].Decrypt(password, cancellation: cancellation), request.Paths[0]); }
         finally { Array.Clear(password); }
-    }
-
-    /// <summary>"&lt;id&gt;:&lt;value&gt;" as typed by a custodian; the value is never echoed in an error.</summary>
-    public static ScHsmPasswordShare ParsePasswordShare(string text)
-    {
-        int colon = text.IndexOf(':');
-        if (colon < 1 || !int.TryParse(text[..colon], out int id))
-            throw new PicoHsmException(PicoErrorKind.InvalidArgument, "PasswordShareFormat",
-                "A -PasswordShare value is not a password share (its value is not shown): write each as \"<share id>:<value>\", e.g. \"1:3f:3e:fa:…\".");
-        return ScHsmPasswordShare.Parse(id, text[(colon + 1)..]);
     }
 
     /// <summary>Runs <paramref name="work"/>; a failure that names no target is made to name <paramref name="target"/> (the file).</summary>

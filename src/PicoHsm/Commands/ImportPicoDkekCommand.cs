@@ -1,5 +1,6 @@
 using System.Management.Automation;
 using System.Security;
+using PicoHsm.Common;
 using PicoHsm.Devices;
 using PicoHsm.Operations;
 using PicoHsm.Session;
@@ -27,9 +28,12 @@ public sealed class ImportPicoDkekCommand : PicoSessionCmdletBase
     [Parameter]
     public string? PasswordSharePrime { get; set; }
 
-    /// <summary>The custodians' password shares as "id:value" ("1:3f:3e:fa:…"), at least the threshold of them.</summary>
+    /// <summary>
+    /// The custodians' password shares, at least the threshold of them: the objects Update-PicoDkekShare
+    /// writes, or SecureStrings holding "id:value" ("1:3f:3e:fa:…"); asked per custodian when not given.
+    /// </summary>
     [Parameter]
-    public string[]? PasswordShare { get; set; }
+    public PicoPasswordShare[]? PasswordShare { get; set; }
 
     /// <summary>SmartCard-HSM / Pico HSM: the key domain the shares go to.</summary>
     [Parameter]
@@ -55,7 +59,17 @@ public sealed class ImportPicoDkekCommand : PicoSessionCmdletBase
 
     protected override void EndProcessingWithSession(PicoHsmSession session)
     {
-        var request = new DkekImportRequest(_paths, Id, Label, KeyDomain, PasswordSharePrime, PasswordShare);
+        // Threshold-password shares are SecureStrings (prompted per custodian when interactive);
+        // the password they rebuild lives only in a zeroed buffer.
+        SecretBytes? thresholdPassword = null;
+        if (PasswordSharePrime is not null)
+        {
+            byte[] rebuilt = Run(() => PicoPasswordShare.RebuildPassword(this, PasswordSharePrime, PasswordShare, "-PasswordShare"));
+            try { thresholdPassword = SecretBytes.CopyOf(rebuilt); }
+            finally { Array.Clear(rebuilt); }
+        }
+        using var zeroed = thresholdPassword;
+        var request = new DkekImportRequest(_paths, Id, Label, KeyDomain, thresholdPassword);
         using var host = OperationHost(SharePassword);
         foreach (var d in DkekImportService.Import(session.Device, request, host))
             WriteObject(d);

@@ -7,12 +7,13 @@ using PicoHsm.Dkek;
 namespace PicoHsm.Module.Commands;
 
 /// <summary>
-/// Re-splits the same DKEK (same KCV) for a new set of custodians, without touching any device.
-/// The old share files stay valid until every copy of them is destroyed.
+/// Re-splits the same DKEK (same KCV) for a new set of custodians, without touching any device; or, for
+/// an sc-hsm-tool share file (.pbe), gives the one file a new password or new n-of-m password shares with
+/// the DKEK share inside unchanged. The old share files stay valid until every copy of them is destroyed.
 /// </summary>
 [Cmdlet(VerbsData.Update, "PicoDkekShare", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.Medium)]
-[OutputType(typeof(PicoDkek))]
-public sealed class UpdatePicoDkekShareCommand : PicoCmdletBase
+[OutputType(typeof(PicoDkek), typeof(PicoPasswordShare))]
+public sealed partial class UpdatePicoDkekShareCommand : PicoCmdletBase
 {
     [Parameter(Mandatory = true, Position = 0, ValueFromPipeline = true, ValueFromPipelineByPropertyName = true)]
     [Alias("FullName")]
@@ -23,11 +24,13 @@ public sealed class UpdatePicoDkekShareCommand : PicoCmdletBase
     [Parameter]
     public SecureString[]? SharePassword { get; set; }
 
-    [Parameter(Mandatory = true)]
+    /// <summary>PicoHsm share files: how many new shares (required for them; not used for an sc-hsm-tool file).</summary>
+    [Parameter]
     [ValidateRange(2, 255)]
     public int ShareCount { get; set; }
 
-    [Parameter(Mandatory = true)]
+    /// <summary>PicoHsm share files: how many new shares rebuild the DKEK (required for them).</summary>
+    [Parameter]
     [ValidateRange(2, 255)]
     public int Threshold { get; set; }
 
@@ -52,6 +55,17 @@ public sealed class UpdatePicoDkekShareCommand : PicoCmdletBase
 
     protected override void EndProcessingCore()
     {
+        if (_paths.Count > 0 && _paths.All(IsScHsmToolFile))
+        {
+            UpdateScHsmToolShare();
+            return;
+        }
+        if (_paths.Any(IsScHsmToolFile))
+            ThrowTerminatingError(NewError("MixedShareFormats", ErrorCategory.InvalidArgument,
+                "Some files are sc-hsm-tool shares (.pbe) and some are PicoHsm shares (.dkekshare). Update them in separate calls.", null));
+        if (ShareCount == 0 || Threshold == 0)
+            ThrowTerminatingError(NewError("ShareCountRequired", ErrorCategory.InvalidArgument,
+                "PicoHsm share files are re-split n-of-m: give -ShareCount and -Threshold (e.g. -ShareCount 5 -Threshold 3).", null));
         if (Threshold > ShareCount)
             ThrowTerminatingError(NewError("ThresholdTooLarge", ErrorCategory.InvalidArgument,
                 $"-Threshold {Threshold} is larger than -ShareCount {ShareCount}. Use a threshold of at most the share count.", Threshold));

@@ -63,12 +63,19 @@ public static class ScHsmPasswordShares
 
     /// <summary>
     /// A fresh random password the way sc-hsm-tool makes one: 8 random bytes with the top bit cleared,
-    /// so the secret is below 2^63 and always below the 64-bit prime.
+    /// so the secret is below 2^63 and always below the 64-bit prime. Unlike sc-hsm-tool, a first byte of
+    /// zero is drawn again: sc-hsm-tool rebuilds the password with BN_bn2bin, which drops a leading zero
+    /// byte, so it could not open a file made under such a password (1 file in 128).
     /// </summary>
     public static byte[] NewPassword()
     {
-        var password = RandomNumberGenerator.GetBytes(PasswordLength);
-        password[0] &= 0x7F;
+        var password = new byte[PasswordLength];
+        do
+        {
+            RandomNumberGenerator.Fill(password);
+            password[0] &= 0x7F;
+        }
+        while (password[0] == 0);
         return password;
     }
 
