@@ -142,7 +142,7 @@ public abstract class PicoCmdletBase : PSCmdlet
 /// <summary>A cmdlet that works on a session: -Session, else the runspace's default.</summary>
 public abstract class PicoSessionCmdletBase : PicoCmdletBase
 {
-    [Parameter]
+    [Parameter(ValueFromPipeline = true)]
     [ValidateNotNull]
     public PicoHsmSession? Session { get; set; }
 

@@ -81,7 +81,11 @@ public sealed class ConnectPicoHsmCommand : PicoCmdletBase
         }
         catch (Exception ex) when (ErrorTranslation.Translate(ex) is { } p)
         {
-            Throw(p);
+            // A failed connect changes no default; say which session the next command would use,
+            // so a script that goes on does not change another token unknowingly.
+            var record = ToErrorRecord(p);
+            record.ErrorDetails = new ErrorDetails(p.Message + " " + SessionRegistry.Current.DescribeDefault("still"));
+            ThrowTerminatingError(record);
             return;
         }
         SessionRegistry.Current.Add(session);
