@@ -29,7 +29,11 @@ param(
     [string[]] $PesterPath,
 
     # Package only: a folder to write the .nupkg into (default out/package).
-    [string] $PackageDirectory
+    [string] $PackageDirectory,
+
+    # Package only: package the module already built in out/PicoHsm (the tests use this while
+    # other tests have that module loaded).
+    [switch] $NoBuild
 )
 
 $ErrorActionPreference = 'Stop'
@@ -186,7 +190,7 @@ function Invoke-Package {
 switch ($Task) {
     'Build' { Invoke-Build }
     'Package' {
-        Invoke-Build
+        if (-not $NoBuild) { Invoke-Build }
         Invoke-Package
     }
     'Test' {
