@@ -2,13 +2,14 @@
     RootModule           = 'bin/PicoHsm.dll'
     ModuleVersion        = '0.1.0'
     GUID                 = '5b0d6a53-6f1e-4a58-9d9c-2f7a3c1e8b41'
-    Author               = 'PicoHsm developers'
-    CompanyName          = 'PicoHsm'
-    Copyright            = '(c) PicoHsm developers. All rights reserved.'
+    Author               = 'PicoHsm contributors'
+    CompanyName          = 'PicoHsm contributors'
+    Copyright            = '(c) PicoHsm contributors. MIT License.'
     Description          = 'Back up and restore Pico HSM, SmartCard-HSM and PKCS#11 token keys wrapped under a DKEK, so private keys never leave a device in plaintext.'
     PowerShellVersion    = '7.4'
     CompatiblePSEditions = @('Core')
     FormatsToProcess     = @('PicoHsm.format.ps1xml')
+    TypesToProcess       = @('PicoHsm.types.ps1xml')
     CmdletsToExport      = @(
         'Connect-PicoHsm'
         'Disconnect-PicoHsm'
@@ -34,8 +35,10 @@
     AliasesToExport      = @()
     PrivateData          = @{
         PSData = @{
-            Tags       = @('HSM', 'PKCS11', 'DKEK', 'SmartCard-HSM', 'PicoHSM', 'Backup')
-            ProjectUri = ''
+            Tags         = @('HSM', 'PKCS11', 'DKEK', 'SmartCard-HSM', 'PicoHSM', 'NitrokeyHSM', 'SoftHSM', 'Backup', 'KeyManagement', 'Linux', 'Windows', 'MacOS', 'PSEdition_Core')
+            ProjectUri   = 'https://github.com/picohsm/PicoHsm'
+            LicenseUri   = 'https://github.com/picohsm/PicoHsm/blob/main/LICENSE'
+            ReleaseNotes = 'See CHANGELOG.md: https://github.com/picohsm/PicoHsm/blob/main/CHANGELOG.md'
         }
     }
 }

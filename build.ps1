@@ -8,6 +8,9 @@
                  "Tests: N passed, N failed, N skipped" (a skipped test shows its reason above).
     -Task Demo   runs the backup/restore drill on throwaway tokens.
     -Task Bench  prints benchmark figures (bench/Invoke-Bench.ps1).
+    -Task Package builds and writes out/package/PicoHsm.<version>.nupkg, the package
+                 Install-PSResource installs (Publish-PSResource into a local file repository;
+                 no network). -Repository names another registered repository to publish to.
     System packages the tests need (SoftHSM2, OpenSC, pcscd, vpcd) are installed with apt-get
     when missing and this runs as root on Debian/Ubuntu; otherwise the script stops and prints
     the exact command to run.
@@ -16,14 +19,21 @@
 #>
 [CmdletBinding()]
 param(
-    [ValidateSet('Build', 'Test', 'Demo', 'Bench')]
+    [ValidateSet('Build', 'Test', 'Demo', 'Bench', 'Package')]
     [string] $Task = 'Build',
 
     [ValidateSet('Debug', 'Release')]
     [string] $Configuration = 'Release',
 
     # Pester only: run just these test files (paths or names under tests/pester).
-    [string[]] $PesterPath
+    [string[]] $PesterPath,
+
+    # Package only: a folder to write the .nupkg into (default out/package).
+    [string] $PackageDirectory,
+
+    # Package only: package the module already built in out/PicoHsm (the tests use this while
+    # other tests have that module loaded).
+    [switch] $NoBuild
 )
 
 $ErrorActionPreference = 'Stop'
@@ -77,8 +87,10 @@ function Invoke-Build {
     if (Test-Path $moduleOut) { Remove-Item $moduleOut -Recurse -Force }
     $bin = Join-Path $moduleOut 'bin'
     Invoke-Native dotnet @('publish', (Join-Path $root 'src/PicoHsm/PicoHsm.csproj'), '-c', $Configuration, '-o', $bin, '--nologo', '-v', 'q')
-    Copy-Item (Join-Path $root 'PicoHsm.psd1'), (Join-Path $root 'PicoHsm.format.ps1xml') $moduleOut
-    New-Item -ItemType Directory -Force (Join-Path $moduleOut 'en-US') | Out-Null; Copy-Item (Join-Path $root 'docs/help/about_*.help.txt') (Join-Path $moduleOut 'en-US')
+    Copy-Item (Join-Path $root 'PicoHsm.psd1'), (Join-Path $root 'PicoHsm.format.ps1xml'), (Join-Path $root 'PicoHsm.types.ps1xml'), (Join-Path $root 'LICENSE'), (Join-Path $root 'CHANGELOG.md') $moduleOut
+    # Conceptual help (Get-Help about_PicoHsm*): PowerShell looks for it in the module's culture folder.
+    New-Item -ItemType Directory -Force (Join-Path $moduleOut 'en-US') | Out-Null
+    Copy-Item (Join-Path $root 'docs/help/about_*.help.txt') (Join-Path $moduleOut 'en-US')
     # Help for every cmdlet (MAML), made from docs/help in a fresh process that loads the new DLL.
     $pwsh = Get-PwshCommand
     & $pwsh[0] @($pwsh | Select-Object -Skip 1) -NoProfile -NonInteractive -File (Join-Path $root 'tools/New-CmdletHelp.ps1') `
@@ -155,8 +167,32 @@ function Invoke-PesterTests {
     Get-Content -Raw $summary | ConvertFrom-Json
 }
 
+function Invoke-Package {
+    # Publish-PSResource packs the module folder into a .nupkg and "publishes" it by copying it
+    # into a repository; a local file repository registered for this one run makes that the
+    # package file itself, without touching the network or the user's repository list for longer.
+    $dir = if ($PackageDirectory) { $PackageDirectory } else { Join-Path $out 'package' }
+    New-Item -ItemType Directory -Force $dir | Out-Null
+    $dir = (Resolve-Path $dir).ProviderPath
+    Import-Module Microsoft.PowerShell.PSResourceGet
+    $name = 'PicoHsmPackage' + [guid]::NewGuid().ToString('n').Substring(0, 8)
+    Register-PSResourceRepository -Name $name -Uri $dir -Trusted
+    try {
+        Get-ChildItem $dir -Filter 'PicoHsm.*.nupkg' | Remove-Item
+        Publish-PSResource -Path $moduleOut -Repository $name -SkipDependenciesCheck
+    }
+    finally { Unregister-PSResourceRepository -Name $name }
+    $pkg = Get-ChildItem $dir -Filter 'PicoHsm.*.nupkg' | Select-Object -First 1
+    if (-not $pkg) { throw "Publish-PSResource wrote no PicoHsm package into $dir." }
+    Write-Host "Package: $($pkg.FullName)"
+}
+
 switch ($Task) {
     'Build' { Invoke-Build }
+    'Package' {
+        if (-not $NoBuild) { Invoke-Build }
+        Invoke-Package
+    }
     'Test' {
         Get-TestPrerequisites
         Invoke-Build

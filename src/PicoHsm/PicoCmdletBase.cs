@@ -218,7 +218,7 @@ public abstract class PicoCmdletBase : PSCmdlet, IDisposable
 /// </summary>
 public abstract class PicoSessionCmdletBase : PicoCmdletBase
 {
-    [Parameter]
+    [Parameter(ValueFromPipeline = true)]
     [ValidateNotNull]
     public PicoHsmSession? Session { get; set; }
 

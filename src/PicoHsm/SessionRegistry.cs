@@ -44,6 +44,11 @@ internal sealed class SessionRegistry
         }
     }
 
+    /// <summary>"The default session is now 2 ('ca-hsm', serial ...)." or that there is none.</summary>
+    public string DescribeDefault(string when) => Default is { IsOpen: true } d
+        ? $"The default session is {when} {d.Id} ('{d.TokenLabel}', serial {d.SerialNumber}); pass -Session to use another."
+        : $"There is {when} no default session: run Connect-PicoHsm, or pass -Session.";
+
     public void CloseAll()
     {
         List<PicoHsmSession> all;

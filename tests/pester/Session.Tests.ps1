@@ -254,6 +254,7 @@ Describe 'Get-PicoKey' {
         $ids = (TabExpansion2 -inputScript 'Get-PicoKey -Id 0' -cursorColumn 17).CompletionMatches.CompletionText
         $ids | Should -Contain '0a'
         $labels = (TabExpansion2 -inputScript 'Get-PicoKey -Label tl' -cursorColumn 21).CompletionMatches.CompletionText
-        $labels | Should -Contain "'tls-ec'"
+        # A label PowerShell reads as one word completes bare (issue 11: quote only when needed).
+        $labels | Should -Contain 'tls-ec'
     }
 }

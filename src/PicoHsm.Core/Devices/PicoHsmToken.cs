@@ -58,8 +58,8 @@ public sealed class PicoHsmToken
             SerialNumber = ti.SerialNumber.Trim(),
             Model = ti.Model.Trim(),
             Manufacturer = ti.ManufacturerId.Trim(),
-            FirmwareVersion = ti.FirmwareVersion,
-            HardwareVersion = ti.HardwareVersion,
+            FirmwareVersion = FormatVersion(ti.FirmwareVersion),
+            HardwareVersion = FormatVersion(ti.HardwareVersion),
             Initialized = f.TokenInitialized,
             LoginRequired = f.LoginRequired,
             UserPinInitialized = f.UserPinInitialized,
@@ -72,6 +72,18 @@ public sealed class PicoHsmToken
             SoPinLocked = f.SoPinLocked,
             ProtectedAuthenticationPath = f.ProtectedAuthenticationPath,
         };
+    }
+
+    /// <summary>
+    /// Pkcs11Interop prints a CK_VERSION with the minor number padded to two digits ("2.06");
+    /// tokens and their own tools (softhsm2-util, pkcs11-tool) mean major.minor, "2.6".
+    /// </summary>
+    internal static string? FormatVersion(string? version)
+    {
+        if (version is null) return null;
+        string[] parts = version.Split('.');
+        return parts.Length == 2 && int.TryParse(parts[0], out int major) && int.TryParse(parts[1], out int minor)
+            ? $"{major}.{minor}" : version;
     }
 
     public override string ToString() => $"{Label} (slot {SlotId}, serial {SerialNumber})";

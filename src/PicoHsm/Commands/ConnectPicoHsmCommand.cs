@@ -2,6 +2,7 @@ using System.Management.Automation;
 using System.Security;
 using PicoHsm.Common;
 using PicoHsm.Devices;
+using PicoHsm.Operations;
 using PicoHsm.Session;
 
 namespace PicoHsm.Module.Commands;
@@ -70,12 +71,24 @@ public sealed class ConnectPicoHsmCommand : PicoCmdletBase
             Reader = Reader,
             CardOnly = Reader is not null && ModulePath is null,
         };
-        if (options.CardOnly && selectors > 0)
-            ThrowTerminatingError(NewError("SelectorWithoutModule", ErrorCategory.InvalidArgument,
-                "-TokenLabel, -SerialNumber and -SlotId choose a PKCS#11 token; with -Reader alone the session goes through PC/SC only. Add -ModulePath, or leave the selector out.", null));
-        WriteVerbose($"Connecting to {(TokenLabel ?? SerialNumber ?? SlotId?.ToString() ?? "the only token")} through {ModulePath ?? "the default module"}.");
-        // A failure here goes the one error path (PicoCmdletBase): an error record <Cmdlet><Reason>.
-        PicoHsmSession session = SessionConnector.Connect(options);
+        PicoHsmSession session;
+        try
+        {
+            if (options.CardOnly && selectors > 0)
+                ThrowTerminatingError(NewError("SelectorWithoutModule", ErrorCategory.InvalidArgument,
+                    "-TokenLabel, -SerialNumber and -SlotId choose a PKCS#11 token; with -Reader alone the session goes through PC/SC only. Add -ModulePath, or leave the selector out.", null));
+            WriteVerbose($"Connecting to {(TokenLabel ?? SerialNumber ?? SlotId?.ToString() ?? "the only token")} through {ModulePath ?? "the default module"}.");
+            session = SessionConnector.Connect(options);
+        }
+        catch (Exception ex) when (ErrorTranslation.Translate(ex) is { } p)
+        {
+            // A failed connect changes no default; say which session the next command would use,
+            // so a script that goes on does not change another token unknowingly.
+            var record = ToErrorRecord(p);
+            record.ErrorDetails = new ErrorDetails(p.Message + " " + SessionRegistry.Current.DescribeDefault("still"));
+            ThrowTerminatingError(record);
+            return;
+        }
         SessionRegistry.Current.Add(session);
         WriteVerbose($"Session {session.Id}: '{session.TokenLabel}' serial {session.SerialNumber}, logged in: {session.IsLoggedIn}.");
         WriteObject(session);

@@ -21,12 +21,15 @@ public sealed class DisconnectPicoHsmCommand : PicoCmdletBase
         IEnumerable<PicoHsmSession> targets = All ? registry.Sessions
             : Session ?? (registry.Default is { } d ? new[] { d } : Array.Empty<PicoHsmSession>());
         bool any = false;
-        foreach (var s in targets)
+        foreach (var s in targets.ToList())
         {
             any = true;
+            bool wasDefault = ReferenceEquals(registry.Default, s);
             WriteVerbose($"Logging out and closing session {s.Id} ('{s.TokenLabel}').");
             s.Dispose();
             registry.Remove(s);
+            if (wasDefault && !All)
+                WriteWarning($"Session {s.Id} was the default session. {registry.DescribeDefault("now")}");
         }
         if (!any && !All)
             WriteError(NewError("NoSession", ErrorCategory.ObjectNotFound, "There is no open PicoHsm session to disconnect.", null));

@@ -27,6 +27,11 @@ public sealed class GetPicoKeyCommand : PicoSessionCmdletBase
 
     protected override void EndProcessingWithSession(PicoHsmSession session)
     {
+        // "Get-PicoKey web" binds web to -Id (position 0); say so instead of looking for id 0web.
+        foreach (string id in Id ?? Array.Empty<string>())
+            if (!IsHexId(id))
+                ThrowTerminatingError(NewError("IdNotHex", ErrorCategory.InvalidArgument,
+                    $"'{id}' is not a key id: ids are hex (for example 01a1). To choose keys by label, use -Label '{id}'.", id));
         List<PicoKey> keys = session.Device.ListKeys();
         var ids = Id?.Select(NormalizeId).ToHashSet(StringComparer.Ordinal);
         var pattern = Label is null ? null : WildcardPattern.Get(Label, WildcardOptions.IgnoreCase);
@@ -42,6 +47,12 @@ public sealed class GetPicoKeyCommand : PicoSessionCmdletBase
         if (written == 0 && ids is not null && !(Label is not null && WildcardPattern.ContainsWildcardCharacters(Label)))
             WriteError(NewError("KeyNotFound", ErrorCategory.ObjectNotFound,
                 $"No key with id {string.Join(", ", ids)} on '{session.TokenLabel}'. List the keys with Get-PicoKey.", string.Join(",", ids)));
+    }
+
+    private static bool IsHexId(string id)
+    {
+        string hex = id.Replace(":", "").Replace(" ", "").Replace("0x", "", StringComparison.OrdinalIgnoreCase);
+        return hex.Length > 0 && hex.All(Uri.IsHexDigit);
     }
 
     internal static string NormalizeId(string id)

@@ -13,7 +13,8 @@ namespace PicoHsm.Module.Commands;
 [OutputType(typeof(PicoKey))]
 public sealed class RestorePicoHsmCommand : PicoSessionCmdletBase
 {
-    [Parameter(Mandatory = true, Position = 0)]
+    [Parameter(Mandatory = true, Position = 0, ValueFromPipelineByPropertyName = true)]
+    [Alias("FullName")]
     [ValidateNotNullOrEmpty]
     public string Directory { get; set; } = "";
 

@@ -20,7 +20,8 @@ public sealed class TestPicoKeyBackupCommand : PicoCmdletBase
     [Alias("FullName")]
     public string[]? Path { get; set; }
 
-    [Parameter(Mandatory = true, ParameterSetName = "InputObject", ValueFromPipeline = true)]
+    [Parameter(Mandatory = true, ParameterSetName = "InputObject", ValueFromPipeline = true, ValueFromPipelineByPropertyName = true)]
+    [Alias("Backups")]
     [ValidateNotNull]
     public PicoKeyBackup[]? InputObject { get; set; }
 
