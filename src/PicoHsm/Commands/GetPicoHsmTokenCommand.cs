@@ -1,7 +1,7 @@
 using System.Management.Automation;
 using PicoHsm.Common;
 using PicoHsm.Devices;
-using PicoHsm.Devices.Pkcs11;
+using PicoHsm.Session;
 
 namespace PicoHsm.Module.Commands;
 
@@ -18,9 +18,9 @@ public sealed class GetPicoHsmTokenCommand : PicoCmdletBase
     {
         try
         {
-            string path = Pkcs11Modules.ResolvePath(ModulePath);
+            string path = TokenDirectory.ResolveModulePath(ModulePath);
             WriteVerbose($"Listing tokens of '{path}'.");
-            foreach (var t in TokenDiscovery.List(path)) WriteObject(t);
+            foreach (var t in TokenDirectory.ListTokens(path)) WriteObject(t);
         }
         catch (PicoHsmException ex)
         {

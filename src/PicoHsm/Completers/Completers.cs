@@ -3,9 +3,8 @@ using System.Management.Automation;
 using System.Management.Automation.Language;
 using PicoHsm.Common;
 using PicoHsm.Devices;
-using PicoHsm.Devices.Pkcs11;
-using PicoHsm.Keys;
 using PicoHsm.Session;
+using PicoHsm.Keys;
 
 namespace PicoHsm.Module;
 
@@ -16,7 +15,7 @@ public sealed class ModulePathCompleter : IArgumentCompleter
         CommandAst commandAst, IDictionary fakeBoundParameters)
     {
         string word = CompletionText.Unquote(wordToComplete);
-        foreach (string p in Pkcs11Modules.WellKnownPaths().Where(File.Exists))
+        foreach (string p in TokenDirectory.WellKnownModulePaths().Where(File.Exists))
             if (p.Contains(word, StringComparison.OrdinalIgnoreCase))
                 yield return CompletionText.Result(p, wordToComplete, p);
     }
@@ -34,7 +33,7 @@ public sealed class TokenLabelCompleter : IArgumentCompleter
             string? module = CompletionText.Bound(fakeBoundParameters, "ModulePath") as string;
             if (module is null && CompletionText.IsNamed(commandAst, "ModulePath"))
                 yield break; // -ModulePath is there but could not be evaluated: the default module's tokens would be wrong
-            tokens = TokenDiscovery.List(Pkcs11Modules.ResolvePath(module));
+            tokens = TokenDirectory.ListTokens(TokenDirectory.ResolveModulePath(module));
         }
         catch (PicoHsmException)
         {

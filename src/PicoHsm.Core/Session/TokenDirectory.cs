@@ -1,0 +1,24 @@
+using PicoHsm.Devices;
+using PicoHsm.Devices.Pkcs11;
+
+namespace PicoHsm.Session;
+
+/// <summary>
+/// What the cmdlet layer may ask about PKCS#11 modules and their tokens before there is a
+/// session (discovery, tab completion, module import), so that it never reaches into a device
+/// room itself.
+/// </summary>
+public static class TokenDirectory
+{
+    /// <summary>Once per process, before any module loads: Pkcs11Interop's libdl mapping on Linux.</summary>
+    public static void PrepareNativeLoading() => NativeLibraryResolver.EnsureInstalled();
+
+    /// <summary>Where OpenSC's and SoftHSM2's modules are usually installed on this platform.</summary>
+    public static IReadOnlyList<string> WellKnownModulePaths() => Pkcs11Modules.WellKnownPaths();
+
+    /// <summary>The module a session would use: <paramref name="requested"/>, else PICOHSM_PKCS11_MODULE, else a well-known one.</summary>
+    public static string ResolveModulePath(string? requested) => Pkcs11Modules.ResolvePath(requested);
+
+    /// <summary>The slots and tokens of a module, read without logging in.</summary>
+    public static IReadOnlyList<PicoHsmToken> ListTokens(string modulePath) => TokenDiscovery.List(modulePath);
+}
