@@ -182,10 +182,12 @@ Describe 'Import-PicoWrappedKey' {
         $caKey = [Security.Cryptography.RSA]::Create(2048)
         $caReq = [Security.Cryptography.X509Certificates.CertificateRequest]::new('CN=Test CA', $caKey, 'SHA256', [Security.Cryptography.RSASignaturePadding]::Pkcs1)
         $caReq.CertificateExtensions.Add([Security.Cryptography.X509Certificates.X509BasicConstraintsExtension]::new($true, $false, 0, $true))
-        $ca = $caReq.CreateSelfSigned([datetimeoffset]::UtcNow.AddDays(-1), [datetimeoffset]::UtcNow.AddYears(1))
+        # One "now" for both certificates: two clock reads a second apart made the leaf outlive its CA.
+        $now = [datetimeoffset]::UtcNow
+        $ca = $caReq.CreateSelfSigned($now.AddDays(-1), $now.AddYears(1))
         $pub = [Security.Cryptography.RSA]::Create(); $null = $pub.ImportSubjectPublicKeyInfo($originals['11'].PublicKeyInfo, [ref]0)
         $req = [Security.Cryptography.X509Certificates.CertificateRequest]::new('CN=rsa2048 key', $pub, 'SHA256', [Security.Cryptography.RSASignaturePadding]::Pkcs1)
-        $cert = $req.Create($ca, [datetimeoffset]::UtcNow.AddDays(-1), [datetimeoffset]::UtcNow.AddYears(1), [byte[]](1, 2, 3, 4))
+        $cert = $req.Create($ca, $now.AddDays(-1), $now.AddMonths(6), [byte[]](1, 2, 3, 4))
         $certFile = Join-Path $Work 'rsa2048.cer'
         [IO.File]::WriteAllBytes($certFile, $cert.RawData)
         $o = & pkcs11-tool --module $SoftHsm --token-label 'pico-test-f' --login --pin $PinText --write-object $certFile --type cert --id 11 --label 'rsa2048 cert' 2>&1
