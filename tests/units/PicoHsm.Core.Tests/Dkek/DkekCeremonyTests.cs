@@ -4,7 +4,7 @@ using PicoHsm.Dkek;
 
 namespace PicoHsm.Core.Tests.Dkek;
 
-public sealed class CeremonyTests : IDisposable
+public sealed class DkekCeremonyTests : IDisposable
 {
     private readonly string _dir = Directory.CreateDirectory(Path.Combine(Path.GetTempPath(), "ceremony-" + Guid.NewGuid().ToString("N"))).FullName;
 
