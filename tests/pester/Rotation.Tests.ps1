@@ -91,7 +91,7 @@ Describe 'A custodian leaves: sc-hsm-tool share files get a new password, the DK
         Get-CardKcv | Should -Be (Get-ShareKcv $ThresholdShare)
     }
 
-    It 'turns the threshold file into a plain-password file that sc-hsm-tool imports, and the module opens it too' {
+    It 'turns the threshold file into a plain-password file that sc-hsm-tool imports' {
         $r = Update-PicoDkekShare -Path $thresholdFile -PasswordSharePrime $newShares[0].Prime -PasswordShare $newShares[0], $newShares[3], $newShares[4] -NewSharePassword (Secure 'now-one-custodian') -OutputDirectory (Join-Path $Work 'back-to-plain') -Confirm:$false -WarningAction SilentlyContinue
         Reset-Card 1
         $t = Invoke-ScHsmTool @('--import-dkek-share', $r.ShareFiles[0], '--password', 'now-one-custodian')

@@ -63,7 +63,7 @@ public sealed class PicoPasswordShare
         char[] chars = SharePasswords.ToChars(Value);
         try
         {
-            return ScHsmPasswordShare.Parse(Id, new string(chars));
+            return new ScHsmPasswordShare(Id, ScHsmPasswordShares.ParseHex(chars));
         }
         catch (FormatException ex)
         {

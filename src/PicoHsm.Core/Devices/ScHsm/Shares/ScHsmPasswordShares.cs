@@ -115,16 +115,32 @@ public static class ScHsmPasswordShares
     public static byte[] ParseHex(string text)
     {
         ArgumentNullException.ThrowIfNull(text);
-        var digits = new string(text.Where(c => c is not (':' or ' ' or '-' or '\t' or '\r' or '\n')).ToArray());
-        if (digits.Length == 0 || digits.Length % 2 != 0)
-            throw new FormatException("Expected hex bytes such as c0:1b:aa:f3 (an even number of hex digits).");
+        return ParseHex(text.AsSpan());
+    }
+
+    /// <summary>As <see cref="ParseHex(string)"/>, for a secret held in a char array: no string of it is made, the copy is zeroed.</summary>
+    public static byte[] ParseHex(ReadOnlySpan<char> text)
+    {
+        var digits = new char[text.Length];
         try
         {
-            return Convert.FromHexString(digits);
+            int n = 0;
+            foreach (char c in text)
+                if (c is not (':' or ' ' or '-' or '\t' or '\r' or '\n')) digits[n++] = c;
+            if (n == 0 || n % 2 != 0)
+                throw new FormatException("Expected hex bytes such as c0:1b:aa:f3 (an even number of hex digits).");
+            try
+            {
+                return Convert.FromHexString(digits.AsSpan(0, n));
+            }
+            catch (FormatException)
+            {
+                throw new FormatException("Expected hex bytes such as c0:1b:aa:f3 (only 0-9, a-f and colons).");
+            }
         }
-        catch (FormatException)
+        finally
         {
-            throw new FormatException("Expected hex bytes such as c0:1b:aa:f3 (only 0-9, a-f and colons).");
+            Array.Clear(digits);
         }
     }
 
