@@ -67,7 +67,7 @@ internal sealed class ScHsmCardPin : IDisposable
                     $"The user PIN of the card in '{ReaderName}' is blocked. Unblock it with the SO-PIN (sc-hsm-tool --unlock-pin), then connect again.", _context);
             case ScHsmPinState.NotInitialized:
                 throw new PicoHsmException(PicoErrorKind.InvalidOperation, "NotInitialized",
-                    $"The card in '{ReaderName}' is not initialised. Initialise it first (sc-hsm-tool --initialize --dkek-shares 1, or ScHsmCardBackend.Initialize).", _context);
+                    $"The card in '{ReaderName}' is not initialised. Initialise it first (Initialize-PicoHsm, or sc-hsm-tool --initialize --dkek-shares 1).", _context);
             default:
                 throw new PicoHsmException(PicoErrorKind.AuthenticationFailed, "TransportPin",
                     $"The card in '{ReaderName}' still has a transport PIN. Change the user PIN first (pkcs11-tool --change-pin).", _context);

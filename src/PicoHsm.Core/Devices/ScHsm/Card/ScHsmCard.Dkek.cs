@@ -1,3 +1,4 @@
+using PicoHsm.Common;
 using System.Security.Cryptography;
 using PicoHsm.PcSc;
 
@@ -16,10 +17,9 @@ public sealed partial class ScHsmCard
     public void InitializeDevice(ReadOnlySpan<byte> soPin, ReadOnlySpan<byte> userPin, byte retryCounter = 3,
         byte? dkekShares = null, byte? keyDomains = null, ushort options = 0x0001)
     {
-        if (soPin.Length != SoPinLength)
-            throw new ArgumentException($"The SO-PIN is {SoPinLength} bytes (16 hex digits).", nameof(soPin));
-        if (userPin.Length is < 1 or > 16)
-            throw new ArgumentException("The user PIN must have 1 to 16 bytes (6 to 16 on a SmartCard-HSM).", nameof(userPin));
+        // The one PIN rule of the module (6..16 bytes; SO-PIN 8), checked before anything is sent.
+        PinRules.ValidateSoPin(soPin);
+        PinRules.ValidateUserPin(userPin);
         if (retryCounter is < 1 or > 10)
             throw new ArgumentOutOfRangeException(nameof(retryCounter), "The PIN retry counter must be 1 to 10.");
 

@@ -270,7 +270,8 @@ public sealed class ScHsmCardTests
         var card = new ScHsmCard(ch);
         card.InitializeDevice(ScHsmCard.SoPinFromHex("3537363231383830"), "648219"u8, 3, dkekShares: 1, keyDomains: 4);
         ch.AssertDone();
-        Assert.Throws<ArgumentException>(() => card.InitializeDevice(new byte[7], "648219"u8));
+        Assert.Equal("BadSoPin", Assert.Throws<PicoHsmException>(() => card.InitializeDevice(new byte[7], "648219"u8)).Reason);
+        Assert.Equal("BadPin", Assert.Throws<PicoHsmException>(() => card.InitializeDevice(new byte[8], "12345"u8)).Reason);
         Assert.Throws<FormatException>(() => ScHsmCard.SoPinFromHex("3537"));
     }
 
