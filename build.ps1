@@ -114,7 +114,7 @@ function Get-PesterModulePath {
 function Invoke-UnitTests {
     $results = Join-Path $out 'test-results'
     New-Item -ItemType Directory -Force $results | Out-Null
-    $passed = 0; $failed = 0; $skipped = 0
+    $passed = 0; $failed = 0; $skipped = 0; $names = [Collections.Generic.List[string]]::new()
     foreach ($proj in 'tests/units/PicoHsm.Core.Tests/PicoHsm.Core.Tests.csproj', 'tests/units/PicoHsm.Module.Tests/PicoHsm.Module.Tests.csproj') {
         $name = [IO.Path]::GetFileNameWithoutExtension($proj)
         $trx = Join-Path $results "$name.trx"
@@ -124,19 +124,24 @@ function Invoke-UnitTests {
         if (-not (Test-Path $trx)) {
             Write-Host "xUnit run of $name produced no results (build failure?)" -ForegroundColor Red
             $failed++
+            $names.Add("$name (no results)")
             continue
         }
         $doc = [xml](Get-Content -Raw $trx)
         $counters = $doc.TestRun.ResultSummary.Counters
         $passed += [int]$counters.passed
         $failed += [int]$counters.failed + [int]$counters.error + [int]$counters.timeout + [int]$counters.aborted
+        foreach ($r in $doc.SelectNodes("//*[local-name()='UnitTestResult'][@outcome='Failed']")) {
+            $message = $r.SelectSingleNode(".//*[local-name()='Message']")
+            $names.Add("$($r.testName): $(if ($message) { ($message.InnerText.Trim() -split "`n")[0] })")
+        }
         # A skipped test is in no counter (not even notExecuted): count its result, outcome NotExecuted.
         foreach ($r in $doc.SelectNodes("//*[local-name()='UnitTestResult'][@outcome='NotExecuted']")) {
             $skipped++
             Write-Host "Skipped $($r.testName): $($r.InnerText.Trim())" -ForegroundColor Yellow
         }
     }
-    [pscustomobject]@{ Passed = $passed; Failed = $failed; Skipped = $skipped }
+    [pscustomobject]@{ Passed = $passed; Failed = $failed; Skipped = $skipped; FailedNames = $names.ToArray() }
 }
 
 function Invoke-PesterTests {
@@ -162,7 +167,7 @@ function Invoke-PesterTests {
     }
     if (-not (Test-Path $summary)) {
         Write-Host 'Pester produced no summary (the runner failed before or while running).' -ForegroundColor Red
-        return [pscustomobject]@{ Passed = 0; Failed = 1; Skipped = 0 }
+        return [pscustomobject]@{ Passed = 0; Failed = 1; Skipped = 0; FailedNames = @('Pester (no summary)') }
     }
     Get-Content -Raw $summary | ConvertFrom-Json
 }
@@ -201,6 +206,8 @@ switch ($Task) {
         $passed = $unit.Passed + $pester.Passed
         $failed = $unit.Failed + $pester.Failed
         $skipped = $unit.Skipped + $pester.Skipped
+        # What failed, repeated where a log cut to its last lines still shows it.
+        foreach ($n in @($unit.FailedNames) + @($pester.FailedNames) | Where-Object { $_ }) { Write-Host "Failed: $n" -ForegroundColor Red }
         Write-Host "xUnit: $($unit.Passed) passed, $($unit.Failed) failed, $($unit.Skipped) skipped; Pester: $($pester.Passed) passed, $($pester.Failed) failed, $($pester.Skipped) skipped"
         Write-Output "Tests: $passed passed, $failed failed, $skipped skipped"
         if ($failed -gt 0 -or $passed -eq 0) { exit 1 }

@@ -23,5 +23,10 @@ $result = Invoke-Pester -Configuration $config
 # A failed BeforeAll or a file that does not parse fails its tests without counting them as
 # failed tests; count those too, so a broken setup can never look green.
 $failed = $result.FailedCount + $result.FailedBlocksCount + $result.FailedContainersCount
-[pscustomobject]@{ Passed = $result.PassedCount; Failed = $failed; Skipped = $result.SkippedCount } |
+# The names of what failed go into the summary too: build.ps1 repeats them just above its last line,
+# where a CI log cut to its tail still shows them.
+$names = @($result.Failed | ForEach-Object { "$($_.ExpandedPath): $((($_.ErrorRecord | Select-Object -First 1).Exception.Message -split "`n")[0])" }) +
+    @($result.FailedBlocks | ForEach-Object { "$($_.ExpandedPath) (setup)" }) +
+    @($result.FailedContainers | ForEach-Object { "$($_.Item) (file)" })
+[pscustomobject]@{ Passed = $result.PassedCount; Failed = $failed; Skipped = $result.SkippedCount; FailedNames = $names } |
     ConvertTo-Json | Set-Content -Path $SummaryPath -Encoding utf8

@@ -64,8 +64,11 @@ Describe 'A custodian leaves: sc-hsm-tool share files get a new password, the DK
         Get-CardKcv | Should -Be 'd5c1a339cd295797'
         # The leaving custodian's password no longer opens the new file (the old file it still opens: see the warning).
         Reset-Card 1
+        # A .pbe file has no MAC: about one wrong password in 256 decrypts to valid padding, and
+        # sc-hsm-tool then imports garbage and exits 0. Either way the share must not come out.
         $c = Invoke-ScHsmTool @('--import-dkek-share', $r.ShareFiles[0], '--password', 'share-one-pass')
-        $c.ExitCode | Should -Not -Be 0
+        if ($c.ExitCode -eq 0) { Get-CardKcv | Should -Not -Be (Get-ShareKcv '50996a884581fd3cb5d836f12f071a192ad4a18ccc42518f2da80ebafd3375e6') }
+        else { $c.Output | Should -Match 'Error decrypting DKEK share' }
     }
 
     It 're-splits a threshold file into new 3-of-5 password shares that sc-hsm-tool takes at its prompts' {
