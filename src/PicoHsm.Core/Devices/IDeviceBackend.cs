@@ -52,7 +52,18 @@ public interface IDeviceBackend : IDisposable
     /// <summary>Wraps the key under the DKEK and writes the backup file (atomically, owner-only).</summary>
     PicoKeyBackup Export(PicoKey key, string path, bool overwrite);
 
-    /// <summary>Checks compatibility first, then restores. Never overwrites without <see cref="RestoreRequest.Force"/>.</summary>
+    /// <summary>
+    /// The pre-flight of a restore, changing nothing: DKEK present and matching, key type and size
+    /// supported, target free (or replaced with <see cref="RestoreRequest.Force"/>, never the DKEK),
+    /// or the same key already there. -WhatIf and Test-PicoKeyBackup -Session run exactly this.
+    /// </summary>
+    RestorePlan PlanRestore(PicoKeyBackup backup, RestoreRequest request);
+
+    /// <summary>
+    /// Plans again (<see cref="PlanRestore"/>) and acts on that plan: throws its first refusal, returns the
+    /// existing key when it is already present, otherwise restores. Never overwrites without
+    /// <see cref="RestoreRequest.Force"/>, and never the DKEK.
+    /// </summary>
     PicoKey Restore(PicoKeyBackup backup, RestoreRequest request);
 
     /// <summary>DKEK match and compatibility, and with <paramref name="restoreTest"/> a proof that the key works.</summary>

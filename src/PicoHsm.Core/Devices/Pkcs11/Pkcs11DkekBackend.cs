@@ -140,6 +140,11 @@ public sealed class Pkcs11DkekBackend : IDeviceBackend, IKeyGenerator
     public List<string> CheckCompatibility(WrappedKeyFile backup, byte[]? targetId, bool force, out bool dkekMatches) =>
         _restorer.CheckCompatibility(backup, targetId, force, out dkekMatches);
 
+    /// <summary>Provisional (issue 8 work in progress): Restore still makes every check itself.</summary>
+    public RestorePlan PlanRestore(PicoKeyBackup backup, RestoreRequest request) =>
+        new(RestoreAction.Create, request.NewId is null ? backup.Id ?? "" : Convert.ToHexString(request.NewId).ToLowerInvariant(),
+            request.NewLabel ?? backup.Label, $"a new key on '{Context.TokenLabel}'");
+
     /// <summary>Restores a key. Checks compatibility first; with <see cref="RestoreRequest.Force"/> an occupied id is replaced only after the new key exists.</summary>
     public PicoKey Restore(PicoKeyBackup backup, RestoreRequest request)
     {

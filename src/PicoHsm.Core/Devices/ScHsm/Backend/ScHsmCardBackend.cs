@@ -149,6 +149,11 @@ public sealed class ScHsmCardBackend : IDeviceBackend, IScHsmDevice
     /// <summary>The wrapped-key file for <paramref name="key"/>, in memory.</summary>
     public ScHsmWrappedKeyFile Wrap(PicoKey key) => _export.Wrap(key);
 
+    /// <summary>Provisional (issue 8 work in progress): Restore still makes every check itself.</summary>
+    public RestorePlan PlanRestore(PicoKeyBackup backup, RestoreRequest request) =>
+        new(RestoreAction.Create, request.NewId is null ? backup.Id ?? "" : Convert.ToHexString(request.NewId).ToLowerInvariant(),
+            request.NewLabel ?? backup.Label, $"a new key on '{Context.TokenLabel}'");
+
     /// <summary>
     /// Restores an sc-hsm-tool file: DKEK, key type, key reference and id are checked before anything on the
     /// card changes; then UNWRAP KEY, the PRKD to C4 kid and the certificate / request to CE kid.
