@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using Xunit.Abstractions;
 using PicoHsm.Devices.ScHsm.Card;
 using PicoHsm.PcSc;
@@ -21,35 +20,8 @@ public class PcscLiveTests(ITestOutputHelper output)
 
     private static readonly byte[] PicoAtr = Convert.FromHexString("3BFE1800008131FE458031815448534D31738021408107FA");
 
-    /// <summary>
-    /// Opens a context; on Linux, when pcscd is not running (SCARD_E_NO_SERVICE) and /usr/sbin/pcscd exists,
-    /// starts it (it daemonises) and tries again, as the vpcd setup of this machine expects.
-    /// </summary>
-    private PcscContext Establish()
-    {
-        try
-        {
-            return PcscContext.Establish();
-        }
-        catch (PcscException ex) when (ex.ErrorCode == PcscError.SCARD_E_NO_SERVICE && OperatingSystem.IsLinux() && File.Exists("/usr/sbin/pcscd"))
-        {
-            output.WriteLine("pcscd not running: starting /usr/sbin/pcscd");
-            using (var p = Process.Start(new ProcessStartInfo("/usr/sbin/pcscd") { UseShellExecute = false }))
-                p!.WaitForExit(10_000);
-            var sw = Stopwatch.StartNew();
-            while (true)
-            {
-                try
-                {
-                    return PcscContext.Establish();
-                }
-                catch (PcscException e2) when (e2.ErrorCode == PcscError.SCARD_E_NO_SERVICE && sw.Elapsed < TimeSpan.FromSeconds(10))
-                {
-                    Thread.Sleep(200);
-                }
-            }
-        }
-    }
+    /// <summary>A context of the pcscd the collection's <see cref="PcscDaemon"/> made sure of.</summary>
+    private static PcscContext Establish() => PcscContext.Establish();
 
     [PcscFact]
     public void ListReaders_ShowsTheVirtualPcdReaders()
