@@ -7,7 +7,9 @@
     -Task Test   builds, runs the xUnit and Pester suites and ends with
                  "Tests: N passed, N failed, N skipped" (a skipped test shows its reason above).
     -Task Demo   runs the backup/restore drill on throwaway tokens.
-    -Task Bench  prints benchmark figures (bench/Invoke-Bench.ps1).
+    -Task Bench  prints benchmark figures: bench/Invoke-Bench.ps1 (per-operation costs) and
+                 bench/Invoke-ScaleBench.ps1 (backup, restore and listing of 100, 1,000 and 5,000
+                 keys against the C limit and pkcs11-tool; start-up; memory). -Quick: 100 and 300 keys.
     -Task Package builds and writes out/package/PicoHsm.<version>.nupkg, the package
                  Install-PSResource installs (Publish-PSResource into a local file repository;
                  no network). -Repository names another registered repository to publish to.
@@ -33,7 +35,10 @@ param(
 
     # Package only: package the module already built in out/PicoHsm (the tests use this while
     # other tests have that module loaded).
-    [switch] $NoBuild
+    [switch] $NoBuild,
+
+    # Bench only: a short run (100 and 300 keys).
+    [switch] $Quick
 )
 
 $ErrorActionPreference = 'Stop'
@@ -240,6 +245,8 @@ switch ($Task) {
     'Bench' {
         Invoke-Build
         Get-TestPrerequisites
+        # The scale benchmark's C limit is built from the PKCS#11 header of libp11-kit-dev.
+        if ($IsLinux) { Install-SystemPackage @(@{ File = '/usr/include/p11-kit-1/p11-kit/pkcs11.h'; Package = 'libp11-kit-dev' }, @{ Command = 'gcc'; Package = 'gcc' }) }
         $pwsh = Get-PwshCommand
         $conf = New-SoftHsmEnvironment -TokenLabel 'bench-a'
         $savedConf = $env:SOFTHSM2_CONF
@@ -251,5 +258,9 @@ switch ($Task) {
             $env:SOFTHSM2_CONF = $savedConf
             Remove-SoftHsmEnvironment -ConfigPath $conf
         }
+        $scale = @('-NoProfile', '-NonInteractive', '-File', (Join-Path $root 'bench/Invoke-ScaleBench.ps1'), '-ModulePath', (Join-Path $moduleOut 'PicoHsm.psd1'))
+        if ($Quick) { $scale += '-Quick' }
+        & $pwsh[0] @($pwsh | Select-Object -Skip 1) @scale
+        if ($LASTEXITCODE -ne 0) { exit $LASTEXITCODE }
     }
 }

@@ -20,6 +20,8 @@ internal sealed class Pkcs11KeyWrapper
     private readonly Pkcs11Connection _p11;
     private readonly Pkcs11Mechanisms _mechanisms;
     private readonly Pkcs11DkekStore _dkek;
+    private readonly Pkcs11ObjectIndex _objects;
+    private DkekObjects? _verifiedDkek;
 
     public Pkcs11KeyWrapper(DeviceContext context, Pkcs11Connection connection, Pkcs11Mechanisms mechanisms, Pkcs11DkekStore dkek)
     {
@@ -27,7 +29,39 @@ internal sealed class Pkcs11KeyWrapper
         _p11 = connection;
         _mechanisms = mechanisms;
         _dkek = dkek;
+        _objects = new Pkcs11ObjectIndex(() => _p11.Session);
     }
+
+    /// <summary>Forgets what the wrapper knows of the token's objects (call after a listing or a change).</summary>
+    public void Reset()
+    {
+        _objects.Reset();
+        _verifiedDkek = null;
+    }
+
+    /// <summary>
+    /// The DKEK, proven (the token wraps the probe key to the recorded proof) once, then only checked
+    /// to be the same object with the same id at each export: proving it per key costs a wrap and
+    /// three object scans per key. A DKEK replaced or deleted by another tool has a new or an invalid
+    /// handle, and is found and proven again.
+    /// </summary>
+    private DkekObjects VerifiedDkek()
+    {
+        if (_verifiedDkek is { } d)
+        {
+            try
+            {
+                var a = Read(S, d.Key, DkekIdentity);
+                if (a[CKA.CKA_CLASS] is { } c && c.GetValueAsUlong() == (ulong)CKO.CKO_SECRET_KEY
+                    && a[CKA.CKA_ID]?.GetValueAsByteArray() is { } id && id.AsSpan().SequenceEqual(d.Id))
+                    return d;
+            }
+            catch (Pkcs11Exception) { }
+        }
+        return _verifiedDkek = _dkek.RequireVerified();
+    }
+
+    private static readonly List<CKA> DkekIdentity = new() { CKA.CKA_CLASS, CKA.CKA_ID };
 
     private ISession S => _p11.Session;
 
@@ -37,7 +71,7 @@ internal sealed class Pkcs11KeyWrapper
         {
             try
             {
-                var dkek = _dkek.RequireVerified();
+                var dkek = VerifiedDkek();
                 if (!key.Extractable)
                     throw new PicoHsmException(PicoErrorKind.PermissionDenied, "KeyNotExtractable",
                         $"Key {key.Id} '{key.Label}' is not extractable (CKA_EXTRACTABLE is false), so the token will not wrap it. It cannot be backed up; it was created that way.", key);
@@ -63,7 +97,7 @@ internal sealed class Pkcs11KeyWrapper
 
                 byte[]? cert = null;
                 string? certLabel = null;
-                var certs = Find(S, (CKA.CKA_CLASS, CKO.CKO_CERTIFICATE), (CKA.CKA_ID, idBytes));
+                var certs = _objects.Find(CKO.CKO_CERTIFICATE, idBytes);
                 if (certs.Count > 0)
                 {
                     var c = Read(S, certs[0], CertificateAttrs);
@@ -101,11 +135,18 @@ internal sealed class Pkcs11KeyWrapper
         }
     }
 
-    /// <summary>The key's object, by class and id: one C_FindObjects, never a listing.</summary>
+    /// <summary>The key's object, by class and id, from the object index (checked against the token).</summary>
     private IObjectHandle FindKeyHandle(byte[] id, string idHex, string keyClass)
     {
         var cko = keyClass == "SecretKey" ? CKO.CKO_SECRET_KEY : CKO.CKO_PRIVATE_KEY;
-        var h = Find(S, (CKA.CKA_CLASS, cko), (CKA.CKA_ID, id));
+        var h = _objects.Find(cko, id);
+        if (h.Count == 0)
+        {
+            // Not in the snapshot: made since it was taken (by this session or another tool). Ask the
+            // token directly, and drop the snapshot so the key's certificate is found too.
+            h = Find(S, (CKA.CKA_CLASS, cko), (CKA.CKA_ID, id));
+            if (h.Count > 0) _objects.Reset();
+        }
         return h.Count switch
         {
             1 => h[0],

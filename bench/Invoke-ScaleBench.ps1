@@ -1,0 +1,134 @@
+<#
+.SYNOPSIS
+    Scale benchmark (issue 9): backup, restore and listing of N keys on SoftHSM2 against the C limit
+    and against one pkcs11-tool process per key; module start-up; peak memory. Figures and ratios
+    side by side from one run (machines are noisy: compare the ratios).
+.DESCRIPTION
+    For each N, three fresh SoftHSM2 tokens: 'src' holds N keys (RSA-2048, EC P-256 and AES-256 in
+    turn, made by C_CopyObject of three generated keys) and a DKEK made by New-PicoDkek; 'dst' and
+    'dstc' get the same DKEK from its shares (Import-PicoDkek). Then:
+      - backup:  p11limit wrap (C_WrapKey + temp/fsync/rename per key, one session) vs Backup-PicoHsm vs
+                 Get-PicoKey | Export-PicoWrappedKey vs one `pkcs11-tool --wrap` process per AES key
+                 (pkcs11-tool wraps secret keys only; it does not fsync; timed on up to 50 keys, per key);
+      - restore: p11limit unwrap (onto dstc) vs Restore-PicoHsm (onto dst);
+      - listing: p11limit attrs (one C_GetAttributeValue per key) vs Get-PicoKey;
+      - start-up (middle N): Import-Module + Connect-PicoHsm + Get-PicoKey -Label key-1 over bare pwsh;
+      - memory: peak resident set of the Backup-PicoHsm process, largest N over smallest.
+    Cmdlet figures are the cmdlet alone (after import and connect, in a fresh process each).
+    The Pico HSM (card) path is not measured here yet.
+#>
+param(
+    [Parameter(Mandatory)] [string] $ModulePath,
+    [int[]] $Count = @(100, 1000, 5000),
+    [switch] $Quick
+)
+$ErrorActionPreference = 'Stop'
+if ($Quick) { $Count = @(100, 300) }
+$ModulePath = (Resolve-Path $ModulePath).ProviderPath
+Import-Module (Join-Path $PSScriptRoot '../tests/pester/TestEnvironment.psm1')
+$pwsh = Get-PwshCommand
+$module = Get-SoftHsmModulePath
+$pinText = '648219'
+$work = (New-Item -ItemType Directory (Join-Path ([IO.Path]::GetTempPath()) ("picohsm-scale-" + [guid]::NewGuid().ToString('n').Substring(0, 8)))).FullName
+
+# The C limit, built from the PKCS#11 header of Debian's libp11-kit-dev.
+$header = '/usr/include/p11-kit-1/p11-kit/pkcs11.h'
+if (-not (Test-Path $header)) { throw "The C limit needs ${header}: apt-get install libp11-kit-dev (build.ps1 -Task Bench installs it)." }
+$limit = Join-Path $work 'p11limit'
+& gcc -O2 -o $limit (Join-Path $PSScriptRoot 'native/p11limit.c') -I/usr/include/p11-kit-1 -ldl
+if ($LASTEXITCODE -ne 0) { throw 'gcc could not build bench/native/p11limit.c.' }
+
+function Invoke-Limit([string[]] $Arguments) {
+    $o = & $limit @Arguments 2>&1
+    if ($LASTEXITCODE -ne 0) { throw "p11limit $($Arguments[0]) failed: $o" }
+    [double](($o | Select-String '^seconds (.+)$').Matches[0].Groups[1].Value)
+}
+
+function Invoke-Step([string] $Step, [string] $Token, [string] $Directory, [string] $Shares) {
+    $a = @('-NoProfile', '-NonInteractive', '-File', (Join-Path $PSScriptRoot 'ScaleStep.ps1'), '-Step', $Step, '-ModulePath', $ModulePath, '-Token', $Token)
+    if ($Directory) { $a += @('-Directory', $Directory) }
+    if ($Shares) { $a += @('-SharesDirectory', $Shares) }
+    $o = & $pwsh[0] @($pwsh | Select-Object -Skip 1) @a 2>&1 | ForEach-Object { "$_" }
+    if ($LASTEXITCODE -ne 0) { throw "$Step on $Token failed: $($o -join "`n")" }
+    ($o | Where-Object { $_ -like '{*' } | Select-Object -Last 1) | ConvertFrom-Json
+}
+
+function Measure-Process([scriptblock] $Body, [int] $Times = 3) {
+    $t = foreach ($i in 1..$Times) { $sw = [Diagnostics.Stopwatch]::StartNew(); & $Body | Out-Null; $sw.Elapsed.TotalSeconds }
+    ($t | Sort-Object)[[int][math]::Floor($Times / 2)]  # the median
+}
+
+$rows = [Collections.Generic.List[object]]::new()
+$memory = @{}
+$startup = $null
+$saved = $env:SOFTHSM2_CONF
+try {
+    foreach ($n in $Count) {
+        Write-Host "N = $n ..."
+        $env:SOFTHSM2_CONF = New-SoftHsmEnvironment -TokenLabel 'src', 'dst', 'dstc' -Root (Join-Path $work "softhsm-$n")
+        $null = Invoke-Limit @('populate', $module, 'src', $pinText, "$n")
+        $shares = Join-Path $work "shares-$n"
+        $c = Invoke-Step Ceremony src -Shares $shares
+        $null = Invoke-Step ImportDkek dst -Shares $shares
+        $null = Invoke-Step ImportDkek dstc -Shares $shares
+        $dkekId = $c.DkekId
+
+        $cDir = New-Item -ItemType Directory (Join-Path $work "c-$n")
+        $cWrap = Invoke-Limit @('wrap', $module, 'src', $pinText, $dkekId, $cDir.FullName)
+        $backup = Invoke-Step Backup src -Directory (Join-Path $work "backup-$n")
+        $memory[$n] = $backup.PeakKiB
+        $pipe = Invoke-Step ExportPipe src -Directory (New-Item -ItemType Directory (Join-Path $work "pipe-$n")).FullName
+        # One pkcs11-tool process per key, as admins script it today: AES keys only (ids 3, 6, 9, ...).
+        $aesIds = @(for ($i = 3; $i -le $n; $i += 3) { $i })
+        $sample = $aesIds | Select-Object -First 50
+        $toolDir = New-Item -ItemType Directory (Join-Path $work "tool-$n")
+        $sw = [Diagnostics.Stopwatch]::StartNew()
+        foreach ($i in $sample) {
+            & pkcs11-tool --module $module --token-label src --login --pin $pinText --wrap -m 0x210A --id $dkekId --application-id ('{0:x8}' -f $i) -o (Join-Path $toolDir "k$i.bin") 2>&1 | Out-Null
+            if ($LASTEXITCODE -ne 0) { throw "pkcs11-tool --wrap failed for key $i." }
+        }
+        $toolPerKey = $sw.Elapsed.TotalSeconds / [math]::Max(1, $sample.Count)
+
+        $cUnwrap = Invoke-Limit @('unwrap', $module, 'dstc', $pinText, $dkekId, $cDir.FullName)
+        $restore = Invoke-Step Restore dst -Directory (Join-Path $work "backup-$n")
+        $cList = Invoke-Limit @('attrs', $module, 'src', $pinText)
+        $list = Invoke-Step List src
+
+        $perSec = { param($count, $s) if ($s -gt 0) { [math]::Round($count / $s, 1) } else { 0 } }
+        $rows.Add([pscustomobject]@{ N = $n; Operation = 'backup'; Way = 'C limit (C_WrapKey + durable write)'; Seconds = [math]::Round($cWrap, 3); KeysPerSec = & $perSec $n $cWrap; OfLimit = 1.0 })
+        $rows.Add([pscustomobject]@{ N = $n; Operation = 'backup'; Way = 'Backup-PicoHsm'; Seconds = [math]::Round($backup.Seconds, 3); KeysPerSec = & $perSec $n $backup.Seconds; OfLimit = [math]::Round($cWrap / $backup.Seconds, 3) })
+        $rows.Add([pscustomobject]@{ N = $n; Operation = 'backup'; Way = 'Get-PicoKey | Export-PicoWrappedKey'; Seconds = [math]::Round($pipe.Seconds, 3); KeysPerSec = & $perSec $n $pipe.Seconds; OfLimit = [math]::Round($cWrap / $pipe.Seconds, 3) })
+        $rows.Add([pscustomobject]@{ N = $n; Operation = 'backup'; Way = "pkcs11-tool per key (AES only, $($sample.Count) timed)"; Seconds = [math]::Round($toolPerKey * $n, 3); KeysPerSec = [math]::Round(1 / $toolPerKey, 1); OfLimit = [math]::Round($cWrap / ($toolPerKey * $n), 3) })
+        $rows.Add([pscustomobject]@{ N = $n; Operation = 'restore'; Way = 'C limit (C_UnwrapKey)'; Seconds = [math]::Round($cUnwrap, 3); KeysPerSec = & $perSec $n $cUnwrap; OfLimit = 1.0 })
+        $rows.Add([pscustomobject]@{ N = $n; Operation = 'restore'; Way = 'Restore-PicoHsm'; Seconds = [math]::Round($restore.Seconds, 3); KeysPerSec = & $perSec $n $restore.Seconds; OfLimit = [math]::Round($cUnwrap / $restore.Seconds, 3) })
+        $rows.Add([pscustomobject]@{ N = $n; Operation = 'list'; Way = 'C limit (C_GetAttributeValue per key)'; Seconds = [math]::Round($cList, 3); KeysPerSec = & $perSec $n $cList; OfLimit = 1.0 })
+        $rows.Add([pscustomobject]@{ N = $n; Operation = 'list'; Way = 'Get-PicoKey'; Seconds = [math]::Round($list.Seconds, 3); KeysPerSec = & $perSec $n $list.Seconds; OfLimit = [math]::Round($cList / $list.Seconds, 3) })
+
+        if ($n -eq $Count[[int][math]::Floor(($Count.Count - 1) / 2)]) {
+            $bare = Measure-Process { & $pwsh[0] @($pwsh | Select-Object -Skip 1) -NoProfile -NonInteractive -c exit }
+            $cmd = "Import-Module '$ModulePath'; `$null = Connect-PicoHsm -ModulePath '$module' -TokenLabel src -Pin (ConvertTo-SecureString '$pinText' -AsPlainText -Force); `$null = Get-PicoKey -Label key-1"
+            $full = Measure-Process { & $pwsh[0] @($pwsh | Select-Object -Skip 1) -NoProfile -NonInteractive -c $cmd }
+            $startup = [pscustomobject]@{ N = $n; BarePwsh = [math]::Round($bare, 3); ImportConnectList = [math]::Round($full, 3); AddedMs = [math]::Round(1000 * ($full - $bare)) }
+        }
+        Remove-SoftHsmEnvironment -ConfigPath $env:SOFTHSM2_CONF
+    }
+}
+finally {
+    $env:SOFTHSM2_CONF = $saved
+    Remove-Item $work -Recurse -Force -ErrorAction Ignore
+}
+
+"Scale benchmark on $([Environment]::ProcessorCount) cores, SoftHSM2 $((& softhsm2-util --version) 2>&1), $(Get-Date -Format u)"
+$rows | Format-Table N, Operation, Way, Seconds, KeysPerSec, OfLimit -AutoSize | Out-String -Width 200
+"OfLimit: the C limit's time over this way's time (1.0 = as fast as the C loop; the target is >= 0.8)."
+$flat = foreach ($way in 'Backup-PicoHsm', 'Restore-PicoHsm', 'Get-PicoKey') {
+    $r = @($rows | Where-Object Way -EQ $way)
+    if ($r.Count -ge 2) { "{0}: ms per key {1} (N={2}) -> {3} (N={4}), growth {5:N2}x" -f $way, [math]::Round(1000 * $r[0].Seconds / $r[0].N, 2), $r[0].N, [math]::Round(1000 * $r[-1].Seconds / $r[-1].N, 2), $r[-1].N, (($r[-1].Seconds / $r[-1].N) / ($r[0].Seconds / $r[0].N)) }
+}
+$flat
+$tool = $rows | Where-Object Way -Like 'pkcs11-tool*' | Select-Object -Last 1
+$mod = $rows | Where-Object Way -EQ 'Backup-PicoHsm' | Select-Object -Last 1
+if ($tool -and $mod) { "Backup-PicoHsm over one pkcs11-tool process per key (N={0}): {1:N1}x faster per key" -f $mod.N, ($mod.KeysPerSec / $tool.KeysPerSec) }
+if ($startup) { "Start-up on the {0}-key token: bare pwsh {1} s, import + connect + Get-PicoKey -Label {2} s: +{3} ms (target <= 300 ms)" -f $startup.N, $startup.BarePwsh, $startup.ImportConnectList, $startup.AddedMs }
+$small = [int]($memory.Keys | Measure-Object -Minimum).Minimum; $large = [int]($memory.Keys | Measure-Object -Maximum).Maximum
+if ($small -ne $large) { "Peak memory of Backup-PicoHsm: {0} MiB (N={1}) -> {2} MiB (N={3}): {4:N2}x (target <= 1.3x)" -f [math]::Round($memory[$small] / 1024), $small, [math]::Round($memory[$large] / 1024), $large, ($memory[$large] / $memory[$small]) }
