@@ -10,6 +10,8 @@
     -Task Bench  prints benchmark figures: bench/Invoke-Bench.ps1 (per-operation costs) and
                  bench/Invoke-ScaleBench.ps1 (backup, restore and listing of 100, 1,000 and 5,000
                  keys against the C limit and pkcs11-tool; start-up; memory). -Quick: 100 and 300 keys.
+    -Task Fuzz   runs the parser fuzz tests with 80,000 inputs per parser (over 1,000,000 in all)
+                 and prints the count per parser (the Test task runs them with 10,000 each).
     -Task Package builds and writes out/package/PicoHsm.<version>.nupkg, the package
                  Install-PSResource installs (Publish-PSResource into a local file repository;
                  no network). -Repository names another registered repository to publish to.
@@ -21,7 +23,7 @@
 #>
 [CmdletBinding()]
 param(
-    [ValidateSet('Build', 'Test', 'Demo', 'Bench', 'Package')]
+    [ValidateSet('Build', 'Test', 'Demo', 'Bench', 'Fuzz', 'Package')]
     [string] $Task = 'Build',
 
     [ValidateSet('Debug', 'Release')]
@@ -120,6 +122,10 @@ function Invoke-UnitTests {
     $results = Join-Path $out 'test-results'
     New-Item -ItemType Directory -Force $results | Out-Null
     $passed = 0; $failed = 0; $skipped = 0; $names = [Collections.Generic.List[string]]::new()
+    # The fuzz tests write how many inputs each parser took; printed after the run.
+    $fuzzReport = Join-Path $results 'fuzz-counts.txt'
+    if (Test-Path $fuzzReport) { Remove-Item $fuzzReport }
+    $env:PICOHSM_FUZZ_REPORT = $fuzzReport
     foreach ($proj in 'tests/units/PicoHsm.Core.Tests/PicoHsm.Core.Tests.csproj', 'tests/units/PicoHsm.Module.Tests/PicoHsm.Module.Tests.csproj') {
         $name = [IO.Path]::GetFileNameWithoutExtension($proj)
         $trx = Join-Path $results "$name.trx"
@@ -146,6 +152,8 @@ function Invoke-UnitTests {
             Write-Host "Skipped $($r.testName): $($r.InnerText.Trim())" -ForegroundColor Yellow
         }
     }
+    $env:PICOHSM_FUZZ_REPORT = $null
+    if (Test-Path $fuzzReport) { Write-Host 'Fuzz inputs per parser:'; Get-Content $fuzzReport | Sort-Object | ForEach-Object { Write-Host "  $_" } }
     [pscustomobject]@{ Passed = $passed; Failed = $failed; Skipped = $skipped; FailedNames = $names.ToArray() }
 }
 
@@ -241,6 +249,23 @@ switch ($Task) {
             & $pwsh[0] @($pwsh | Select-Object -Skip 1) @picoArgs
             if ($LASTEXITCODE -ne 0) { exit $LASTEXITCODE }
         }
+    }
+    'Fuzz' {
+        Invoke-Build
+        $report = Join-Path $out 'test-results/fuzz-counts.txt'
+        New-Item -ItemType Directory -Force (Split-Path $report) | Out-Null
+        if (Test-Path $report) { Remove-Item $report }
+        $env:PICOHSM_FUZZ_COUNT = '80000'; $env:PICOHSM_FUZZ_REPORT = $report
+        try {
+            & dotnet test (Join-Path $root 'tests/units/PicoHsm.Core.Tests/PicoHsm.Core.Tests.csproj') -c $Configuration --nologo -v q --filter 'FullyQualifiedName~PicoHsm.Core.Tests.Fuzz' | Out-Host
+            $code = $LASTEXITCODE
+        }
+        finally { $env:PICOHSM_FUZZ_COUNT = $null; $env:PICOHSM_FUZZ_REPORT = $null }
+        $lines = @(Get-Content $report -ErrorAction Ignore | Sort-Object)
+        $lines | ForEach-Object { Write-Output $_ }
+        $total = ($lines | ForEach-Object { if ($_ -match ': (\d+) (inputs|runs)') { [long]$Matches[1] } } | Measure-Object -Sum).Sum
+        Write-Output "Fuzz: $total inputs in all, $(if ($code -eq 0) { 'none escaped' } else { 'FAILURES above' })"
+        if ($code -ne 0) { exit $code }
     }
     'Bench' {
         Invoke-Build

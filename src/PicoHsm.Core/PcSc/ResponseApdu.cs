@@ -13,7 +13,9 @@ public sealed class ResponseApdu
     /// <summary>Splits a raw response (data followed by SW1 SW2).</summary>
     public static ResponseApdu Parse(ReadOnlySpan<byte> raw)
     {
-        if (raw.Length < 2) throw new ArgumentException("A response APDU has at least the 2 status bytes.", nameof(raw));
+        // A card (or a reader driver) that answers fewer than the two status bytes is faulty or hostile:
+        // a typed error, so callers report it instead of crashing.
+        if (raw.Length < 2) throw new PcscException($"The card answered {raw.Length} byte(s), not even the two status bytes. Remove and reinsert the card (or reconnect the reader) and try again.");
         return new ResponseApdu(raw[..^2].ToArray(), raw[^2], raw[^1]);
     }
 

@@ -103,7 +103,7 @@ public class CommandApduTests
         Assert.Equal((ushort)0x9000, r.SW);
         Assert.True(r.IsSuccess);
         Assert.Equal(new byte[] { 1, 2, 0x90, 0x00 }, r.ToArray());
-        Assert.Throws<ArgumentException>(() => ResponseApdu.Parse([0x90]));
+        Assert.Throws<PcscException>(() => ResponseApdu.Parse([0x90]));
         Assert.False(ResponseApdu.Parse([0x6A, 0x82]).IsSuccess);
     }
 }

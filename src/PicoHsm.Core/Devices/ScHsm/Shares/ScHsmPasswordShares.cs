@@ -128,14 +128,14 @@ public static class ScHsmPasswordShares
             foreach (char c in text)
                 if (c is not (':' or ' ' or '-' or '\t' or '\r' or '\n')) digits[n++] = c;
             if (n == 0 || n % 2 != 0)
-                throw new FormatException("Expected hex bytes such as c0:1b:aa:f3 (an even number of hex digits).");
+                throw new ScHsmFormatException("Expected hex bytes such as c0:1b:aa:f3 (an even number of hex digits).");
             try
             {
                 return Convert.FromHexString(digits.AsSpan(0, n));
             }
             catch (FormatException)
             {
-                throw new FormatException("Expected hex bytes such as c0:1b:aa:f3 (only 0-9, a-f and colons).");
+                throw new ScHsmFormatException("Expected hex bytes such as c0:1b:aa:f3 (only 0-9, a-f and colons).");
             }
         }
         finally

@@ -1,4 +1,5 @@
 using PicoHsm.Devices.ScHsm.Shares;
+using PicoHsm.Devices.ScHsm.Formats;
 
 namespace PicoHsm.Core.Tests.Devices.ScHsm.Shares;
 
@@ -42,8 +43,8 @@ public class ScHsmPasswordSharesTests
     {
         Assert.Equal("01:06:f2:71:fc:a5:05:4b", S2.ValueText);
         Assert.Equal(Prime, ScHsmPasswordShares.FormatHex(ScHsmPasswordShares.ParseHex("C01BAAF34B97A703")));
-        Assert.Throws<FormatException>(() => ScHsmPasswordShares.ParseHex("c0:1"));
-        Assert.Throws<FormatException>(() => ScHsmPasswordShares.ParseHex("zz"));
+        Assert.Throws<ScHsmFormatException>(() => ScHsmPasswordShares.ParseHex("c0:1"));
+        Assert.Throws<ScHsmFormatException>(() => ScHsmPasswordShares.ParseHex("zz"));
     }
 
     [Fact]
