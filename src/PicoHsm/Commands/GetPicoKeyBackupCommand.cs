@@ -25,6 +25,13 @@ public sealed class GetPicoKeyBackupCommand : PicoCmdletBase
             }
             catch (ItemNotFoundException ex)
             {
+                // The target of an interrupted Backup-PicoHsm does not exist yet: say so, and how to finish it.
+                string full = GetUnresolvedProviderPathFromPSPath(p);
+                if (!WildcardPattern.ContainsWildcardCharacters(p) && BackupFolder.WhyIncomplete(full) is not null)
+                {
+                    TryRun(() => BackupFolder.ThrowIfIncomplete(full), full);
+                    continue;
+                }
                 WriteError(new ErrorRecord(ex, CmdletId + "FileNotFound", ErrorCategory.ObjectNotFound, p));
                 continue;
             }
