@@ -183,8 +183,8 @@
     }
     'Backup-PicoHsm' = @{
         Synopsis = 'Backs up every exportable key of a device into a folder with a manifest.'
-        Description = 'Exports every key that can be exported, with a progress bar, and writes manifest.json (inventory with the SHA-256 of every file and the DKEK''s KCV). Keys that cannot be exported are listed in the manifest and in the result with the reason. Returns a PicoHsmBackupSet.'
-        Parameters = @{ Session = 'The session.'; Directory = 'The backup folder.'; Force = 'Write into a folder that already holds a backup.' }
+        Description = 'Exports every key that can be exported, with a progress bar, and writes manifest.json (inventory with the SHA-256 of every file and the DKEK''s KCV). Keys that cannot be exported are listed in the manifest and in the result with the reason. The backup is written into a staging folder beside the target (.<name>.picohsm-staging), the manifest last, and published by renaming it, so the folder is never a mix. A run that was interrupted (Ctrl+C, a crash, the device or the disk gone) is finished by running the same command again: staged files that still check are kept. When the device goes away or a file cannot be written, the run stops with one error that says what was staged and which keys were not reached. Returns a PicoHsmBackupSet.'
+        Parameters = @{ Session = 'The session.'; Directory = 'The backup folder: new, empty, or an interrupted backup to finish.'; Force = 'Replace a backup already in the folder; the old one stays whole until the new one is published.' }
         Links = @('Restore-PicoHsm', 'Test-PicoKeyBackup', 'Export-PicoWrappedKey', 'about_PicoHsm_DisasterRecovery')
         Defaults = @{ Session = 'The default session' }
         Examples = @(

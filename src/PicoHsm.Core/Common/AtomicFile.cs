@@ -125,9 +125,14 @@ public static class AtomicFile
             FileShare.None, 4096, FileOptions.None, security);
     }
 
-    private static void FsyncDirectory(string directory)
+    /// <summary>
+    /// Makes a folder's entries durable (a file created or renamed in it, a folder renamed into it):
+    /// fsync of the folder on Unix, best effort (not every file system lets a folder be opened or
+    /// synced); nothing on Windows, where NTFS journals renames.
+    /// </summary>
+    public static void FsyncDirectory(string directory)
     {
-        // Best effort: not every file system lets a directory be opened or synced.
+        if (OperatingSystem.IsWindows()) return;
         try
         {
             int fd = Native.open(directory, 0 /* O_RDONLY */);

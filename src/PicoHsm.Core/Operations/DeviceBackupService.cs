@@ -10,35 +10,62 @@ namespace PicoHsm.Operations;
 /// SHA-256 digests). Keys that cannot be exported are listed in the manifest with the reason; a
 /// key whose export fails is reported to the host and the others go on.
 /// </summary>
+/// <remarks>
+/// Crash safety (see <see cref="BackupFolder"/>): every file is written durably into a staging
+/// folder beside the target, the manifest last, and the folder is then renamed to the target, so
+/// the target is absent, the previous backup, or the whole new one. A run that is interrupted
+/// (Ctrl+C, kill, power loss, the device or the disk going away) leaves the staging folder; the
+/// next run resumes it, keeping each staged file that still reads back intact (its digest checks)
+/// and describes the same key under the same DKEK. When the device goes away or a file cannot be
+/// written, the run stops at once with one error that says what was backed up and what was not.
+/// </remarks>
 public static class DeviceBackupService
 {
     /// <param name="directory">The backup folder (a full path).</param>
-    /// <param name="force">Write into a folder that already holds a backup (its files are replaced).</param>
+    /// <param name="force">Replace a backup already in that folder (the old one stays whole until the new one is published).</param>
     /// <returns>The backup set; null when the host declined.</returns>
     public static PicoHsmBackupSet? Backup(IDeviceBackend device, string directory, bool force, IOperationHost host)
     {
         ArgumentNullException.ThrowIfNull(device);
         ArgumentNullException.ThrowIfNull(host);
         var token = device.Context.Token;
-        string manifestPath = Path.Combine(directory, BackupManifest.FileName);
-        if (File.Exists(manifestPath) && !force)
+        var folder = new BackupFolder(directory);
+        var state = folder.TargetState();
+        if (state == BackupFolderState.Foreign)
+            throw new PicoHsmException(PicoErrorKind.ResourceExists, "FolderNotEmpty",
+                $"'{folder.Target}' is a file or a folder that holds files other than a backup. Backup-PicoHsm publishes a finished backup by renaming it into place, so choose a new or empty folder.", folder.Target);
+        if (state == BackupFolderState.Complete && !force)
             throw new PicoHsmException(PicoErrorKind.ResourceExists, "BackupExists",
-                $"'{directory}' already holds a backup (manifest.json). Choose an empty folder, or use -Force to replace it.", directory);
+                $"'{folder.Target}' already holds a backup (manifest.json). Choose an empty folder, or use -Force to replace it (the old backup stays whole until the new one is complete).", folder.Target);
 
         var dkek = device.GetDkek().FirstOrDefault(d => d.Present && d.KeyCheckValue is not null)
             ?? throw new PicoHsmException(PicoErrorKind.NotFound, "NoDkek",
                 $"'{token.Label}' has no DKEK with a known KCV, so nothing can be backed up. Create one with New-PicoDkek or import it with Import-PicoDkek.", device.Context);
+        string kcv = dkek.KeyCheckValue!;
         var keys = device.ListKeys();
-        if (!host.ShouldProcess(directory, $"Back up {keys.Count(k => k.Exportable)} of {keys.Count} keys of '{token.Label}' under DKEK {dkek.KeyCheckValue}"))
+        bool resume = Directory.Exists(folder.Staging) || state == BackupFolderState.Incomplete;
+        if (!host.ShouldProcess(folder.Target, $"{(resume ? "Finish the interrupted backup of" : "Back up")} {keys.Count(k => k.Exportable)} of {keys.Count} keys of '{token.Label}' under DKEK {kcv}"))
             return null;
-        Directory.CreateDirectory(directory);
+
+        OnDisk(folder, "prepare the staging folder", null, () =>
+        {
+            if (folder.RecoverAside() is { } w) host.Warning(w);
+            folder.AdoptIncompleteTarget();
+            folder.CreateStaging();
+        });
+        if (resume) host.Verbose($"Resuming the interrupted backup staged in '{folder.Staging}'.");
 
         var backups = new List<PicoKeyBackup>();
         var notExported = new List<NotExportedKey>();
+        int reused = 0;
         for (int i = 0; i < keys.Count; i++)
         {
-            host.Cancellation.ThrowIfCancellationRequested();
             var key = keys[i];
+            if (host.Cancellation.IsCancellationRequested)
+            {
+                host.Warning(Summary(folder, keys, i, backups.Count, force) + $" Rerun Backup-PicoHsm -Directory '{folder.Target}' to finish it; the staged keys are kept.");
+                host.Cancellation.ThrowIfCancellationRequested();
+            }
             host.Progress(new OperationProgress($"Key {key.Id} '{key.Label}' ({i + 1} of {keys.Count})", 100 * i / Math.Max(1, keys.Count)));
             if (!key.Exportable)
             {
@@ -46,35 +73,123 @@ public static class DeviceBackupService
                 host.Warning($"Key {key.Id} '{key.Label}' is not backed up: {key.ExportBlockedReason}.");
                 continue;
             }
-            string path = Path.Combine(directory, BackupFiles.DefaultFileName(key, device.BackupExtension));
+            string path = Path.Combine(folder.Staging, BackupFiles.DefaultFileName(key, device.BackupExtension));
             try
             {
-                backups.Add(device.Export(key, path, overwrite: force));
+                if (Reusable(path, key, kcv, token.SerialNumber) is { } staged)
+                {
+                    backups.Add(staged);
+                    reused++;
+                    continue;
+                }
+                backups.Add(device.Export(key, path, overwrite: true));
             }
             catch (Exception ex) when (ex is not OperationCanceledException && ErrorTranslation.Translate(ex) is { } p)
             {
+                if (StopsTheRun(p, ex))
+                    throw Stopped(p, folder, keys, i, backups.Count, force);
                 notExported.Add(new NotExportedKey(key.Id, key.Label ?? "", key.KeyType, p.Message));
                 host.ItemFailed(p, key);
             }
         }
-        host.Progress(new OperationProgress("Done", 100, Completed: true));
+        if (reused > 0) host.Verbose($"{reused} key file(s) staged by the interrupted run were intact and kept.");
 
         var manifest = new BackupManifest
         {
             Created = DateTimeOffset.UtcNow,
             ToolVersion = ProductInfo.ToolVersion,
             SourceToken = new TokenInfo(token.Manufacturer ?? "", token.Model ?? "", token.SerialNumber ?? "", token.FirmwareVersion ?? ""),
-            DkekKcv = KeyCheckValue.FromHex(dkek.KeyCheckValue!),
+            DkekKcv = KeyCheckValue.FromHex(kcv),
             Entries = backups.Select(b => new BackupManifestEntry(Path.GetFileName(b.Path), b.Id ?? "", b.Label ?? "", b.KeyType, b.Size,
                 b.Curve, b.Kcv, b.Sha256)).ToList(),
             NotExported = notExported,
         };
-        DkekImportService.WithTarget(() => { AtomicFile.WriteAllBytes(manifestPath, manifest.ToBytes(), overwrite: true); return 0; }, manifestPath);
+        string stagedSummary = $"all {backups.Count} key file(s) are staged in '{folder.Staging}'";
+        OnDisk(folder, "write the manifest", stagedSummary, () =>
+        {
+            var names = new HashSet<string>(manifest.Entries.Select(e => e.FileName), StringComparer.Ordinal);
+            folder.RemoveUnlisted(names);
+            AtomicFile.WriteAllBytes(Path.Combine(folder.Staging, BackupManifest.FileName), manifest.ToBytes(), overwrite: true);
+        });
+        OnDisk(folder, "publish the backup", stagedSummary + " with their manifest", () =>
+        {
+            if (folder.Publish() is { } w) host.Warning(w);
+        });
+        host.Progress(new OperationProgress("Done", 100, Completed: true));
         return new PicoHsmBackupSet
         {
-            Directory = directory, ManifestPath = manifestPath, Created = manifest.Created, Kcv = dkek.KeyCheckValue!,
-            SourceToken = token.Label, SourceSerial = token.SerialNumber, Backups = backups.ToArray(),
+            Directory = folder.Target, ManifestPath = folder.ManifestPath, Created = manifest.Created, Kcv = kcv,
+            SourceToken = token.Label, SourceSerial = token.SerialNumber,
+            Backups = manifest.Entries.Select(e => BackupFiles.Read(Path.Combine(folder.Target, e.FileName))).ToArray(),
             NotExported = notExported.Select(n => $"{n.IdHex} '{n.Label}': {n.Reason}").ToArray(),
         };
+    }
+
+    /// <summary>
+    /// A file an interrupted run staged, if it can be kept: it reads back intact (a .pkb checks its
+    /// own SHA-256; an sc-hsm-tool file parses) and it is this key (id, label, type, public key, key
+    /// reference, source token) wrapped under this DKEK. Anything else is exported again.
+    /// </summary>
+    private static PicoKeyBackup? Reusable(string path, PicoKey key, string kcv, string? serial)
+    {
+        if (!File.Exists(path)) return null;
+        PicoKeyBackup b;
+        try { b = BackupFiles.Read(path); }
+        catch (PicoHsmException) { return null; }
+        bool same = string.Equals(b.Kcv, kcv, StringComparison.OrdinalIgnoreCase)
+            && string.Equals(b.Id, key.Id, StringComparison.OrdinalIgnoreCase)
+            && (b.Label ?? "") == (key.Label ?? "")
+            && b.KeyType == key.KeyType
+            && (b.PublicKeyFingerprint is null || key.PublicKeyFingerprint is null || b.PublicKeyFingerprint == key.PublicKeyFingerprint)
+            && (b.KeyReference is null || key.KeyReference is null || b.KeyReference == key.KeyReference)
+            && (b.SourceSerial is null || serial is null || b.SourceSerial == serial);
+        return same ? b : null;
+    }
+
+    /// <summary>
+    /// Failures after which no other key can be backed up: the device went away (token removed,
+    /// session closed, card not answering), or the backup folder cannot be written (disk full,
+    /// read-only, no permission, a file that cannot be replaced).
+    /// </summary>
+    private static bool StopsTheRun(PicoHsmException p, Exception ex) =>
+        p.Reason is "TokenRemoved" or "SessionClosed" or "CardUnavailable" or "PcscError" or "FileError" or "FileAccessDenied" or "FileNotFound"
+        || IsFileSystem(ex);
+
+    private static bool IsFileSystem(Exception? ex)
+    {
+        for (; ex is not null; ex = ex.InnerException)
+            if (ex is IOException or UnauthorizedAccessException) return true;
+        return false;
+    }
+
+    private static string Summary(BackupFolder folder, IReadOnlyList<PicoKey> keys, int stoppedAt, int staged, bool force)
+    {
+        var notReached = keys.Skip(stoppedAt).Select(k => k.Id).ToList();
+        string list = notReached.Count <= 20 ? string.Join(", ", notReached) : string.Join(", ", notReached.Take(20)) + $" and {notReached.Count - 20} more";
+        string published = Directory.Exists(folder.Target) && force
+            ? $"nothing was published: the previous backup in '{folder.Target}' is untouched"
+            : $"nothing was published to '{folder.Target}'";
+        return $"The backup stopped at key {stoppedAt + 1} of {keys.Count}: {staged} key file(s) are staged in '{folder.Staging}' and {published}; not reached: {list}.";
+    }
+
+    private static PicoHsmException Stopped(PicoHsmException cause, BackupFolder folder, IReadOnlyList<PicoKey> keys, int stoppedAt, int staged, bool force)
+    {
+        var key = keys[stoppedAt];
+        string rerun = $"Rerun Backup-PicoHsm -Directory '{folder.Target}'{(force ? " -Force" : "")} to finish it; the staged keys are kept.";
+        return new PicoHsmException(cause.Kind, cause.Reason,
+            $"Key {key.Id} '{key.Label}': {cause.Message} {Summary(folder, keys, stoppedAt, staged, force)} {rerun}", folder.Target, cause);
+    }
+
+    /// <summary>Runs a file-system step of the backup; a failure names the folder, what was done, and how to finish.</summary>
+    private static void OnDisk(BackupFolder folder, string step, string? done, Action work)
+    {
+        try { work(); }
+        catch (Exception ex) when (ex is not PicoHsmException && ex is not OperationCanceledException && ErrorTranslation.Translate(ex) is { } p)
+        {
+            string state = done is null ? "Nothing was written." : $"Done so far: {done}; nothing is published yet.";
+            throw new PicoHsmException(p.Kind, p.Reason,
+                $"Could not {step} for '{folder.Target}' (staging folder '{folder.Staging}', beside it in '{folder.Parent}'): {p.Message} {state} " +
+                $"Free space or fix the permissions of '{folder.Parent}', then run Backup-PicoHsm again; it finishes an interrupted backup.", folder.Target, ex);
+        }
     }
 }

@@ -22,8 +22,11 @@ public static class DeviceRestoreService
         string token = device.Context.TokenLabel ?? "";
         string manifestPath = Path.Combine(directory, BackupManifest.FileName);
         if (!File.Exists(manifestPath))
+        {
+            BackupFolder.ThrowIfIncomplete(directory);
             throw new PicoHsmException(PicoErrorKind.NotFound, "NoManifest",
                 $"'{directory}' has no manifest.json: it is not a folder written by Backup-PicoHsm. Restore single files with Import-PicoWrappedKey.", directory);
+        }
         var manifest = DkekImportService.WithTarget(() => BackupManifest.Read(File.ReadAllBytes(manifestPath), manifestPath), manifestPath);
         var problems = DkekImportService.WithTarget(() => manifest.Verify(directory), directory);
         foreach (var w in problems.Where(p => p.Severity == ManifestProblemSeverity.Warning)) host.Warning(w.Message);

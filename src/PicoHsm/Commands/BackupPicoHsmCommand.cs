@@ -8,6 +8,7 @@ namespace PicoHsm.Module.Commands;
 /// <summary>
 /// Backs up every exportable key of the token into a folder with a manifest.json (inventory with
 /// SHA-256 digests). Keys that cannot be exported are listed in the manifest with the reason.
+/// The backup is staged beside the folder and published by rename; a rerun finishes an interrupted one.
 /// </summary>
 [Cmdlet(VerbsData.Backup, "PicoHsm", SupportsShouldProcess = true)]
 [OutputType(typeof(PicoHsmBackupSet))]
@@ -17,7 +18,7 @@ public sealed class BackupPicoHsmCommand : PicoSessionCmdletBase
     [ValidateNotNullOrEmpty]
     public string Directory { get; set; } = "";
 
-    /// <summary>Write into a folder that already holds a backup (its files are replaced).</summary>
+    /// <summary>Replace a backup already in the folder; the old one stays whole until the new one is published.</summary>
     [Parameter]
     public SwitchParameter Force { get; set; }
 

@@ -4,7 +4,7 @@ using PicoHsm.Backup;
 
 namespace PicoHsm.Module.Commands;
 
-/// <summary>Reads backup files (this module's and sc-hsm-tool's) into objects; no session needed.</summary>
+/// <summary>Reads backup files (this module's and sc-hsm-tool's), or the folder Backup-PicoHsm wrote, into objects; no session needed.</summary>
 [Cmdlet(VerbsCommon.Get, "PicoKeyBackup")]
 [OutputType(typeof(PicoKeyBackup))]
 public sealed class GetPicoKeyBackupCommand : PicoCmdletBase
@@ -25,11 +25,24 @@ public sealed class GetPicoKeyBackupCommand : PicoCmdletBase
             }
             catch (ItemNotFoundException ex)
             {
+                // The target of an interrupted Backup-PicoHsm does not exist yet: say so, and how to finish it.
+                string full = GetUnresolvedProviderPathFromPSPath(p);
+                if (!WildcardPattern.ContainsWildcardCharacters(p) && BackupFolder.WhyIncomplete(full) is not null)
+                {
+                    TryRun(() => BackupFolder.ThrowIfIncomplete(full), full);
+                    continue;
+                }
                 WriteError(new ErrorRecord(ex, CmdletId + "FileNotFound", ErrorCategory.ObjectNotFound, p));
                 continue;
             }
             foreach (string file in resolved)
-                TryRun(() => WriteObject(BackupFiles.Read(file)), file);
+            {
+                // A folder written by Backup-PicoHsm: its backups; an unfinished one says how to finish it.
+                if (System.IO.Directory.Exists(file))
+                    TryRun(() => { foreach (var b in BackupFolder.ReadFolder(file)) WriteObject(b); }, file);
+                else
+                    TryRun(() => WriteObject(BackupFiles.Read(file)), file);
+            }
         }
     }
 }

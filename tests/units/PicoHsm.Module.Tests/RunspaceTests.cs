@@ -57,7 +57,7 @@ public sealed class RunspaceTests : IClassFixture<SoftHsmFixture>
     }
 
     [Fact]
-    public void CtrlCStopsABackupBetweenKeysAndLeavesTheFilesWritten()
+    public void CtrlCStopsABackupBetweenKeys_LeavesTheFilesStaged_AndARerunFinishesIt()
     {
         using var rs = NewRunspace();
         string dir = Path.Combine(_hsm.Root, "stopped-backup");
@@ -79,11 +79,20 @@ public sealed class RunspaceTests : IClassFixture<SoftHsmFixture>
         ps.Stop();
         Assert.Throws<PipelineStoppedException>(() => ps.EndInvoke(async));
 
-        // Stopped between keys: some files were written whole, not all 40, and no manifest claims a complete set.
-        int files = Directory.GetFiles(dir, "*.pkb").Length;
+        // Stopped between keys: some files were written whole into the staging folder beside the
+        // target, not all 40; the target does not exist, so nothing claims a complete set (issue 8).
+        string staging = Path.Combine(_hsm.Root, ".stopped-backup.picohsm-staging");
+        Assert.False(Directory.Exists(dir));
+        int files = Directory.GetFiles(staging, "*.pkb").Length;
         Assert.InRange(files, 1, 39);
-        Assert.False(File.Exists(Path.Combine(dir, "manifest.json")));
-        Assert.DoesNotContain(Directory.GetFiles(dir), f => !f.EndsWith(".pkb"));
+        Assert.DoesNotContain(Directory.GetFiles(staging), f => !f.EndsWith(".pkb"));
+
+        // The same command again, without -Force, finishes it.
+        var rerun = Run(rs, "(Backup-PicoHsm -Directory '" + dir + "').KeyCount", out var again);
+        Assert.False(again.HadErrors, string.Join("; ", again.Streams.Error));
+        Assert.Equal("40", rerun.Single().ToString());
+        Assert.True(File.Exists(Path.Combine(dir, "manifest.json")));
+        Assert.False(Directory.Exists(staging));
         Run(rs, "Disconnect-PicoHsm -All", out _);
     }
 }
