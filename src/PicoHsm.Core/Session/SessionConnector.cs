@@ -51,14 +51,12 @@ public static class SessionConnector
                 $"The user PIN of '{token.Label}' is locked. Unblock it with the SO-PIN first (sc-hsm-tool --unlock-pin, or pkcs11-tool --init-pin --login-type so).", token);
 
         byte[]? pin = o.PinSource?.Invoke(token);
-        // A login this process already has is proven against its PIN hash and spends no try, so the
-        // final-try guard is for a PIN the token itself will check.
-        if (pin is not null && token.UserPinFinalTry && !o.Force && Pkcs11LoginRegistry.SessionsSharing(path, token) == 0)
-        {
-            Array.Clear(pin);
-            throw new PicoHsmException(PicoErrorKind.AuthenticationFailed, "PinFinalTry",
-                $"The user PIN of '{token.Label}' has one try left; a wrong PIN now locks it. Check the PIN, then repeat with -Force.", token);
-        }
+        // A wrong PIN on the final try locks it. A login this process already has is proven against
+        // its PIN hash and spends no try, so the guard runs only before a C_Login the token checks.
+        PicoHsmException? FinalTry() => token.UserPinFinalTry && !o.Force
+            ? new PicoHsmException(PicoErrorKind.AuthenticationFailed, "PinFinalTry",
+                $"The user PIN of '{token.Label}' has one try left; a wrong PIN now locks it. Check the PIN, then repeat with -Force.", token)
+            : null;
         if (pin is null && token.ProtectedAuthenticationPath)
             o.Verbose?.Invoke($"'{token.Label}' has a protected authentication path (a PIN pad); no PIN was given or proven, so this session is not logged in by PicoHsm.");
 
@@ -82,7 +80,7 @@ public static class SessionConnector
             try
             {
                 // Every Connect proves its PIN: by the token's C_Login, or against the login this process already has.
-                login = Pkcs11LoginRegistry.Login(path, token, session, pin, o.Verbose);
+                login = Pkcs11LoginRegistry.Login(path, token, session, pin, o.Verbose, FinalTry);
             }
             catch
             {

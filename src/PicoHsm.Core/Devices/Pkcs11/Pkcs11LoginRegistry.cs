@@ -61,8 +61,11 @@ public static class Pkcs11LoginRegistry
     /// login this process already has on the token and shares it. The PIN bytes are not zeroed here
     /// (the caller owns them). Throws AuthenticationFailed (WrongPin) for a PIN that does not match
     /// the login in place, and LoggedInElsewhere for a login that is not PicoHsm's.
+    /// <paramref name="beforeTokenChecksPin"/> runs just before a C_Login that the token will check
+    /// (not when the PIN is proven against a login in place); an exception it returns is thrown instead.
     /// </summary>
-    public static Pkcs11Login Login(string modulePath, PicoHsmToken token, ISession session, ReadOnlySpan<byte> pin, Action<string>? verbose = null)
+    public static Pkcs11Login Login(string modulePath, PicoHsmToken token, ISession session, ReadOnlySpan<byte> pin,
+        Action<string>? verbose = null, Func<PicoHsmException?>? beforeTokenChecksPin = null)
     {
         string key = KeyOf(modulePath, token);
         string where = $"'{token.Label}' (serial {token.SerialNumber}, slot {token.SlotId} of '{modulePath}')";
@@ -90,7 +93,9 @@ public static class Pkcs11LoginRegistry
                 return new Pkcs11Login(entry);
             }
 
-            if (IsUserSession(session) || !LoginOnToken(session, pin, where, token)) throw LoggedInElsewhere(where, token);
+            if (IsUserSession(session)) throw LoggedInElsewhere(where, token);
+            if (beforeTokenChecksPin?.Invoke() is { } refused) throw refused;
+            if (!LoginOnToken(session, pin, where, token)) throw LoggedInElsewhere(where, token);
             byte[] salt = RandomNumberGenerator.GetBytes(SaltBytes);
             entry = new Entry { Key = key, Salt = salt, Hash = Derive(pin, salt), Sessions = 1 };
             lock (Gate) Entries[key] = entry;
