@@ -258,3 +258,100 @@ Describe 'Get-PicoKey' {
         $labels | Should -Contain 'tls-ec'
     }
 }
+
+Describe 'Connect-PicoHsm proves every PIN and fails a script (issue 8)' {
+    BeforeAll {
+        # A token of its own in a fresh process: login state is per token per process, and the
+        # disconnect test needs a private key that only a logged-in session can see.
+        $script:LoginConf = New-SoftHsmEnvironment -TokenLabel 'login-shared'
+        $old = $env:SOFTHSM2_CONF
+        try {
+            $env:SOFTHSM2_CONF = $script:LoginConf
+            $o = & pkcs11-tool --module $SoftHsm --token-label 'login-shared' --login --pin $PinText --keypairgen --key-type 'EC:prime256v1' --id '4c01' --label 'shared-ec' 2>&1
+            if ($LASTEXITCODE -ne 0) { throw "pkcs11-tool failed: $o" }
+        }
+        finally { $env:SOFTHSM2_CONF = $old }
+        $script:PinArg = "(ConvertTo-SecureString '$PinText' -AsPlainText -Force)"
+        $script:Wrong = "(ConvertTo-SecureString '000000' -AsPlainText -Force)"
+    }
+    AfterAll { Remove-SoftHsmEnvironment -ConfigPath $script:LoginConf }
+
+    It 'refuses a wrong PIN on a second Connect while the token is logged in, without spending a try' {
+        $r = Invoke-FreshPwsh -Environment @{ SOFTHSM2_CONF = $LoginConf } -Command (@"
+Import-Module '$ModuleUnderTest'
+`$a = Connect-PicoHsm -ModulePath '$SoftHsm' -TokenLabel login-shared -Pin $PinArg
+try { Connect-PicoHsm -ModulePath '$SoftHsm' -TokenLabel login-shared -Pin $Wrong -ErrorAction Stop; 'wrong PIN accepted' }
+catch { `$_.FullyQualifiedErrorId; `$_.CategoryInfo.Category }
+(Get-PicoHsmToken -ModulePath '$SoftHsm' | Where-Object Label -EQ login-shared).UserPinCountLow
+(Get-PicoHsmSession -Default).Id -eq `$a.Id
+(Connect-PicoHsm -ModulePath '$SoftHsm' -TokenLabel login-shared -Pin $PinArg).IsLoggedIn
+"@)
+        $r.Output | Should -Not -Contain 'wrong PIN accepted'
+        $r.Output[0] | Should -BeLike 'ConnectPicoHsmWrongPin,*'
+        $r.Output[1] | Should -Be 'AuthenticationError'
+        $r.Output[2] | Should -Be 'False'
+        $r.Output[3] | Should -Be 'True'
+        $r.Output[4] | Should -Be 'True'
+    }
+
+    It 'keeps the other session of the token logged in when one is disconnected' {
+        $r = Invoke-FreshPwsh -Environment @{ SOFTHSM2_CONF = $LoginConf } -Command (@"
+Import-Module '$ModuleUnderTest'
+`$a = Connect-PicoHsm -ModulePath '$SoftHsm' -TokenLabel login-shared -Pin $PinArg
+`$b = Connect-PicoHsm -ModulePath '$SoftHsm' -TokenLabel login-shared -Pin $PinArg
+Disconnect-PicoHsm -Session `$a
+`$b.IsLoggedIn
+(Get-PicoKey -Session `$b).Label
+"@)
+        $r.Output[-2] | Should -Be 'True'
+        $r.Output[-1] | Should -Be 'shared-ec'
+    }
+
+    It 'stops a script at a failed Connect: no "after", a non-zero exit, the module and the slots named' {
+        $r = Invoke-FreshPwsh -Environment @{ SOFTHSM2_CONF = $LoginConf } -Command "Import-Module '$ModuleUnderTest'; Connect-PicoHsm -ModulePath '$SoftHsm' -TokenLabel nope -Pin $PinArg; 'after'"
+        $r.Output | Should -Not -Contain 'after'
+        $r.ExitCode | Should -Not -Be 0
+        $text = $r.Output -join ' '
+        $text | Should -BeLike "*nope*$SoftHsm*"
+        $text | Should -BeLike "*Slots searched:*'login-shared'*"
+        $text | Should -BeLike '*(token not initialised*'
+    }
+
+    It 'is caught by try/catch with its error id, and leaves the default session as it was' {
+        $r = Invoke-FreshPwsh -Environment @{ SOFTHSM2_CONF = $LoginConf } -Command (@"
+Import-Module '$ModuleUnderTest'
+`$a = Connect-PicoHsm -ModulePath '$SoftHsm' -TokenLabel login-shared -Pin $PinArg
+try { Connect-PicoHsm -ModulePath '$SoftHsm' -TokenLabel nope -Pin $PinArg } catch { `$_.FullyQualifiedErrorId }
+(Get-PicoHsmSession -Default).Id -eq `$a.Id
+@(Get-PicoHsmSession).Count
+`$a.IsLoggedIn
+"@)
+        $r.Output[0] | Should -BeLike 'ConnectPicoHsmTokenNotFound,*'
+        $r.Output[1] | Should -Be 'True'
+        $r.Output[2] | Should -Be '1'
+        $r.Output[3] | Should -Be 'True'
+    }
+
+    It 'goes on after a failed Connect only when -ErrorAction SilentlyContinue asks for it' {
+        $r = Invoke-FreshPwsh -Environment @{ SOFTHSM2_CONF = $LoginConf } -Command "Import-Module '$ModuleUnderTest'; Connect-PicoHsm -ModulePath '$SoftHsm' -TokenLabel nope -Pin $PinArg -ErrorAction SilentlyContinue; 'after'"
+        $r.Output | Should -Contain 'after'
+    }
+
+    It 'says with -Verbose which module was chosen and why' {
+        $verbose = Connect-PicoHsm -ModulePath $SoftHsm -TokenLabel 'pico-test-a' -Pin $Pin -Verbose 4>&1 | Where-Object { $_ -is [System.Management.Automation.VerboseRecord] }
+        ($verbose | Out-String) | Should -BeLike "*'$SoftHsm'*given with -ModulePath*"
+        Disconnect-PicoHsm -All
+        $r = Invoke-FreshPwsh -Environment @{ PICOHSM_PKCS11_MODULE = $SoftHsm } -Command "Import-Module '$ModuleUnderTest'; Get-PicoHsmToken -Verbose 4>&1 | Where-Object { `$_ -is [System.Management.Automation.VerboseRecord] } | ForEach-Object Message"
+        $r.Output -join ' ' | Should -BeLike "*'$SoftHsm'*from `$PICOHSM_PKCS11_MODULE*"
+    }
+
+    It 'warns, naming the module and its slots, when Get-PicoHsmToken finds no token' {
+        $empty = New-SoftHsmEnvironment
+        try {
+            $r = Invoke-FreshPwsh -Environment @{ SOFTHSM2_CONF = $empty } -Command "Import-Module '$ModuleUnderTest'; `$t = @(Get-PicoHsmToken -ModulePath '$SoftHsm' -WarningVariable w -WarningAction SilentlyContinue | Where-Object Initialized); `$t.Count; `$w -join ' '"
+            $r.Output[0] | Should -Be '0'
+            $r.Output[1] | Should -BeLike "*'$SoftHsm'*no initialised token*Slots searched: slot * (token not initialised*"
+        }
+        finally { Remove-SoftHsmEnvironment -ConfigPath $empty }
+    }
+}

@@ -28,6 +28,8 @@ public sealed class ConnectOptions
     public string? Reader { get; init; }
     /// <summary>Connect to the card through PC/SC only, no PKCS#11 module.</summary>
     public bool CardOnly { get; init; }
+    /// <summary>Told what the connect decided (which module and why, how the PIN was proven); never a secret.</summary>
+    public Action<string>? Verbose { get; init; }
 }
 
 /// <summary>Opens a <see cref="PicoHsmSession"/>: module, token choice, PIN checks, login.</summary>
@@ -36,8 +38,11 @@ public static class SessionConnector
     public static PicoHsmSession Connect(ConnectOptions o)
     {
         if (o.CardOnly) return ConnectCard(o);
-        string path = Pkcs11Modules.ResolvePath(o.ModulePath);
-        var (slot, token) = TokenDiscovery.Select(path, o.TokenLabel, o.SerialNumber, o.SlotId);
+        var module = Pkcs11Modules.Resolve(o.ModulePath);
+        string path = module.Path;
+        o.Verbose?.Invoke($"PKCS#11 module: '{path}', {module.Reason}.");
+        var (slot, token) = TokenDiscovery.Select(path, o.TokenLabel, o.SerialNumber, o.SlotId, module.Reason);
+        o.Verbose?.Invoke($"Token: '{token.Label}' serial {token.SerialNumber} in slot {token.SlotId} ('{token.SlotDescription}').");
 
         // Refuse before sending a PIN: a locked PIN cannot succeed, and a wrong PIN on the final
         // try locks it, which for an HSM means an SO-PIN ceremony.
@@ -46,12 +51,14 @@ public static class SessionConnector
                 $"The user PIN of '{token.Label}' is locked. Unblock it with the SO-PIN first (sc-hsm-tool --unlock-pin, or pkcs11-tool --init-pin --login-type so).", token);
 
         byte[]? pin = o.PinSource?.Invoke(token);
-        if (pin is not null && token.UserPinFinalTry && !o.Force)
-        {
-            Array.Clear(pin);
-            throw new PicoHsmException(PicoErrorKind.AuthenticationFailed, "PinFinalTry",
-                $"The user PIN of '{token.Label}' has one try left; a wrong PIN now locks it. Check the PIN, then repeat with -Force.", token);
-        }
+        // A wrong PIN on the final try locks it. A login this process already has is proven against
+        // its PIN hash and spends no try, so the guard runs only before a C_Login the token checks.
+        PicoHsmException? FinalTry() => token.UserPinFinalTry && !o.Force
+            ? new PicoHsmException(PicoErrorKind.AuthenticationFailed, "PinFinalTry",
+                $"The user PIN of '{token.Label}' has one try left; a wrong PIN now locks it. Check the PIN, then repeat with -Force.", token)
+            : null;
+        if (pin is null && token.ProtectedAuthenticationPath)
+            o.Verbose?.Invoke($"'{token.Label}' has a protected authentication path (a PIN pad); no PIN was given or proven, so this session is not logged in by PicoHsm.");
 
         ISession session;
         try
@@ -61,38 +68,34 @@ public static class SessionConnector
         catch (Pkcs11Exception ex)
         {
             if (pin is not null) Array.Clear(pin);
-            throw Pkcs11Errors.Translate(ex, $"open a session to '{token.Label}'", token);
+            throw Pkcs11Errors.Translate(ex, $"open a session to '{token.Label}' (slot {token.SlotId} of '{path}')", token);
         }
 
-        bool loggedIn = false, pinUnchecked = false;
         // A SmartCard-HSM's DKEK work goes through its own card channel, which may need to VERIFY
         // the PIN again after anything re-selects the applet; it keeps a pinned copy for that.
         using SecretBytes? cardPin = pin is not null && (token.IsScHsmFamily || o.Reader is not null) ? SecretBytes.CopyOf(pin) : null;
+        Pkcs11Login? login = null;
         if (pin is not null)
         {
             try
             {
-                session.Login(CKU.CKU_USER, pin);
-                loggedIn = true;
+                // Every Connect proves its PIN: by the token's C_Login, or against the login this process already has.
+                login = Pkcs11LoginRegistry.Login(path, token, session, pin, o.Verbose, FinalTry);
             }
-            catch (Pkcs11Exception ex) when (ex.RV == CKR.CKR_USER_ALREADY_LOGGED_IN)
-            {
-                loggedIn = true; // another session of this process logged in; login state is per token
-                pinUnchecked = true;
-            }
-            catch (Pkcs11Exception ex)
+            catch
             {
                 try { session.CloseSession(); } catch (Pkcs11Exception) { }
-                throw Pkcs11Errors.Translate(ex, $"log in to '{token.Label}'", token);
+                throw;
             }
             finally
             {
                 Array.Clear(pin);
             }
         }
+        bool loggedIn = login is not null;
         var context = new DeviceContext(token);
         context.SetLoggedIn(loggedIn);
-        var pkcs11 = new Pkcs11Connection(path, slot, session, context);
+        var pkcs11 = new Pkcs11Connection(path, slot, session, context, login);
         if (!token.IsScHsmFamily && o.Reader is null)
             return new PicoHsmSession(new Pkcs11DkekBackend(context, pkcs11));
 
@@ -102,23 +105,12 @@ public static class SessionConnector
         try
         {
             card = o.Reader is not null
-                ? ScHsmCardBackend.Open(context, o.Reader, pinUnchecked ? null : cardPin, pkcs11)
-                : ScHsmCardBackend.Open(context, pinUnchecked ? null : cardPin, pkcs11);
+                ? ScHsmCardBackend.Open(context, o.Reader, cardPin, pkcs11)
+                : ScHsmCardBackend.Open(context, cardPin, pkcs11);
         }
         catch
         {
             pkcs11.Dispose();
-            throw;
-        }
-        try
-        {
-            // The token was already logged in, so the PIN given was never checked: the card
-            // checks it now, before this session keeps a copy for later VERIFYs.
-            if (pinUnchecked && cardPin is not null) card.Login(cardPin);
-        }
-        catch
-        {
-            card.Dispose();
             throw;
         }
         return new PicoHsmSession(card);

@@ -19,6 +19,12 @@ public static class TokenDirectory
     /// <summary>The module a session would use: <paramref name="requested"/>, else PICOHSM_PKCS11_MODULE, else a well-known one.</summary>
     public static string ResolveModulePath(string? requested) => Pkcs11Modules.ResolvePath(requested);
 
+    /// <summary>The module a session would use and why it was chosen (for -Verbose and messages).</summary>
+    public static ModuleChoice ChooseModule(string? requested) => Pkcs11Modules.Resolve(requested);
+
+    /// <summary>Every slot of the module in one line, for messages ("slot 0 'ca' serial ...; slot 1 (no token)").</summary>
+    public static string DescribeSlots(string modulePath) => TokenDiscovery.DescribeSlots(modulePath);
+
     /// <summary>The slots and tokens of a module, read without logging in.</summary>
     public static IReadOnlyList<PicoHsmToken> ListTokens(string modulePath) => TokenDiscovery.List(modulePath);
 }

@@ -57,7 +57,7 @@ public sealed class ConnectPicoHsmCommand : PicoCmdletBase
     {
         int selectors = (TokenLabel is null ? 0 : 1) + (SerialNumber is null ? 0 : 1) + (SlotId is null ? 0 : 1);
         if (selectors > 1)
-            ThrowTerminatingError(NewError("TooManySelectors", ErrorCategory.InvalidArgument,
+            Fail(NewError("TooManySelectors", ErrorCategory.InvalidArgument,
                 "Choose the token with one of -TokenLabel, -SerialNumber or -SlotId, not several.", null));
 
         var options = new ConnectOptions
@@ -70,14 +70,15 @@ public sealed class ConnectPicoHsmCommand : PicoCmdletBase
             PinSource = GetPin,
             Reader = Reader,
             CardOnly = Reader is not null && ModulePath is null,
+            Verbose = WriteVerbose,
         };
         PicoHsmSession session;
         try
         {
             if (options.CardOnly && selectors > 0)
-                ThrowTerminatingError(NewError("SelectorWithoutModule", ErrorCategory.InvalidArgument,
+                Fail(NewError("SelectorWithoutModule", ErrorCategory.InvalidArgument,
                     "-TokenLabel, -SerialNumber and -SlotId choose a PKCS#11 token; with -Reader alone the session goes through PC/SC only. Add -ModulePath, or leave the selector out.", null));
-            WriteVerbose($"Connecting to {(TokenLabel ?? SerialNumber ?? SlotId?.ToString() ?? "the only token")} through {ModulePath ?? "the default module"}.");
+            WriteVerbose($"Connecting to {(TokenLabel ?? SerialNumber ?? SlotId?.ToString() ?? "the only token")}.");
             session = SessionConnector.Connect(options);
         }
         catch (Exception ex) when (ErrorTranslation.Translate(ex) is { } p)
@@ -86,12 +87,29 @@ public sealed class ConnectPicoHsmCommand : PicoCmdletBase
             // so a script that goes on does not change another token unknowingly.
             var record = ToErrorRecord(p);
             record.ErrorDetails = new ErrorDetails(p.Message + " " + SessionRegistry.Current.DescribeDefault("still"));
-            ThrowTerminatingError(record);
+            Fail(record);
             return;
         }
         SessionRegistry.Current.Add(session);
         WriteVerbose($"Session {session.Id}: '{session.TokenLabel}' serial {session.SerialNumber}, logged in: {session.IsLoggedIn}.");
         WriteObject(session);
+    }
+
+    /// <summary>
+    /// A failed connect stops the script (as <c>throw</c> does), not only this statement: a scheduled
+    /// script that goes on would work on another session, or fail later with a less clear error.
+    /// try/catch and trap still catch it, with the same error record. Only an explicit
+    /// -ErrorAction SilentlyContinue, Ignore or Continue asks to go on: then it ends this statement only.
+    /// </summary>
+    private void Fail(ErrorRecord record)
+    {
+        if (MyInvocation.BoundParameters.TryGetValue("ErrorAction", out object? ea) &&
+            ea is ActionPreference.SilentlyContinue or ActionPreference.Ignore or ActionPreference.Continue)
+            ThrowTerminatingError(record);
+        // The same id ThrowTerminatingError gives ("<Cmdlet><Reason>,<cmdlet class>").
+        var scriptTerminating = new ErrorRecord(record.Exception, record.FullyQualifiedErrorId + "," + GetType().FullName,
+            record.CategoryInfo.Category, record.TargetObject) { ErrorDetails = record.ErrorDetails };
+        InvokeCommand.InvokeScript("param($record) throw $record", false, System.Management.Automation.Runspaces.PipelineResultTypes.None, null, scriptTerminating);
     }
 
     private byte[]? GetPin(PicoHsmToken token)

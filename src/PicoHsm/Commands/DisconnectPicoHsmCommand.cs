@@ -25,7 +25,7 @@ public sealed class DisconnectPicoHsmCommand : PicoCmdletBase
         {
             any = true;
             bool wasDefault = ReferenceEquals(registry.Default, s);
-            WriteVerbose($"Logging out and closing session {s.Id} ('{s.TokenLabel}').");
+            WriteVerbose($"Closing session {s.Id} ('{s.TokenLabel}'); the token's login ends with the last session of this process that shares it.");
             s.Dispose();
             registry.Remove(s);
             if (wasDefault && !All)

@@ -18,9 +18,19 @@ public sealed class GetPicoHsmTokenCommand : PicoCmdletBase
     {
         try
         {
-            string path = TokenDirectory.ResolveModulePath(ModulePath);
-            WriteVerbose($"Listing tokens of '{path}'.");
-            foreach (var t in TokenDirectory.ListTokens(path)) WriteObject(t);
+            var module = TokenDirectory.ChooseModule(ModulePath);
+            WriteVerbose($"PKCS#11 module: '{module.Path}', {module.Reason}.");
+            var tokens = TokenDirectory.ListTokens(module.Path);
+            foreach (var t in tokens) WriteObject(t);
+            if (!tokens.Any(t => t.Initialized))
+            {
+                // Nothing to list is an answer, but a silent one hides which module was asked.
+                string slots = TokenDirectory.DescribeSlots(module.Path);
+                WriteWarning($"The PKCS#11 module '{module.Path}' ({module.Reason}) has " +
+                    (tokens.Count == 0 ? "no slot with a token present. " : "no initialised token. ") +
+                    (slots.Length == 0 ? "It lists no slot at all." : $"Slots searched: {slots}.") +
+                    " Insert the device (check that pcscd runs for a card), initialise a token, or choose another module with -ModulePath.");
+            }
         }
         catch (PicoHsmException ex)
         {

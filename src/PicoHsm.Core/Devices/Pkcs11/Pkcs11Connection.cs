@@ -7,19 +7,29 @@ namespace PicoHsm.Devices.Pkcs11;
 /// <summary>
 /// One open PKCS#11 session on one slot, and its login. Owned by the backend that uses it (the
 /// generic token backend, or a SmartCard-HSM backend reached through OpenSC's module as well);
-/// disposing logs out and closes the session.
+/// disposing closes the session and gives back its share of the token's login
+/// (<see cref="Pkcs11LoginRegistry"/>): the token is logged out only when the last PicoHsm session
+/// sharing that login ends, since C_Logout ends the login of every session of the process.
 /// </summary>
 public sealed class Pkcs11Connection : IDisposable
 {
     private ISession? _session;
     private readonly DeviceContext _context;
+    private readonly Pkcs11Login? _login;
 
     public Pkcs11Connection(string modulePath, ISlot slot, ISession session, DeviceContext context)
+        : this(modulePath, slot, session, context, null)
+    {
+    }
+
+    /// <param name="login">This session's share of the token's login, or null when it did not log in.</param>
+    public Pkcs11Connection(string modulePath, ISlot slot, ISession session, DeviceContext context, Pkcs11Login? login)
     {
         ModulePath = modulePath;
         Slot = slot;
         _session = session;
         _context = context;
+        _login = login;
     }
 
     public string ModulePath { get; }
@@ -38,9 +48,15 @@ public sealed class Pkcs11Connection : IDisposable
         {
             var s = Interlocked.Exchange(ref _session, null);
             if (s is null) return;
-            try { if (_context.IsLoggedIn) s.Logout(); } catch (Pkcs11Exception) { /* token gone: nothing to log out of */ }
+            if (_login is not null) _login.Release(() => Logout(s));
+            else if (_context.IsLoggedIn) Logout(s); // a connection made without the registry owns its login alone
             try { s.CloseSession(); } catch (Pkcs11Exception) { }
             _context.SetLoggedIn(false);
         }
+    }
+
+    private static void Logout(ISession s)
+    {
+        try { s.Logout(); } catch (Pkcs11Exception) { /* token gone, or already logged out: nothing to log out of */ }
     }
 }

@@ -58,7 +58,13 @@ public static class Pkcs11Modules
     }
 
     /// <summary>The parameter, else the environment variable, else the first well-known module present.</summary>
-    public static string ResolvePath(string? requested)
+    public static string ResolvePath(string? requested) => Resolve(requested).Path;
+
+    /// <summary>
+    /// The module to use and why it was chosen (for -Verbose and for error messages): the
+    /// parameter, else the environment variable, else the first well-known module present.
+    /// </summary>
+    public static ModuleChoice Resolve(string? requested)
     {
         if (!string.IsNullOrWhiteSpace(requested))
         {
@@ -67,7 +73,7 @@ public static class Pkcs11Modules
                 throw new PicoHsmException(PicoErrorKind.NotFound, "ModuleNotFound",
                     $"The PKCS#11 module '{full}' does not exist. Give the path of the module's shared library " +
                     "(for a Pico HSM, OpenSC's opensc-pkcs11.so / opensc-pkcs11.dll).", full);
-            return full;
+            return new ModuleChoice(full, "given with -ModulePath");
         }
         string? fromEnv = Environment.GetEnvironmentVariable(ModuleEnvironmentVariable);
         if (!string.IsNullOrWhiteSpace(fromEnv))
@@ -76,11 +82,20 @@ public static class Pkcs11Modules
             if (!File.Exists(full))
                 throw new PicoHsmException(PicoErrorKind.NotFound, "ModuleNotFound",
                     $"{ModuleEnvironmentVariable} names '{full}', which does not exist. Fix or clear the variable, or pass -ModulePath.", full);
-            return full;
+            return new ModuleChoice(full, $"from ${ModuleEnvironmentVariable} (no -ModulePath given)");
         }
         var tried = WellKnownPaths();
-        foreach (string p in tried)
-            if (File.Exists(p)) return p;
+        var present = tried.Where(File.Exists).ToList();
+        if (present.Count > 0)
+        {
+            string p = present[0];
+            string family = p.Contains("opensc", StringComparison.OrdinalIgnoreCase) ? "the OpenSC default"
+                : p.Contains("softhsm", StringComparison.OrdinalIgnoreCase) ? "the SoftHSM2 default" : "a well-known module";
+            string others = present.Count > 1 ? "; also installed: " + string.Join(", ", present.Skip(1).Select(o => $"'{o}'")) : "";
+            return new ModuleChoice(p,
+                $"{family}: no -ModulePath given and ${ModuleEnvironmentVariable} is not set, so the first module installed in the " +
+                $"well-known places (OpenSC before SoftHSM2){others}. Pass -ModulePath or set ${ModuleEnvironmentVariable} to use another");
+        }
         throw new PicoHsmException(PicoErrorKind.NotFound, "ModuleNotFound",
             "No PKCS#11 module was found. Pass -ModulePath or set " + ModuleEnvironmentVariable +
             ". Places tried: -ModulePath (not given), " + ModuleEnvironmentVariable + " (not set), " +
