@@ -91,6 +91,20 @@ public sealed class SharePasswordPromptTests : IDisposable
     }
 
     [Fact]
+    public void Ceremony_OutputFolderUnusable_IsRefusedBeforeAnyPassword()
+    {
+        File.WriteAllText(_dir, "a file where the folder should be");
+        try
+        {
+            var host = new PromptHost(One, One, Two, Two, Three, Three);
+            var e = Assert.Throws<PicoHsmException>(() => DkekCeremonyService.Create(null, ThreeShares(), host));
+            Assert.Equal(_dir, e.Target);
+            Assert.Empty(host.Prompts);
+        }
+        finally { File.Delete(_dir); }
+    }
+
+    [Fact]
     public void Import_AShareThatNeverOpens_FailsAfterThreeAttemptsNamingIt()
     {
         var made = DkekCeremonyService.Create(null, ThreeShares(), new ListHost(One, Two, Three));
