@@ -35,7 +35,11 @@ internal sealed class CmdletOperationHost : IOperationHost, IDisposable
 
     public IReadOnlyList<char[]>? GivenPasswords() => _given?.Select(SharePasswords.ToChars).ToList();
 
-    public char[]? ReadSecret(string prompt) => _cmdlet.PromptSecretInternal(prompt) is { } s ? SharePasswords.ToChars(s) : null;
+    public char[]? ReadSecret(string prompt)
+    {
+        using var typed = _cmdlet.PromptSecretInternal(prompt);
+        return typed is null ? null : SharePasswords.ToChars(typed);
+    }
 
     public void Progress(OperationProgress progress)
     {

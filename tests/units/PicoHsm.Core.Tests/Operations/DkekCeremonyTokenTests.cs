@@ -55,15 +55,14 @@ public sealed class DkekCeremonyTokenTests : IDisposable
     }
 
     /// <summary>
-    /// A fresh token of its own, connected: SoftHSM2's free slot initialised in this process
-    /// (SoftHSM2 does not see tokens another process made after it started).
+    /// The class's token ("core-ceremony"), wiped by initialising it again (C_InitToken on a token
+    /// with no open session), and connected: every test starts from an empty token.
     /// </summary>
     private static PicoHsmSession NewToken()
     {
-        string label = "cer-" + Guid.NewGuid().ToString("n")[..8];
-        const string soPin = "3537363231383830";
+        const string label = "core-ceremony", soPin = "3537363231383830";
         var lib = Pkcs11Modules.Load(SoftHsmTokens.Module);
-        var slot = lib.GetSlotList(SlotsType.WithTokenPresent).First(x => !x.GetTokenInfo().TokenFlags.TokenInitialized);
+        var slot = lib.GetSlotList(SlotsType.WithTokenPresent).First(x => x.GetTokenInfo() is { TokenFlags.TokenInitialized: true, Label: label });
         slot.InitToken(soPin, label);
         using (var so = slot.OpenSession(SessionType.ReadWrite))
         {
