@@ -7,15 +7,14 @@ namespace PicoHsm.Module;
 
 /// <summary>
 /// A core service's <see cref="IOperationHost"/> as a cmdlet: ShouldProcess, -SharePassword or the
-/// host's prompt, the progress/warning/verbose streams, non-terminating errors, and the cmdlet's
-/// Ctrl+C token. Dispose zeroes the passwords it handed out.
+/// host's prompt (one entry at a time; the service checks each and asks again for that one only),
+/// the progress/warning/verbose streams, non-terminating errors, and the cmdlet's Ctrl+C token.
+/// The service zeroes the password arrays it gets.
 /// </summary>
 internal sealed class CmdletOperationHost : IOperationHost, IDisposable
 {
     private readonly PicoCmdletBase _cmdlet;
     private readonly SecureString[]? _given;
-    private readonly string _passwordParameter;
-    private readonly List<SharePasswords> _passwords = new();
     private readonly ProgressRecord _progress;
 
     public CmdletOperationHost(PicoCmdletBase cmdlet, CancellationToken cancellation, SecureString[]? sharePassword = null,
@@ -24,7 +23,7 @@ internal sealed class CmdletOperationHost : IOperationHost, IDisposable
         _cmdlet = cmdlet;
         Cancellation = cancellation;
         _given = sharePassword;
-        _passwordParameter = passwordParameter;
+        PasswordParameter = passwordParameter;
         _progress = new ProgressRecord(1, cmdlet.MyInvocation.MyCommand.Name, "Working");
     }
 
@@ -32,11 +31,14 @@ internal sealed class CmdletOperationHost : IOperationHost, IDisposable
 
     public bool ShouldProcess(string target, string action) => _cmdlet.ShouldProcess(target, action);
 
-    public IReadOnlyList<char[]> GetPasswords(IReadOnlyList<string> names, bool confirm)
+    public string PasswordParameter { get; }
+
+    public IReadOnlyList<char[]>? GivenPasswords() => _given?.Select(SharePasswords.ToChars).ToList();
+
+    public char[]? ReadSecret(string prompt)
     {
-        var p = SharePasswords.Get(_cmdlet, _given, names, confirm, _passwordParameter);
-        _passwords.Add(p);
-        return p.Values;
+        using var typed = _cmdlet.PromptSecretInternal(prompt);
+        return typed is null ? null : SharePasswords.ToChars(typed);
     }
 
     public void Progress(OperationProgress progress)
@@ -53,9 +55,8 @@ internal sealed class CmdletOperationHost : IOperationHost, IDisposable
 
     public void ItemFailed(PicoHsmException error, object? target) => _cmdlet.WriteItemError(error, target);
 
+    /// <summary>Nothing to release: the services zero every password array they get.</summary>
     public void Dispose()
     {
-        foreach (var p in _passwords) p.Dispose();
-        _passwords.Clear();
     }
 }

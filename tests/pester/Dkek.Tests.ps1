@@ -24,7 +24,7 @@ Describe 'New-PicoDkek' {
         $dkek | Should -BeOfType ([PicoHsm.Devices.PicoDkek])
         $dkek.KeyCheckValue | Should -Match '^[0-9a-f]{16}$'
         $dkek.Label | Should -Be 'dkek'
-        $dkek.Id | Should -Be '01'
+        $dkek.Id | Should -Be '646b656b'
         $dkek.Threshold | Should -Be 3
         $dkek.ShareCount | Should -Be 5
         $dkek.Present | Should -BeTrue
@@ -43,7 +43,7 @@ Describe 'New-PicoDkek' {
         $d.KeyCheckValue | Should -Be $dkek.KeyCheckValue
         $d.KcvVerified | Should -BeTrue
         $d.Label | Should -Be 'dkek'
-        $d.Id | Should -Be '01'
+        $d.Id | Should -Be '646b656b'
         $d.Status | Should -Be 'Verified'
     }
 
@@ -189,6 +189,70 @@ Describe 'Import-PicoDkek' {
         $e = { Import-PicoDkek -Session $sd -Path $other[0], $other[1] -SharePassword (New-TestPasswords 2) -Confirm:$false -ErrorAction Stop } | Should -Throw -PassThru
         $e.FullyQualifiedErrorId | Should -BeLike 'ImportPicoDkekOtherDkekPresent,*'
         $e.CategoryInfo.Category | Should -Be 'ResourceExists'
+    }
+}
+
+Describe 'The DKEK id and the ceremony on a token with keys 01-04' {
+    BeforeAll {
+        Remove-TestObjects -Token 'pico-test-e'
+        $script:te = Connect-TestToken 'pico-test-e'
+        foreach ($i in 1..4) { $null = New-PicoKey Ec -Session $te -Id "0$i" -Label "key $i" -Confirm:$false }
+    }
+    AfterAll {
+        Remove-TestObjects -Token 'pico-test-e'
+    }
+
+    It 'refuses an explicit -Id a key has before any password is asked and before any share file exists' {
+        $dir = Join-Path $TestDrive 'taken'
+        # No -SharePassword in a non-interactive run: the id must be the error, not the missing passwords.
+        $e = { New-PicoDkek -Session $te -ShareCount 5 -Threshold 3 -OutputDirectory $dir -Id 01 -Confirm:$false -ErrorAction Stop } | Should -Throw -PassThru
+        $e.FullyQualifiedErrorId | Should -BeLike 'NewPicoDkekIdInUse,*'
+        $e.Exception.Message | Should -BeLike '*key 1*'
+        Get-ChildItem $dir -ErrorAction Ignore | Should -BeNullOrEmpty
+        (Get-PicoDkek -Session $te).Present | Should -BeFalse
+    }
+
+    It 'refuses a password repeated across custodians as one error naming both shares, writing nothing' {
+        $dir = Join-Path $TestDrive 'repeat'
+        $pw = New-TestPasswords 5
+        $pw[3] = $pw[1]
+        $e = { New-PicoDkek -Session $te -ShareCount 5 -Threshold 3 -OutputDirectory $dir -SharePassword $pw -Confirm:$false -ErrorAction Stop } | Should -Throw -PassThru
+        $e.FullyQualifiedErrorId | Should -BeLike 'NewPicoDkekDuplicatePassword,*'
+        $e.Exception.Message | Should -BeLike '*share 4 of 5*share 2*'
+        $e.Exception.Message | Should -Not -BeLike '*passwords*Parameter name*'
+        Get-ChildItem $dir -ErrorAction Ignore | Should -BeNullOrEmpty
+    }
+
+    It 'removes the share files it wrote when the token refuses the import after them' {
+        # A public key alone at id 05 is no key Get-PicoKey lists, so only the token's own check at
+        # the import finds the clash, after the shares were written.
+        $null = New-PicoKey Ec -Session $te -Id 05 -Label 'half a key' -Confirm:$false
+        & pkcs11-tool --module $SoftHsm --token-label 'pico-test-e' --login --pin $PinText --delete-object --type privkey --id 05 2>&1 | Out-Null
+        $dir = Join-Path $TestDrive 'refused'
+        $w = $null
+        $e = { New-PicoDkek -Session $te -ShareCount 3 -Threshold 2 -OutputDirectory $dir -Id 05 -SharePassword (New-TestPasswords 3) -Confirm:$false -ErrorAction Stop -WarningVariable w -WarningAction SilentlyContinue } | Should -Throw -PassThru
+        $e.FullyQualifiedErrorId | Should -BeLike 'NewPicoDkekIdInUse,*'
+        Get-ChildItem $dir -Force | Should -BeNullOrEmpty
+        (Get-PicoDkek -Session $te).Present | Should -BeFalse
+        & pkcs11-tool --module $SoftHsm --token-label 'pico-test-e' --login --pin $PinText --delete-object --type pubkey --id 05 2>&1 | Out-Null
+    }
+
+    It 'creates the DKEK 3-of-5 at an id no object uses, leaving keys 01-04 as they were' {
+        $dir = Join-Path $Work 'keys-token'
+        $d = New-PicoDkek -Session $te -ShareCount 5 -Threshold 3 -OutputDirectory $dir -SharePassword (New-TestPasswords 5 -Prefix keys) -Confirm:$false
+        $d.Id | Should -Be '646b656b'
+        (Get-PicoDkek -Session $te).Id | Should -Be '646b656b'
+        (Get-PicoDkek -Session $te).KcvVerified | Should -BeTrue
+        (Get-PicoKey -Session $te).Id | Sort-Object | Should -Be @('01', '02', '03', '04')
+        @(Get-ChildItem $dir -Filter *.dkekshare).Count | Should -Be 5
+    }
+
+    It 'recognises the DKEK the token holds from the share headers, without asking for any password' {
+        $files = (Get-ChildItem (Join-Path $Work 'keys-token') -Filter *.dkekshare | Sort-Object Name).FullName
+        $w = $null
+        $d = Import-PicoDkek -Session $te -Path $files[0], $files[1], $files[2] -Confirm:$false -WarningVariable w -WarningAction SilentlyContinue
+        $d.Status | Should -Be 'Already present'
+        "$w" | Should -BeLike '*already holds*no password*'
     }
 }
 

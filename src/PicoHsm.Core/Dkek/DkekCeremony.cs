@@ -18,8 +18,12 @@ public static class DkekCeremony
         return chars.Length == 0 ? "dkek" : new string(chars);
     }
 
-    /// <summary>Checks first that no file would be overwritten (unless allowed), then writes each atomically, owner-only.</summary>
-    public static void WriteShareFiles(IReadOnlyList<DkekShareFile> files, IReadOnlyList<string> paths, bool overwrite)
+    /// <summary>
+    /// Checks first that no file would be overwritten (unless allowed), then writes each atomically,
+    /// owner-only; <paramref name="written"/> gets each path once its file is in place (so a caller
+    /// can remove them when a later step fails).
+    /// </summary>
+    public static void WriteShareFiles(IReadOnlyList<DkekShareFile> files, IReadOnlyList<string> paths, bool overwrite, ICollection<string>? written = null)
     {
         if (!overwrite)
         {
@@ -29,7 +33,10 @@ public static class DkekCeremony
                     $"Share files already exist: {string.Join(", ", existing)}. Move them away (they may be another DKEK's only shares), choose another -OutputDirectory, or use -Force.", existing[0]);
         }
         for (int i = 0; i < files.Count; i++)
+        {
             AtomicFile.WriteAllBytes(paths[i], files[i].ToBytes(), overwrite);
+            written?.Add(paths[i]);
+        }
     }
 
     public static DkekShareFile ReadShareFile(string path)

@@ -7,14 +7,15 @@ namespace PicoHsm.Operations;
 
 /// <summary>What Import-PicoDkek was asked to do.</summary>
 /// <param name="Paths">The share files, resolved: all .dkekshare (any n of m) or all sc-hsm-tool .pbe.</param>
-/// <param name="Id">CKA_ID of the DKEK object on a generic token, hex.</param>
+/// <param name="Id">CKA_ID of the DKEK object on a generic token, hex; null: one no object uses is chosen.
+/// A given id that a key already has is refused before any password.</param>
 /// <param name="Label">Label of the DKEK object on a generic token; the share files' label when null.</param>
 /// <param name="KeyDomain">SmartCard-HSM / Pico HSM: the key domain sc-hsm-tool shares go to.</param>
 /// <param name="ThresholdPassword">An sc-hsm-tool threshold-password share file: its password, rebuilt by the
 /// caller from the custodians' password shares (which the cmdlet takes as SecureStrings); zeroed by the caller.</param>
 public sealed record DkekImportRequest(
     IReadOnlyList<string> Paths,
-    string Id = "01",
+    string? Id = null,
     string? Label = null,
     int KeyDomain = 0,
     SecretBytes? ThresholdPassword = null);
@@ -23,6 +24,9 @@ public sealed record DkekImportRequest(
 /// Rebuilds a DKEK from share files and puts it on a device: tells .dkekshare from sc-hsm-tool
 /// .pbe files by their content, opens them (passwords from the host, or sc-hsm-tool password
 /// shares combined), and imports the DKEK (a SmartCard-HSM takes sc-hsm-tool shares one by one).
+/// What the clear headers tell (one DKEK, enough shares, a DKEK the token already holds) and a
+/// taken -Id are found before any password; each share is opened as its password is typed, and
+/// a wrong one is asked again for that share only.
 /// </summary>
 public static class DkekImportService
 {
@@ -60,29 +64,41 @@ public static class DkekImportService
         if (current?.KeyCheckValue is { } have && have != kcv)
             throw new PicoHsmException(PicoErrorKind.ResourceExists, "OtherDkekPresent",
                 $"The token '{token}' already holds DKEK {have}; these shares are of DKEK {kcv}. Backups cannot move between DKEKs; use a fresh token or the shares of {have}.", device.Context);
+        if (current is { KcvVerified: true } && current.KeyCheckValue == kcv)
+        {
+            // The KCV is in every share file's clear header: nobody needs to type a password for this.
+            host.Warning($"The token '{token}' already holds DKEK {kcv} (the DKEK these shares are of); nothing was changed and no password was needed.");
+            return new[] { Result(current, files[0], paths, "Already present") };
+        }
+        if (current is null)
+            DkekCeremonyService.CheckIdFree(device, request.Id);
 
         if (!host.ShouldProcess($"token '{token}'", $"Import DKEK {kcv} rebuilt from {files.Count} of {files[0].ShareCount} shares"))
             return Array.Empty<PicoDkek>();
 
         var names = paths.Select((p, i) => $"share {files[i].Index} of {files[i].ShareCount} ({Path.GetFileName(p)})").ToList();
-        using var passwords = new PasswordLease(host.GetPasswords(names, confirm: false));
-        using SecretBytes dkek = DkekCeremony.Rebuild(files, passwords.Values,
-            i => host.Progress(new OperationProgress($"Decrypting {names[i]}", 100 * i / files.Count)), host.Cancellation);
+        var decrypted = SharePasswordPrompt.OpenEach(host, names,
+            (i, pw) => WithTarget(() => DecryptedDkekShare.Decrypt(files[i], pw, host.Cancellation), paths[i]),
+            ex => ex is DkekShareFileException { Reason: DkekShareFileReason.WrongPasswordOrTampered }
+                || ex is PicoHsmException { Reason: "ShareFileWrongPasswordOrTampered" },
+            i => host.Progress(new OperationProgress($"Decrypting {names[i]}", 100 * i / files.Count)));
+        SecretBytes dkek;
+        try { dkek = DkekShareSet.Combine(decrypted); }
+        finally { foreach (var d in decrypted) d.Dispose(); }
         host.Progress(new OperationProgress("Decrypting share files", 100, Completed: true));
 
-        bool imported = device.ImportDkek(dkek, request.Label ?? files[0].Label, Convert.FromHexString(request.Id));
+        bool imported;
+        using (dkek) imported = device.ImportDkek(dkek, request.Label ?? files[0].Label, DkekCeremonyService.IdBytes(request.Id));
         if (!imported)
             host.Warning($"The token '{token}' already holds DKEK {kcv}; nothing was changed.");
         var state = device.GetDkek();
-        var result = state.FirstOrDefault(d => d.KeyCheckValue == kcv) ?? state[0];
-        return new[]
+        return new[] { Result(state.FirstOrDefault(d => d.KeyCheckValue == kcv) ?? state[0], files[0], paths, imported ? "Imported" : "Already present") };
+
+        static PicoDkek Result(PicoDkek on, DkekShareFile file, IReadOnlyList<string> paths, string status) => new()
         {
-            new PicoDkek
-            {
-                Present = result.Present, KeyCheckValue = result.KeyCheckValue, KcvVerified = result.KcvVerified, Label = result.Label, Id = result.Id,
-                Threshold = files[0].Threshold, ShareCount = files[0].ShareCount, ShareFiles = paths.ToArray(), DeviceFamily = result.DeviceFamily,
-                TokenLabel = result.TokenLabel, TokenSerial = result.TokenSerial, Status = imported ? "Imported" : "Already present",
-            },
+            Present = on.Present, KeyCheckValue = on.KeyCheckValue, KcvVerified = on.KcvVerified, Label = on.Label, Id = on.Id,
+            Threshold = file.Threshold, ShareCount = file.ShareCount, ShareFiles = paths.ToArray(), DeviceFamily = on.DeviceFamily,
+            TokenLabel = on.TokenLabel, TokenSerial = on.TokenSerial, Status = status,
         };
 
         static DkekShareFile Read(string p)
@@ -111,24 +127,12 @@ public static class DkekImportService
                 shares.Add(OpenWithPasswordShares(files, request, host.Cancellation));
             else
             {
+                if (!device.GetDkek().Any(d => d.Present))
+                    DkekCeremonyService.CheckIdFree(device, request.Id);
                 var names = paths.Select(p => $"sc-hsm-tool share '{Path.GetFileName(p)}'").ToList();
-                using var passwords = new PasswordLease(host.GetPasswords(names, confirm: false));
-                for (int i = 0; i < files.Count; i++)
-                {
-                    host.Cancellation.ThrowIfCancellationRequested();
-                    host.Progress(new OperationProgress($"Opening {names[i]}", 100 * i / files.Count));
-                    byte[] pw = System.Text.Encoding.UTF8.GetBytes(passwords.Values[i]);
-                    try
-                    {
-                        shares.Add(files[i].Decrypt(pw, cancellation: host.Cancellation));
-                    }
-                    catch (ScHsmWrongPasswordException ex)
-                    {
-                        throw new PicoHsmException(PicoErrorKind.AuthenticationFailed, "ShareFileWrongPassword",
-                            $"The password for '{paths[i]}' is wrong (or the file is damaged). Nothing was imported; check the password with its custodian.", paths[i], ex);
-                    }
-                    finally { Array.Clear(pw); }
-                }
+                shares.AddRange(SharePasswordPrompt.OpenEach(host, names, (i, pw) => OpenScHsmToolShare(files[i], pw, paths[i], host.Cancellation),
+                    ex => ex is PicoHsmException { Reason: "ShareFileWrongPassword" },
+                    i => host.Progress(new OperationProgress($"Opening {names[i]}", 100 * i / files.Count))));
                 host.Progress(new OperationProgress("Opening sc-hsm-tool share files", 100, Completed: true));
             }
             using var dkek = ScHsmDkekShares.Combine(shares);
@@ -137,7 +141,7 @@ public static class DkekImportService
                 return Array.Empty<PicoDkek>();
             if (device is IScHsmDevice card)
                 card.ImportShares(shares, request.KeyDomain);
-            else if (!device.ImportDkek(dkek, request.Label ?? "dkek", Convert.FromHexString(request.Id)))
+            else if (!device.ImportDkek(dkek, request.Label ?? "dkek", DkekCeremonyService.IdBytes(request.Id)))
                 host.Warning($"The token '{token}' already holds DKEK {kcv}; nothing was changed.");
             return device.GetDkek();
         }
@@ -145,6 +149,18 @@ public static class DkekImportService
         {
             foreach (var s in shares) s.Dispose();
         }
+    }
+
+    private static SecretBytes OpenScHsmToolShare(ScHsmShareFile file, char[] password, string path, CancellationToken cancellation)
+    {
+        byte[] pw = System.Text.Encoding.UTF8.GetBytes(password);
+        try { return file.Decrypt(pw, cancellation: cancellation); }
+        catch (ScHsmWrongPasswordException ex)
+        {
+            throw new PicoHsmException(PicoErrorKind.AuthenticationFailed, "ShareFileWrongPassword",
+                $"The password for '{path}' is wrong (or the file is damaged). Nothing was imported; check the password with its custodian.", path, ex);
+        }
+        finally { Array.Clear(pw); }
     }
 
     /// <summary>One threshold-password share file, opened with the password its custodians' shares rebuilt.</summary>
@@ -158,13 +174,17 @@ public static class DkekImportService
         finally { Array.Clear(password); }
     }
 
-    /// <summary>Runs <paramref name="work"/>; a failure that names no target is made to name <paramref name="target"/> (the file).</summary>
+    /// <summary>
+    /// Runs <paramref name="work"/>; a failure comes out as a <see cref="PicoHsmException"/> (translated), and
+    /// one that names no target is made to name <paramref name="target"/> (the file).
+    /// </summary>
     internal static T WithTarget<T>(Func<T> work, object target)
     {
         try { return work(); }
-        catch (Exception ex) when (ex is not OperationCanceledException && ErrorTranslation.Translate(ex) is { Target: null } e)
+        catch (Exception ex) when (ex is not OperationCanceledException && ex is not PicoHsmException { Target: not null }
+            && ErrorTranslation.Translate(ex) is { } e)
         {
-            throw new PicoHsmException(e.Kind, e.Reason, e.Message, target, ex);
+            throw new PicoHsmException(e.Kind, e.Reason, e.Message, e.Target ?? target, ex);
         }
     }
 }

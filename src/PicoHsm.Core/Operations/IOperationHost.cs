@@ -15,11 +15,17 @@ public interface IOperationHost
     bool ShouldProcess(string target, string action);
 
     /// <summary>
-    /// One password per name, in order ("share 2 of 5 (x.dkekshare)"); <paramref name="confirm"/> for
-    /// new shares (asked twice, checked against the policy). The service zeroes the arrays when done.
-    /// Throws <see cref="Common.PicoHsmException"/> when nobody can answer (non-interactive, no passwords given).
+    /// The share passwords given with the command (-SharePassword), in order, as fresh arrays the
+    /// service zeroes; null when none were given (then the service asks for each one with
+    /// <see cref="ReadSecret"/>, checking it as it is typed: see <see cref="SharePasswordPrompt"/>).
     /// </summary>
-    IReadOnlyList<char[]> GetPasswords(IReadOnlyList<string> names, bool confirm);
+    IReadOnlyList<char[]>? GivenPasswords();
+
+    /// <summary>How the caller gives passwords without a prompt, for messages ("-SharePassword").</summary>
+    string PasswordParameter { get; }
+
+    /// <summary>Asks once for a secret, without echo; null when nobody can answer a prompt (non-interactive).</summary>
+    char[]? ReadSecret(string prompt);
 
     void Progress(OperationProgress progress);
 
@@ -34,7 +40,7 @@ public interface IOperationHost
 /// <summary>How far an operation is: <see cref="Percent"/> 0..100, or <see cref="Completed"/> at the end.</summary>
 public sealed record OperationProgress(string Status, int Percent = 0, bool Completed = false);
 
-/// <summary>Zeroes password arrays a service got from <see cref="IOperationHost.GetPasswords"/>.</summary>
+/// <summary>Zeroes password arrays a service got from its host.</summary>
 internal sealed class PasswordLease : IDisposable
 {
     public PasswordLease(IReadOnlyList<char[]> values) => Values = values;

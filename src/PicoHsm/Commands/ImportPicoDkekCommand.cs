@@ -40,10 +40,14 @@ public sealed class ImportPicoDkekCommand : PicoSessionCmdletBase
     [ValidateRange(0, 255)]
     public int KeyDomain { get; set; }
 
-    /// <summary>CKA_ID of the DKEK object on a generic token (as in the procedure: 01).</summary>
+    /// <summary>
+    /// CKA_ID of the DKEK object on a generic PKCS#11 token, hex. Left out, the DKEK takes an id no
+    /// object uses (646b656b, "dkek" in ASCII, or the first free 646b656b01, 02, …); a given id
+    /// that a key already has is refused before any password is asked for.
+    /// </summary>
     [Parameter]
     [ValidatePattern("^([0-9a-fA-F]{2})+$")]
-    public string Id { get; set; } = "01";
+    public string? Id { get; set; }
 
     /// <summary>Label of the DKEK object on a generic token; the label in the share files by default.</summary>
     [Parameter]

@@ -47,9 +47,14 @@ public sealed class NewPicoDkekCommand : PicoSessionCmdletBase
     [ValidateNotNullOrEmpty]
     public string Label { get; set; } = "dkek";
 
+    /// <summary>
+    /// CKA_ID of the DKEK object on a generic PKCS#11 token, hex. Left out, the DKEK takes an id no
+    /// object uses (646b656b, "dkek" in ASCII, or the first free 646b656b01, 02, …); a given id
+    /// that a key already has is refused before any password is asked for.
+    /// </summary>
     [Parameter]
     [ValidatePattern("^([0-9a-fA-F]{2})+$")]
-    public string Id { get; set; } = "01";
+    public string? Id { get; set; }
 
     /// <summary>Only write the share files (an offline ceremony); the token is not changed.</summary>
     [Parameter]

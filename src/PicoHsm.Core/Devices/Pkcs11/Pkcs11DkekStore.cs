@@ -21,6 +21,13 @@ internal sealed class Pkcs11DkekStore
     private static readonly List<CKA> ValueOnly = new() { CKA.CKA_VALUE };
     private static readonly List<CKA> LabelOnly = new() { CKA.CKA_LABEL };
 
+    /// <summary>
+    /// The CKA_ID a DKEK takes when none is given: the ASCII bytes of "dkek" (646b656b), an id no
+    /// key generator or CA tool hands out; when an object of any class already has it,
+    /// "dkek" followed by 01, 02, … (the first one no object uses).
+    /// </summary>
+    public static readonly byte[] DefaultIdBase = Encoding.ASCII.GetBytes("dkek");
+
     private readonly DeviceContext _context;
     private readonly Pkcs11Connection _p11;
     private readonly Pkcs11Mechanisms _mechanisms;
@@ -110,9 +117,27 @@ internal sealed class Pkcs11DkekStore
         };
     }
 
+    /// <summary>Whether no object of any class (key, certificate, data object) has this CKA_ID.</summary>
+    public bool IsIdFree(byte[] id) => Find(S, (CKA.CKA_ID, id)).Count == 0;
+
+    /// <summary>The id a new DKEK takes when none is given (see <see cref="DefaultIdBase"/>): one no object uses.</summary>
+    public byte[] ChooseId()
+    {
+        if (IsIdFree(DefaultIdBase)) return DefaultIdBase.ToArray();
+        for (int n = 1; n <= 255; n++)
+        {
+            byte[] id = [.. DefaultIdBase, (byte)n];
+            if (IsIdFree(id)) return id;
+        }
+        throw new PicoHsmException(PicoErrorKind.ResourceExists, "IdInUse",
+            $"Every id from {IdHex(DefaultIdBase)} to {IdHex(DefaultIdBase)}ff is used on '{_context.TokenLabel}'. Give the DKEK a free id with -Id.", _context);
+    }
+
     /// <summary>
     /// Puts the DKEK on the token. A token that holds another DKEK is refused; the same DKEK is a
-    /// no-op (returns false so the caller can warn).
+    /// no-op (returns false so the caller can warn). An empty <paramref name="id"/> takes
+    /// <see cref="ChooseId"/>; a given id that any object already has is refused, so the DKEK
+    /// never shares its CKA_ID with a key.
     /// </summary>
     public bool Import(SecretBytes dkek, string label, byte[] id)
     {
@@ -128,9 +153,11 @@ internal sealed class Pkcs11DkekStore
                 "Keys backed up under one DKEK cannot be restored under another; use the shares of the token's DKEK, or a fresh token.", _context);
         }
         RemoveOrphanRecords();
-        if (Find(S, (CKA.CKA_ID, id)).Count > 0)
+        if (id.Length == 0)
+            id = ChooseId();
+        else if (!IsIdFree(id))
             throw new PicoHsmException(PicoErrorKind.ResourceExists, "IdInUse",
-                $"An object with id {IdHex(id)} already exists on '{_context.TokenLabel}'. Choose another -Id for the DKEK.", IdHex(id));
+                $"An object with id {IdHex(id)} already exists on '{_context.TokenLabel}'; the DKEK never shares an id with another object. Leave -Id out (a free id is chosen) or give a free one.", IdHex(id));
         _mechanisms.Require(CKM.CKM_AES_KEY_WRAP_PAD, "wrap keys under the DKEK");
 
         var key = S.CreateObject(new List<IObjectAttribute>

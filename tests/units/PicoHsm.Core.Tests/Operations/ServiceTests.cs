@@ -19,8 +19,10 @@ internal sealed class ListHost : IOperationHost
     public List<OperationProgress> Progressed { get; } = new();
     public List<(PicoHsmException Error, object? Target)> Failed { get; } = new();
     public bool ShouldProcess(string target, string action) { Asked.Add(action); return Answer; }
-    public IReadOnlyList<char[]> GetPasswords(IReadOnlyList<string> names, bool confirm) =>
-        names.Select(_ => _passwords.Dequeue().ToCharArray()).ToList();
+    /// <summary>All the passwords the host was made with, as if given with -SharePassword; none: nobody can answer.</summary>
+    public IReadOnlyList<char[]>? GivenPasswords() => _passwords.Count == 0 ? null : _passwords.Select(p => p.ToCharArray()).ToList();
+    public string PasswordParameter => "-SharePassword";
+    public char[]? ReadSecret(string prompt) => null;
     public void Progress(OperationProgress progress) => Progressed.Add(progress);
     public void Warning(string message) => Warnings.Add(message);
     public void Verbose(string message) { }
