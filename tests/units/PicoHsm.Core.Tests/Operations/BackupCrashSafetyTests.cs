@@ -23,7 +23,9 @@ internal sealed class BackupHost : IOperationHost
     public List<string> Verbose_ { get; } = new();
     public List<(PicoHsmException Error, object? Target)> Failed { get; } = new();
     public bool ShouldProcess(string target, string action) => true;
-    public IReadOnlyList<char[]> GetPasswords(IReadOnlyList<string> names, bool confirm) => throw new InvalidOperationException("no passwords here");
+    public IReadOnlyList<char[]>? GivenPasswords() => null; // a backup asks for no password
+    public string PasswordParameter => "-SharePassword";
+    public char[]? ReadSecret(string prompt) => throw new InvalidOperationException("no passwords here");
     public void Progress(OperationProgress progress)
     {
         if (progress.Completed) return;
