@@ -299,12 +299,16 @@ internal sealed class Pkcs11KeyRestorer
 
     /// <summary>
     /// C_UnwrapKey with the key's length in the template for a secret key (a token that does not
-    /// take CKA_VALUE_LEN at unwrap is asked again without it).
+    /// take CKA_VALUE_LEN at unwrap is asked again without it). Not on SoftHSM2: it refuses the
+    /// attribute (CKR_ATTRIBUTE_READ_ONLY, at unwrap and after it) and the refused C_UnwrapKey
+    /// leaves a half-made object behind; its keys are measured by the key store instead
+    /// (Pkcs11KeyStore.SecretKeyRuler), so they still list with their size.
     /// </summary>
     private IObjectHandle UnwrapKey(WrappedKeyFile b, CKM mech, DkekObjects dkek, byte[] id, string? label)
     {
         var template = Pkcs11RestoreTemplates.Unwrap(b, id, label, onToken: true, forTest: false);
-        if (b.KeyClass != KeyClass.Secret || b.SizeBits <= 0 || b.SizeBits % 8 != 0)
+        bool softHsm = _context.Token.Manufacturer?.StartsWith("SoftHSM", StringComparison.OrdinalIgnoreCase) == true;
+        if (softHsm || b.KeyClass != KeyClass.Secret || b.SizeBits <= 0 || b.SizeBits % 8 != 0)
             return S.UnwrapKey(Pkcs11Mechanisms.Create(mech), dkek.Key, b.WrappedKey, template);
         var length = Attr(CKA.CKA_VALUE_LEN, (ulong)(b.SizeBits / 8));
         try
@@ -313,8 +317,6 @@ internal sealed class Pkcs11KeyRestorer
         }
         catch (Pkcs11Exception ex) when (ex.RV is CKR.CKR_TEMPLATE_INCONSISTENT or CKR.CKR_ATTRIBUTE_READ_ONLY or CKR.CKR_ATTRIBUTE_TYPE_INVALID or CKR.CKR_ATTRIBUTE_VALUE_INVALID)
         {
-            // SoftHSM2 refuses CKA_VALUE_LEN at unwrap (and after it) and then reports 0; the key
-            // store measures such a key instead (Pkcs11KeyStore.MeasureSecretKey).
             return S.UnwrapKey(Pkcs11Mechanisms.Create(mech), dkek.Key, b.WrappedKey, template);
         }
     }
