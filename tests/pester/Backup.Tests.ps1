@@ -210,12 +210,14 @@ Describe 'Import-PicoWrappedKey' {
         }
     }
 
-    It 'refuses an occupied id, changing nothing' {
-        $e = { Import-PicoWrappedKey -Session $dst -Path $bk['21'].Path -Confirm:$false -ErrorAction Stop } | Should -Throw -PassThru
+    It 'refuses an id another key holds, changing nothing' {
+        # Key 22 is another EC key: the very key at its own id (21) is already present, not a refusal (Safety.Restore.Tests.ps1).
+        $e = { Import-PicoWrappedKey -Session $dst -Path $bk['21'].Path -Id '22' -Confirm:$false -ErrorAction Stop } | Should -Throw -PassThru
         $e.FullyQualifiedErrorId | Should -BeLike 'ImportPicoWrappedKeyIdInUse,*'
         $e.CategoryInfo.Category | Should -Be 'ResourceExists'
         $e.Exception.Message | Should -BeLike '*-Id*-Force*'
-        @(Get-PicoKey -Session $dst -Id '21').Count | Should -Be 1
+        @(Get-PicoKey -Session $dst -Id '22').Count | Should -Be 1
+        (Get-PicoKey -Session $dst -Id '22').PublicKeyFingerprint | Should -Be $originals['22'].PublicKeyFingerprint
     }
 
     It 'restores under a new id and label when asked' {
@@ -357,15 +359,16 @@ Describe 'Backup-PicoHsm and Restore-PicoHsm' {
         $script:dst = Get-PicoHsmSession | Where-Object TokenLabel -EQ 'pico-test-a' | Select-Object -Last 1
     }
 
-    It 'refuses occupied ids key by key, and replaces them with -Force' {
-        $errs = $null
-        $r = @(Restore-PicoHsm -Session $dst -Directory $setDir -Confirm:$false -ErrorVariable errs -ErrorAction SilentlyContinue -WarningAction SilentlyContinue)
-        $r.Count | Should -Be 0
-        $errs.Count | Should -Be 8
-        $errs[0].FullyQualifiedErrorId | Should -BeLike 'RestorePicoHsmIdInUse,*'
-        $r = @(Restore-PicoHsm -Session $dst -Directory $setDir -Force -Confirm:$false -WarningAction SilentlyContinue)
-        $r.Count | Should -Be 8
-        @(Get-PicoKey -Session $dst).Count | Should -Be 8
+    It 'finds every key already present on a rerun, with or without -Force, and changes nothing' {
+        # Ids held by other keys are refused key by key: Safety.Restore.Tests.ps1.
+        foreach ($force in $false, $true) {
+            $errs = $null; $warn = $null
+            $r = @(Restore-PicoHsm -Session $dst -Directory $setDir -Force:$force -Confirm:$false -ErrorVariable errs -ErrorAction SilentlyContinue -WarningVariable warn -WarningAction SilentlyContinue)
+            $errs.Count | Should -Be 0
+            $r.Count | Should -Be 8
+            "$warn" | Should -BeLike '*8 of the 8 keys were already on*'
+            @(Get-PicoKey -Session $dst).Count | Should -Be 8
+        }
     }
 
     It 'restores a key as sensitive even when its file was edited (and re-digested) to say otherwise' {

@@ -77,6 +77,13 @@ public interface IDeviceBackend : IDisposable
 public interface IKeyGenerator
 {
     PicoKey GenerateKey(KeyKind kind, int size, string? curve, byte[] id, string label, bool extractable);
+
+    /// <summary>
+    /// Why <see cref="GenerateKey"/> would refuse, changing nothing (for -WhatIf and before ShouldProcess):
+    /// the id is held by any object (the DKEK's id is named as the DKEK's), the key type is not offered.
+    /// Empty: it would go ahead. <see cref="GenerateKey"/> checks again and throws the first.
+    /// </summary>
+    IReadOnlyList<PicoHsmException> CheckGenerate(KeyKind kind, int size, string? curve, byte[] id);
 }
 
 /// <summary>

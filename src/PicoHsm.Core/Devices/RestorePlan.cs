@@ -46,12 +46,20 @@ public sealed record RestorePlan(
 
     public bool IsRefused => Action == RestoreAction.Refused;
 
+    /// <summary>
+    /// With <see cref="RestoreAction.AlreadyPresent"/>: what an interrupted earlier restore left out and this one
+    /// adds beside the key ("its public key", "its certificate"); null when the key is complete.
+    /// </summary>
+    public string? Completes { get; init; }
+
     /// <summary>For ShouldProcess and -WhatIf: what would happen, in one sentence.</summary>
     public string Describe() => Action switch
     {
         RestoreAction.Create => $"restore as {Target}",
         RestoreAction.Replace => $"restore as {Target}, replacing {Replaces}",
-        RestoreAction.AlreadyPresent => $"nothing to do: the key is already {Target}",
+        RestoreAction.AlreadyPresent => Completes is null
+            ? $"nothing to do: the key is already {Target}"
+            : $"the key is already {Target}; adding {Completes}, which an interrupted restore left out",
         _ => $"refused: {string.Join(" ", Refusals.Select(r => r.Message))}",
     };
 

@@ -9,7 +9,8 @@ public static class BackupCheck
 {
     /// <summary>
     /// Re-reads the file from disk (structure and digests), then on a device checks the DKEK
-    /// and compatibility, and with <paramref name="restoreTest"/> proves the key works.
+    /// and compatibility, and the restore plan (its refusals are problems, and make it not
+    /// Compatible), and with <paramref name="restoreTest"/> proves the key works.
     /// </summary>
     public static PicoBackupTestResult Test(IDeviceBackend? device, string path, PicoKeyBackup? given, bool restoreTest)
     {
@@ -28,10 +29,17 @@ public static class BackupCheck
         if (device is null)
             return new PicoBackupTestResult { Path = path, Id = b.Id, Label = b.Label, Kcv = b.Kcv, Valid = true, Problems = problems.ToArray() };
         var r = device.Test(b, restoreTest);
+        // The restore's own pre-flight: what Restore-PicoHsm / Import-PicoWrappedKey would refuse is a
+        // problem here (a device's Test may already say it, in the same words: not repeated).
+        var plan = device.PlanRestore(b, new RestoreRequest());
+        var all = problems.Concat(r.Problems).ToList();
+        foreach (var refusal in plan.Refusals)
+            if (!all.Contains(refusal.Message)) all.Add(refusal.Message);
         return new PicoBackupTestResult
         {
-            Path = path, Id = r.Id, Label = r.Label, Kcv = r.Kcv, Valid = r.Valid, DkekMatch = r.DkekMatch, Compatible = r.Compatible,
-            Restorable = r.Restorable, Problems = problems.Concat(r.Problems).ToArray(), Detail = r.Detail,
+            Path = path, Id = r.Id, Label = r.Label, Kcv = r.Kcv, Valid = r.Valid, DkekMatch = r.DkekMatch,
+            Compatible = plan.IsRefused ? false : r.Compatible,
+            Restorable = r.Restorable, Problems = all.ToArray(), Detail = r.Detail,
         };
     }
 }

@@ -7,13 +7,17 @@ namespace PicoHsm.Operations;
 
 /// <summary>
 /// Restores a whole backup folder made by <see cref="DeviceBackupService"/>. The manifest and every
-/// file's SHA-256 are checked first, and the device's DKEK must be the backup's; only then is
-/// anything restored, key by key (a key that fails is reported and the others go on).
+/// file's SHA-256 are checked first, and the device's DKEK must be the backup's; then every key is
+/// planned (<see cref="IDeviceBackend.PlanRestore"/>) before ShouldProcess: refusals are reported
+/// as failed items (in -WhatIf too), a key already on the device is left as it is (so a rerun after
+/// a crash completes), and the others are restored key by key (a key that fails is reported and the
+/// others go on).
 /// </summary>
 public static class DeviceRestoreService
 {
     /// <param name="restored">Called with each key as it is restored, so a caller can stream results.</param>
-    /// <returns>How many keys were restored; -1 when the host declined.</returns>
+    /// <returns>How many keys were restored (made or replaced; keys already present are passed to
+    /// <paramref name="restored"/> but not counted); -1 when the host declined.</returns>
     public static int Restore(IDeviceBackend device, string directory, bool force, IOperationHost host, Action<PicoKey> restored)
     {
         ArgumentNullException.ThrowIfNull(device);
@@ -40,26 +44,60 @@ public static class DeviceRestoreService
                 $"The backup is wrapped under DKEK {manifest.DkekKcvHex}, which '{token}' does not hold. Import that DKEK from its shares first (Import-PicoDkek).", device.Context);
         if (manifest.NotExported.Count > 0)
             host.Warning($"The backup does not hold {manifest.NotExported.Count} key(s) that could not be exported: {string.Join("; ", manifest.NotExported.Select(n => $"{n.IdHex} '{n.Label}': {n.Reason}"))}");
-        if (!host.ShouldProcess($"token '{token}'", $"Restore {manifest.Entries.Count} keys from {directory}{(force ? ", replacing keys with the same ids" : "")}"))
-            return -1;
 
-        int count = 0;
+        // The one pre-flight, before ShouldProcess: every key is planned, so -WhatIf reports the very
+        // refusals the real run gives (as error records) and counts what would be done.
+        var plans = new List<(BackupManifestEntry Entry, string Path, PicoKeyBackup Backup, RestorePlan Plan)>();
         for (int i = 0; i < manifest.Entries.Count; i++)
         {
             host.Cancellation.ThrowIfCancellationRequested();
             var e = manifest.Entries[i];
-            host.Progress(new OperationProgress($"Key {e.IdHex} '{e.Label}' ({i + 1} of {manifest.Entries.Count})", 100 * i / manifest.Entries.Count));
+            host.Progress(new OperationProgress($"Checking key {e.IdHex} '{e.Label}' ({i + 1} of {manifest.Entries.Count})", 50 * i / manifest.Entries.Count));
             string path = Path.Combine(directory, e.FileName);
             try
             {
-                restored(device.Restore(BackupFiles.Read(path), new RestoreRequest(Force: force)));
-                count++;
+                var backup = BackupFiles.Read(path);
+                var plan = device.PlanRestore(backup, new RestoreRequest(Force: force));
+                foreach (var r in plan.Refusals) host.ItemFailed(r, path);
+                plans.Add((e, path, backup, plan));
             }
             catch (Exception ex) when (ex is not OperationCanceledException && ErrorTranslation.Translate(ex) is { } p)
             {
                 host.ItemFailed(p, path);
             }
         }
+        int create = plans.Count(p => p.Plan.Action == RestoreAction.Create);
+        int replace = plans.Count(p => p.Plan.Action == RestoreAction.Replace);
+        int present = plans.Count(p => p.Plan.Action == RestoreAction.AlreadyPresent);
+        int refused = manifest.Entries.Count - create - replace - present;
+        string summary = $"Restore {create + replace} of the {manifest.Entries.Count} keys in {directory}: {create} new, {replace} replacing a key with the same id, " +
+            $"{present} already present (left as they are), {refused} refused";
+        if (!host.ShouldProcess($"token '{token}'", summary))
+            return -1;
+
+        int count = 0;
+        var todo = plans.Where(p => !p.Plan.IsRefused).ToList();
+        for (int i = 0; i < todo.Count; i++)
+        {
+            host.Cancellation.ThrowIfCancellationRequested();
+            var (e, path, backup, plan) = todo[i];
+            host.Progress(new OperationProgress($"Key {e.IdHex} '{e.Label}' ({i + 1} of {todo.Count})", 50 + 50 * i / todo.Count));
+            if (plan.Action == RestoreAction.AlreadyPresent)
+                host.Verbose($"Key {e.IdHex} '{e.Label}': {plan.Describe()}.");
+            try
+            {
+                // Restore plans again under the device's lock and acts on that plan.
+                var key = device.Restore(backup, new RestoreRequest(Force: force));
+                restored(key);
+                if (plan.Action != RestoreAction.AlreadyPresent) count++;
+            }
+            catch (Exception ex) when (ex is not OperationCanceledException && ErrorTranslation.Translate(ex) is { } p)
+            {
+                host.ItemFailed(p, path);
+            }
+        }
+        if (present > 0)
+            host.Warning($"{present} of the {manifest.Entries.Count} keys were already on '{token}' (the same id and the same key), from an earlier or interrupted restore: left as they are.");
         host.Progress(new OperationProgress("Done", 100, Completed: true));
         return count;
     }

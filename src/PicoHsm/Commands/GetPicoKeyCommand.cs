@@ -45,8 +45,16 @@ public sealed class GetPicoKeyCommand : PicoSessionCmdletBase
             written++;
         }
         if (written == 0 && ids is not null && !(Label is not null && WildcardPattern.ContainsWildcardCharacters(Label)))
+        {
+            // The DKEK is not in the key catalogue; an id that is the DKEK's says so.
+            PicoHsm.Devices.PicoDkek? dkek = null;
+            try { if (session.IsLoggedIn) dkek = session.Device.GetDkek().FirstOrDefault(d => d.Present && d.Id is not null && ids.Contains(d.Id)); }
+            catch (PicoHsmException) { } // the message is only the better for it; the error is KeyNotFound either way
+            string why = dkek is null ? "List the keys with Get-PicoKey."
+                : $"Id {dkek.Id} is the token's DKEK (KCV {dkek.KeyCheckValue}), which Get-PicoDkek shows; keys are never restored or generated there.";
             WriteError(NewError("KeyNotFound", ErrorCategory.ObjectNotFound,
-                $"No key with id {string.Join(", ", ids)} on '{session.TokenLabel}'. List the keys with Get-PicoKey.", string.Join(",", ids)));
+                $"No key with id {string.Join(", ", ids)} on '{session.TokenLabel}'. {why}", string.Join(",", ids)));
+        }
     }
 
     private static bool IsHexId(string id)

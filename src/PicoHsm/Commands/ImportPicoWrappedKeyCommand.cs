@@ -7,9 +7,11 @@ using PicoHsm.Session;
 namespace PicoHsm.Module.Commands;
 
 /// <summary>
-/// Restores keys from backup files. Before any change: the backup's DKEK must be the token's
-/// (by KCV), the token must support the mechanism, key type and size, and the target id must be
-/// free. -Force replaces an occupied id, and only after the new key is in place.
+/// Restores keys from backup files. Before ShouldProcess, the device's restore plan: the backup's
+/// DKEK must be the token's, the token must support the mechanism, key type and size, and the
+/// target must be free; each refusal is an error record, in -WhatIf too. The very key already at
+/// the target is reported (a warning) and left as it is. -Force replaces another key of the same
+/// class, and only after the new key is in place; never the DKEK.
 /// </summary>
 [Cmdlet(VerbsData.Import, "PicoWrappedKey", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.Medium, DefaultParameterSetName = "Path")]
 [OutputType(typeof(PicoKey))]
@@ -57,10 +59,20 @@ public sealed class ImportPicoWrappedKeyCommand : PicoSessionCmdletBase
                 ThrowTerminatingError(NewError("TargetWithSeveralBackups", ErrorCategory.InvalidArgument,
                     "-Id and -KeyReference name one target but several backups were given; restore them one at a time to give each its own target.", Id ?? KeyReference?.ToString()));
             ThrowIfStopping();
-            string id = Id?.ToLowerInvariant() ?? b.Id ?? "";
-            if (!ShouldProcess($"token '{session.TokenLabel}'", $"Restore key {id} '{Label ?? b.Label}' from {b.Path}{(Force ? " (replacing a key with that id)" : "")}"))
+            var request = new RestoreRequest(Id is null ? null : Convert.FromHexString(Id), Label, Force, KeyReference);
+            // The one pre-flight, before ShouldProcess: -WhatIf reports exactly the refusals of the real run.
+            RestorePlan? plan = null;
+            if (!TryRun(() => plan = session.Device.PlanRestore(b, request), b) || plan is null) continue;
+            if (plan.IsRefused)
+            {
+                foreach (var refusal in plan.Refusals) WriteError(refusal, b);
                 continue;
-            TryRun(() => WriteObject(session.Device.Restore(b, new RestoreRequest(Id is null ? null : Convert.FromHexString(Id), Label, Force, KeyReference))), b);
+            }
+            if (plan.Action == RestoreAction.AlreadyPresent)
+                WriteWarning($"{b.Path}: {plan.Describe()}.");
+            if (!ShouldProcess($"token '{session.TokenLabel}'", $"Key {plan.TargetId} '{plan.TargetLabel}' from {b.Path}: {plan.Describe()}"))
+                continue;
+            TryRun(() => WriteObject(session.Device.Restore(b, request)), b);
         }
     }
 

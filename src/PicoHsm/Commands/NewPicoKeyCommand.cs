@@ -45,8 +45,16 @@ public sealed class NewPicoKeyCommand : PicoSessionCmdletBase
         }
         int size = Size != 0 ? Size : KeyType switch { KeyKind.Rsa => 2048, KeyKind.Aes => 256, KeyKind.GenericSecret => 256, _ => 0 };
         string what = KeyType == KeyKind.Ec ? $"EC {Curve}" : $"{KeyType}-{size}";
+        // The pre-flight before ShouldProcess: -WhatIf reports exactly the refusals of the real run.
+        byte[] id = Convert.FromHexString(Id);
+        var refusals = Run(() => generator.CheckGenerate(KeyType, size, KeyType == KeyKind.Ec ? Curve : null, id), Id);
+        if (refusals.Count > 0)
+        {
+            foreach (var r in refusals) WriteError(r, Id);
+            return;
+        }
         if (!ShouldProcess($"{session.TokenLabel}", $"Generate {what} key id {Id} '{Label}'")) return;
         WriteObject(generator.GenerateKey(KeyType, size, KeyType == KeyKind.Ec ? Curve : null,
-            Convert.FromHexString(Id), Label, extractable: !NonExportable));
+            id, Label, extractable: !NonExportable));
     }
 }

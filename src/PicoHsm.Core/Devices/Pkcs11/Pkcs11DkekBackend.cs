@@ -62,8 +62,25 @@ public sealed class Pkcs11DkekBackend : IDeviceBackend, IKeyGenerator
         lock (_session.Gate) return S.GenerateRandom(count);
     }
 
-    public PicoKey GenerateKey(KeyKind kind, int size, string? curve, byte[] id, string label, bool extractable) =>
-        Pkcs11KeyGenerator.Generate(_session, S, kind, size, curve, id, label, extractable);
+    public PicoKey GenerateKey(KeyKind kind, int size, string? curve, byte[] id, string label, bool extractable)
+    {
+        lock (_session.Gate)
+        {
+            var refusals = CheckGenerate(kind, size, curve, id);
+            if (refusals.Count > 0) throw refusals[0];
+            return Pkcs11KeyGenerator.Generate(_session, S, kind, size, curve, id, label, extractable);
+        }
+    }
+
+    /// <summary>Why <see cref="GenerateKey"/> would refuse, changing nothing: the id held by any object (the DKEK named), the key type.</summary>
+    public IReadOnlyList<PicoHsmException> CheckGenerate(KeyKind kind, int size, string? curve, byte[] id)
+    {
+        lock (_session.Gate)
+        {
+            try { return Pkcs11KeyGenerator.Check(_session, S, _mechanisms, kind, id, _dkek.FindDkek()); }
+            catch (Pkcs11Exception ex) { throw Pkcs11Errors.Translate(ex, "check the new key's id", _session); }
+        }
+    }
 
     // ---------- DKEK ----------
 
@@ -136,24 +153,51 @@ public sealed class Pkcs11DkekBackend : IDeviceBackend, IKeyGenerator
 
     // ---------- compatibility and restore ----------
 
-    /// <summary>Everything that stops a restore, checked before anything on the token changes. Empty: compatible.</summary>
-    public List<string> CheckCompatibility(WrappedKeyFile backup, byte[]? targetId, bool force, out bool dkekMatches) =>
-        _restorer.CheckCompatibility(backup, targetId, force, out dkekMatches);
+    /// <summary>
+    /// The pre-flight of a restore (see <see cref="Pkcs11KeyRestorer.Plan"/>): the DKEK found and proven once,
+    /// mechanism, key type and size, and every object at the target id. Changes nothing.
+    /// </summary>
+    public RestorePlan PlanRestore(PicoKeyBackup backup, RestoreRequest request)
+    {
+        ArgumentNullException.ThrowIfNull(backup);
+        ArgumentNullException.ThrowIfNull(request);
+        string idHex = request.NewId is null ? backup.Id ?? "" : Convert.ToHexString(request.NewId).ToLowerInvariant();
+        if (backup.Content is null)
+            return RestorePlan.Refuse(idHex, request.NewLabel ?? backup.Label, $"id {idHex} on '{Context.TokenLabel}'", NotPkb(backup));
+        return Plan(backup.Content, request.NewId, request.NewLabel, request.Force);
+    }
 
-    /// <summary>Provisional (issue 8 work in progress): Restore still makes every check itself.</summary>
-    public RestorePlan PlanRestore(PicoKeyBackup backup, RestoreRequest request) =>
-        new(RestoreAction.Create, request.NewId is null ? backup.Id ?? "" : Convert.ToHexString(request.NewId).ToLowerInvariant(),
-            request.NewLabel ?? backup.Label, $"a new key on '{Context.TokenLabel}'");
+    /// <summary>The pre-flight for a backup already read.</summary>
+    public RestorePlan Plan(WrappedKeyFile b, byte[]? newId, string? newLabel, bool force)
+    {
+        lock (_session.Gate)
+        {
+            try { return _restorer.Plan(b, newId, newLabel, force).Plan; }
+            catch (Pkcs11Exception ex) { throw Pkcs11Errors.Translate(ex, $"check the restore of key {Pkcs11KeyStore.IdHex(newId ?? b.Id)}", b); }
+        }
+    }
 
-    /// <summary>Restores a key. Checks compatibility first; with <see cref="RestoreRequest.Force"/> an occupied id is replaced only after the new key exists.</summary>
+    private static PicoHsmException NotPkb(PicoKeyBackup backup) => new(PicoErrorKind.NotSupported, "FormatNotSupported",
+        $"'{backup.Path}' is an sc-hsm-tool file for a SmartCard-HSM / Pico HSM; a generic PKCS#11 token restores PicoHsm (.pkb) backups only.", backup.Path);
+
+    /// <summary>
+    /// Restores a key: plans again under the gate and acts on that plan. Refused: its first refusal is
+    /// thrown and nothing changed. Already present: the key there is returned (its missing public key or
+    /// certificate added). With <see cref="RestoreRequest.Force"/> another key of the same class is replaced
+    /// only after the new key exists; the DKEK never.
+    /// </summary>
     public PicoKey Restore(PicoKeyBackup backup, RestoreRequest request)
     {
-        var content = backup.Content ?? throw new PicoHsmException(PicoErrorKind.NotSupported, "FormatNotSupported",
-            $"'{backup.Path}' is an sc-hsm-tool file for a SmartCard-HSM / Pico HSM; a generic PKCS#11 token restores PicoHsm (.pkb) backups only.", backup.Path);
+        ArgumentNullException.ThrowIfNull(backup);
+        ArgumentNullException.ThrowIfNull(request);
+        var content = backup.Content ?? throw NotPkb(backup);
         return Restore(content, request.NewId, request.NewLabel, request.Force);
     }
 
-    public PicoKey Restore(WrappedKeyFile b, byte[]? newId, string? newLabel, bool force) => _restorer.Restore(b, newId, newLabel, force);
+    public PicoKey Restore(WrappedKeyFile b, byte[]? newId, string? newLabel, bool force)
+    {
+        lock (_session.Gate) return _restorer.Restore(b, newId, newLabel, force);
+    }
 
     // ---------- restore test ----------
 

@@ -8,13 +8,22 @@ using PicoHsm.Keys;
 
 namespace PicoHsm.Devices.Pkcs11;
 
+/// <summary>A restore plan with what acting on it needs: the verified DKEK, the objects at the target id.</summary>
+internal sealed record Pkcs11RestorePlan(
+    RestorePlan Plan, byte[] Id, string? Label, DkekObjects? Dkek, IReadOnlyList<IObjectHandle> Replace,
+    IObjectHandle? Present, bool AddPublicKey, bool AddCertificate);
+
 /// <summary>
-/// Restore: checks that a backup fits the token (same DKEK, mechanism, key type and size, free id)
-/// before anything changes, then unwraps it with C_UnwrapKey and recreates its public key and
-/// certificate from the <see cref="Pkcs11RestoreTemplates"/>.
+/// Restore: plans it (same DKEK, mechanism, key type and size, a target id no other object holds,
+/// or the very key already there) before anything changes, then unwraps it with C_UnwrapKey and
+/// recreates its public key and certificate from the <see cref="Pkcs11RestoreTemplates"/>.
+/// Callers hold the context's gate.
 /// </summary>
 internal sealed class Pkcs11KeyRestorer
 {
+    private static readonly List<CKA> ClassOnly = new() { CKA.CKA_CLASS };
+    private static readonly List<CKA> KeyTypeOnly = new() { CKA.CKA_KEY_TYPE };
+
     private readonly DeviceContext _context;
     private readonly Pkcs11Connection _p11;
     private readonly Pkcs11Mechanisms _mechanisms;
@@ -30,121 +39,285 @@ internal sealed class Pkcs11KeyRestorer
 
     private ISession S => _p11.Session;
 
-    /// <summary>Everything that stops a restore, checked before anything on the token changes. Empty: compatible.</summary>
-    public List<string> CheckCompatibility(WrappedKeyFile backup, byte[]? targetId, bool force, out bool dkekMatches)
+    private string Token => _context.TokenLabel ?? "";
+
+    /// <summary>
+    /// The pre-flight, changing nothing on the token: the DKEK is found and proven once, then the
+    /// mechanism, the key type and size, and every object that holds the target id (any class).
+    /// </summary>
+    public Pkcs11RestorePlan Plan(WrappedKeyFile b, byte[]? newId, string? newLabel, bool force)
     {
-        var problems = new List<string>();
-        dkekMatches = false;
-        lock (_context.Gate)
-        {
-            var d = _dkek.FindDkek();
-            if (d is null)
-                problems.Add($"The token '{_context.TokenLabel}' has no DKEK; import it from its shares first (Import-PicoDkek).");
-            else if (!d.Kcv.AsSpan().SequenceEqual(backup.WrappingKeyKcv))
-                problems.Add($"The backup was made under DKEK {KeyCheckValue.ToHex(backup.WrappingKeyKcv)}, but the token's DKEK is {KeyCheckValue.ToHex(d.Kcv)}.");
-            else if (!_dkek.Verify(d))
-                problems.Add($"The token's DKEK object does not match its recorded KCV {KeyCheckValue.ToHex(d.Kcv)}.");
-            else
-                dkekMatches = true;
-
-            if (!Enum.TryParse(backup.WrapMechanism, out CKM mech) || !_mechanisms.Supports(mech))
-                problems.Add($"The token does not offer {backup.WrapMechanism}, the mechanism the key was wrapped with.");
-
-            var (gen, unit) = backup.KeyKind switch
-            {
-                KeyKind.Rsa => (CKM.CKM_RSA_PKCS_KEY_PAIR_GEN, "bits"),
-                KeyKind.Ec => (CKM.CKM_EC_KEY_PAIR_GEN, "bits"),
-                KeyKind.Aes => (CKM.CKM_AES_KEY_GEN, "bytes"),
-                KeyKind.GenericSecret => (CKM.CKM_GENERIC_SECRET_KEY_GEN, "bits"),
-                _ => (CKM.CKM_VENDOR_DEFINED, ""),
-            };
-            if (gen == CKM.CKM_VENDOR_DEFINED || !_mechanisms.Supports(gen))
-                problems.Add($"The token does not support {backup.KeyKind} keys.");
-            else if (_mechanisms.Info(gen) is { } info) // no size information: let the unwrap decide
-            {
-                ulong size = backup.KeyKind == KeyKind.Aes && unit == "bytes" ? (ulong)(backup.SizeBits / 8) : (ulong)backup.SizeBits;
-                // Modules disagree on units (SoftHSM2 gives AES in bytes, others bits): accept either reading.
-                ulong alt = backup.KeyKind == KeyKind.Aes ? (ulong)backup.SizeBits : size;
-                bool inRange(ulong v) => (info.MinKeySize == 0 || v >= info.MinKeySize) && (info.MaxKeySize == 0 || v <= info.MaxKeySize);
-                if (backup.SizeBits > 0 && !inRange(size) && !inRange(alt))
-                    problems.Add($"The token supports {backup.KeyKind} keys of {info.MinKeySize}-{info.MaxKeySize} {unit}, not {backup.SizeBits} bits.");
-            }
-
-            byte[] id = targetId ?? backup.Id;
-            if (Find(S, (CKA.CKA_CLASS, Pkcs11RestoreTemplates.ObjectClass(backup)), (CKA.CKA_ID, id)).Count > 0 && !force)
-                problems.Add($"Id {IdHex(id)} is already used by a key on '{_context.TokenLabel}'. Restore with -Id <another id>, or -Force to replace that key.");
-        }
-        return problems;
-    }
-
-    /// <summary>Restores a key. Checks compatibility first; with <paramref name="force"/> an occupied id is replaced only after the new key exists.</summary>
-    public PicoKey Restore(WrappedKeyFile b, byte[]? newId, string? newLabel, bool force)
-    {
-        var problems = CheckCompatibility(b, newId, force, out _);
-        if (problems.Count > 0)
-            throw new PicoHsmException(problems[0].Contains("already used") ? PicoErrorKind.ResourceExists : PicoErrorKind.InvalidOperation,
-                problems[0].Contains("already used") ? "IdInUse" : problems[0].Contains("DKEK") ? "DkekMismatch" : "Incompatible",
-                string.Join(" ", problems), b);
         byte[] id = newId ?? b.Id;
         string? label = newLabel ?? b.Label;
-        lock (_context.Gate)
+        string idHex = IdHex(id);
+        string target = $"id {idHex} on '{Token}'";
+        var refusals = new List<PicoHsmException>();
+
+        var d = _dkek.FindDkek();
+        bool dkekOk = false;
+        if (d is null)
+            refusals.Add(new PicoHsmException(PicoErrorKind.NotFound, "NoDkek",
+                $"The token '{Token}' has no DKEK. Import the backup's DKEK ({KeyCheckValue.ToHex(b.WrappingKeyKcv)}) from its shares first (Import-PicoDkek).", target));
+        else if (!d.Kcv.AsSpan().SequenceEqual(b.WrappingKeyKcv))
+            refusals.Add(new PicoHsmException(PicoErrorKind.InvalidOperation, "DkekMismatch",
+                $"The backup was made under DKEK {KeyCheckValue.ToHex(b.WrappingKeyKcv)}, but the token '{Token}' holds DKEK {KeyCheckValue.ToHex(d.Kcv)}. Restore it onto a token that holds the backup's DKEK.", target));
+        else if (!_dkek.Verify(d))
+            refusals.Add(new PicoHsmException(PicoErrorKind.InvalidData, "DkekMismatch",
+                $"The DKEK object on '{Token}' does not match the KCV recorded for it ({KeyCheckValue.ToHex(d.Kcv)}). Something replaced it; re-import the DKEK from its shares.", target));
+        else
+            dkekOk = true;
+
+        bool mechanismOk = Enum.TryParse(b.WrapMechanism, out CKM mech) && _mechanisms.Supports(mech);
+        if (!mechanismOk)
+            refusals.Add(new PicoHsmException(PicoErrorKind.NotSupported, "MechanismNotSupported",
+                $"The token '{Token}' does not offer {b.WrapMechanism}, the mechanism the key was wrapped with; restore it onto a token that does.", target));
+        CheckKeyType(b, target, refusals);
+
+        var at = Occupancy(b, id, d, target, refusals, force, dkekOk && mechanismOk ? mech : null, out var replace, out var present, out string? replaces);
+        if (refusals.Count > 0)
+            return new Pkcs11RestorePlan(RestorePlan.Refuse(idHex, label, target, refusals.ToArray()), id, label, d, replace, null, false, false);
+        if (present is not null)
         {
-            IObjectHandle handle;
-            try
+            bool addPublic = b.KeyClass == KeyClass.Private && b.PublicKeyInfo is not null && !at.Contains(CKO.CKO_PUBLIC_KEY);
+            bool addCert = b.Certificate is not null && !at.Contains(CKO.CKO_CERTIFICATE);
+            string? completes = (addPublic, addCert) switch
             {
-                var dkek = _dkek.RequireVerified();
-                var cko = Pkcs11RestoreTemplates.ObjectClass(b);
-                var old = Find(S, (CKA.CKA_CLASS, cko), (CKA.CKA_ID, id));
-                var oldPublic = Find(S, (CKA.CKA_CLASS, CKO.CKO_PUBLIC_KEY), (CKA.CKA_ID, id));
-                var oldCert = Find(S, (CKA.CKA_CLASS, CKO.CKO_CERTIFICATE), (CKA.CKA_ID, id));
-                if (old.Count > 0 && !force)
-                    throw new PicoHsmException(PicoErrorKind.ResourceExists, "IdInUse",
-                        $"Id {IdHex(id)} is already used by a key on '{_context.TokenLabel}'. Restore with -Id <another id>, or -Force to replace that key.", b);
-                // Unwrap under a temporary id while an old key still holds the target id, so that
-                // there is never a moment with neither key on the token.
-                byte[] unwrapId = old.Count > 0 ? RandomNumberGenerator.GetBytes(16) : id;
-                var mech = Enum.Parse<CKM>(b.WrapMechanism);
-                handle = S.UnwrapKey(Pkcs11Mechanisms.Create(mech), dkek.Key, b.WrappedKey,
-                    Pkcs11RestoreTemplates.Unwrap(b, unwrapId, label, onToken: true, forTest: false));
-                var created = new List<IObjectHandle> { handle };
-                try
-                {
-                    if (b.KeyClass == KeyClass.Private && b.PublicKeyInfo is not null)
-                        created.Add(S.CreateObject(Pkcs11RestoreTemplates.PublicKey(b, unwrapId, label)));
-                    if (b.Certificate is not null)
-                        created.Add(S.CreateObject(Pkcs11RestoreTemplates.Certificate(b, unwrapId)));
-                }
-                catch
-                {
-                    foreach (var h in created) S.DestroyObject(h);
-                    throw;
-                }
-                if (old.Count > 0)
-                {
-                    // Give the new objects the id first (duplicate ids are allowed), so a token that
-                    // refuses to change CKA_ID leaves the old key untouched, then remove the old ones.
-                    try
-                    {
-                        foreach (var h in created) S.SetAttributeValue(h, new List<IObjectAttribute> { Attr(CKA.CKA_ID, id) });
-                    }
-                    catch
-                    {
-                        foreach (var h in created) { try { S.DestroyObject(h); } catch (Pkcs11Exception) { } }
-                        throw;
-                    }
-                    foreach (var h in old) S.DestroyObject(h);
-                    foreach (var h in oldPublic) S.DestroyObject(h);
-                    foreach (var h in oldCert) S.DestroyObject(h);
-                }
-            }
-            catch (Pkcs11Exception ex)
+                (true, true) => "its public key and certificate",
+                (true, false) => "its public key",
+                (false, true) => "its certificate",
+                _ => null,
+            };
+            var existing = Pkcs11KeyStore.Describe(_context, S, present, secret: b.KeyClass == KeyClass.Secret);
+            var plan = new RestorePlan(RestoreAction.AlreadyPresent, idHex, label, target, Existing: WithSize(existing, b)) { Completes = completes };
+            return new Pkcs11RestorePlan(plan, id, label, d, replace, present, addPublic, addCert);
+        }
+        var action = replace.Count > 0 ? RestoreAction.Replace : RestoreAction.Create;
+        return new Pkcs11RestorePlan(new RestorePlan(action, idHex, label, target, replaces), id, label, d, replace, null, false, false);
+    }
+
+    private void CheckKeyType(WrappedKeyFile b, string target, List<PicoHsmException> refusals)
+    {
+        var (gen, unit) = b.KeyKind switch
+        {
+            KeyKind.Rsa => (CKM.CKM_RSA_PKCS_KEY_PAIR_GEN, "bits"),
+            KeyKind.Ec => (CKM.CKM_EC_KEY_PAIR_GEN, "bits"),
+            KeyKind.Aes => (CKM.CKM_AES_KEY_GEN, "bytes"),
+            KeyKind.GenericSecret => (CKM.CKM_GENERIC_SECRET_KEY_GEN, "bits"),
+            _ => (CKM.CKM_VENDOR_DEFINED, ""),
+        };
+        if (gen == CKM.CKM_VENDOR_DEFINED || !_mechanisms.Supports(gen))
+        {
+            refusals.Add(new PicoHsmException(PicoErrorKind.NotSupported, "KeyTypeNotSupported",
+                $"The token '{Token}' does not support {b.KeyKind} keys; restore this backup onto a token that does.", target));
+            return;
+        }
+        if (_mechanisms.Info(gen) is not { } info || b.SizeBits <= 0) return; // no size information: the unwrap decides
+        ulong size = b.KeyKind == KeyKind.Aes ? (ulong)(b.SizeBits / 8) : (ulong)b.SizeBits;
+        // Modules disagree on units (SoftHSM2 gives AES in bytes, others bits): accept either reading.
+        ulong alt = b.KeyKind == KeyKind.Aes ? (ulong)b.SizeBits : size;
+        bool inRange(ulong v) => (info.MinKeySize == 0 || v >= info.MinKeySize) && (info.MaxKeySize == 0 || v <= info.MaxKeySize);
+        if (!inRange(size) && !inRange(alt))
+            refusals.Add(new PicoHsmException(PicoErrorKind.NotSupported, "KeySizeNotSupported",
+                $"The token '{Token}' supports {b.KeyKind} keys of {info.MinKeySize}-{info.MaxKeySize} {unit}, not {b.SizeBits} bits; restore this backup onto a token that does.", target));
+    }
+
+    /// <summary>
+    /// Every object holding <paramref name="id"/>, by class. The DKEK's id refuses (even with -Force); an
+    /// object that is not of the backup's kind (another key class, a data object) refuses; the backup's
+    /// very key is <paramref name="present"/>; another key of its class refuses without -Force and is
+    /// replaced (with its public key and certificate) with it.
+    /// </summary>
+    private HashSet<CKO> Occupancy(WrappedKeyFile b, byte[] id, DkekObjects? d, string target, List<PicoHsmException> refusals, bool force,
+        CKM? proofMechanism, out List<IObjectHandle> replace, out IObjectHandle? present, out string? replaces)
+    {
+        replace = new List<IObjectHandle>();
+        present = null;
+        replaces = null;
+        string idHex = IdHex(id);
+        const string Advice = "Restore it under another id (Import-PicoWrappedKey -Id <free id>)";
+        if (d is not null && d.Id.AsSpan().SequenceEqual(id))
+        {
+            refusals.Add(new PicoHsmException(PicoErrorKind.ResourceExists, "IdIsDkek",
+                $"Id {idHex} on '{Token}' is the token's DKEK '{d.Label}' (KCV {KeyCheckValue.ToHex(d.Kcv)}, with its KCV record): a restore never replaces the DKEK, not even with -Force. {Advice}.", target));
+            return new HashSet<CKO>();
+        }
+        var objects = Find(S, (CKA.CKA_ID, id));
+        var classes = new HashSet<CKO>();
+        if (objects.Count == 0) return classes;
+        CKO keyClass = Pkcs11RestoreTemplates.ObjectClass(b);
+        var keys = new List<IObjectHandle>();
+        var foreign = new List<CKO>();
+        foreach (var h in objects)
+        {
+            var cko = (CKO)(Read(S, h, ClassOnly)[CKA.CKA_CLASS]?.GetValueAsUlong() ?? (ulong)CKO.CKO_VENDOR_DEFINED);
+            classes.Add(cko);
+            if (cko == keyClass) keys.Add(h);
+            else if (cko == CKO.CKO_CERTIFICATE || (cko == CKO.CKO_PUBLIC_KEY && keyClass == CKO.CKO_PRIVATE_KEY)) { }
+            else foreign.Add(cko);
+        }
+        if (foreign.Count > 0)
+        {
+            refusals.Add(new PicoHsmException(PicoErrorKind.ResourceExists, "IdInUse",
+                $"Id {idHex} on '{Token}' is used by {string.Join(", ", foreign.Distinct().Select(Name))}, not a {Name(keyClass)}; -Force replaces only a key of the backup's class, so nothing was changed. {Advice}, or remove that object.", target));
+            return classes;
+        }
+        if (keys.Count == 1 && IsSameKey(b, keys[0], proofMechanism, d))
+        {
+            present = keys[0];
+            return classes;
+        }
+        string what = keys.Count > 0
+            ? DescribeOccupant(keys[0], b)
+            : $"the {string.Join(" and ", classes.Select(Name))} with that id (no {Name(keyClass)})";
+        if (!force)
+        {
+            refusals.Add(new PicoHsmException(PicoErrorKind.ResourceExists, "IdInUse",
+                $"Id {idHex} is already used on '{Token}' by {what}. {Advice}, or use -Force to replace that key.", target));
+            return classes;
+        }
+        replace.AddRange(objects);
+        replaces = what;
+        return classes;
+    }
+
+    private string DescribeOccupant(IObjectHandle key, WrappedKeyFile b)
+    {
+        var k = Pkcs11KeyStore.Describe(_context, S, key, secret: b.KeyClass == KeyClass.Secret);
+        return $"{(k.Class == "SecretKey" ? "secret" : "private")} key {k.Id} '{k.Label}' ({k.KeyType}{(k.Size > 0 ? "-" + k.Size : "")})";
+    }
+
+    private static string Name(CKO c) => c switch
+    {
+        CKO.CKO_PRIVATE_KEY => "private key",
+        CKO.CKO_SECRET_KEY => "secret key",
+        CKO.CKO_PUBLIC_KEY => "public key",
+        CKO.CKO_CERTIFICATE => "certificate",
+        CKO.CKO_DATA => "data object",
+        _ => c.ToString(),
+    };
+
+    /// <summary>
+    /// Whether the key at the id is the backup's key. A private key: its public key (from its public key
+    /// object, or RSA's modulus and exponent on the private key) is the backup's SubjectPublicKeyInfo. A
+    /// secret key: the token wraps it under the DKEK with the backup's mechanism, and the bytes equal the
+    /// backup's wrapped key (AES key wrap is deterministic, so equal bytes prove the same key value). A key
+    /// the token will not wrap (not extractable) cannot be proven the same and counts as another key.
+    /// </summary>
+    private bool IsSameKey(WrappedKeyFile b, IObjectHandle key, CKM? mechanism, DkekObjects? d)
+    {
+        if (b.KeyClass == KeyClass.Private)
+        {
+            if (b.PublicKeyInfo is null) return false;
+            var k = Pkcs11KeyStore.Describe(_context, S, key, secret: false);
+            return k.PublicKeyInfo is not null && k.PublicKeyInfo.AsSpan().SequenceEqual(b.PublicKeyInfo);
+        }
+        if (mechanism is null || d is null) return false;
+        var ckk = Read(S, key, KeyTypeOnly)[CKA.CKA_KEY_TYPE]?.GetValueAsUlong();
+        var want = b.KeyKind == KeyKind.Aes ? CKK.CKK_AES : CKK.CKK_GENERIC_SECRET;
+        if (ckk != (ulong)want) return false;
+        try
+        {
+            byte[] wrapped = S.WrapKey(Pkcs11Mechanisms.Create(mechanism.Value), d.Key, key);
+            return CryptographicOperations.FixedTimeEquals(wrapped, b.WrappedKey);
+        }
+        catch (Pkcs11Exception)
+        {
+            return false;
+        }
+    }
+
+    /// <summary>Plans again (under the gate the caller holds) and acts on that plan; throws its first refusal.</summary>
+    public PicoKey Restore(WrappedKeyFile b, byte[]? newId, string? newLabel, bool force)
+    {
+        Pkcs11RestorePlan p;
+        try { p = Plan(b, newId, newLabel, force); }
+        catch (Pkcs11Exception ex) { throw Pkcs11Errors.Translate(ex, $"check the restore of key {IdHex(newId ?? b.Id)}", b); }
+        if (p.Plan.IsRefused) throw p.Plan.Refusals[0];
+        byte[] id = p.Id;
+        IObjectHandle handle;
+        try
+        {
+            if (p.Present is not null)
             {
-                throw Pkcs11Errors.Translate(ex, $"restore key {IdHex(id)}", b);
+                // An interrupted restore may have left the key without its public key or certificate.
+                if (p.AddPublicKey) S.CreateObject(Pkcs11RestoreTemplates.PublicKey(b, id, p.Label));
+                if (p.AddCertificate) S.CreateObject(Pkcs11RestoreTemplates.Certificate(b, id));
+                handle = p.Present;
             }
-            // The restored key read by its handle: a listing per restored key would make a
-            // Restore-PicoHsm of n keys quadratic in n.
-            var restored = Pkcs11KeyStore.Describe(_context, S, handle, secret: b.KeyClass == KeyClass.Secret);
-            return restored.Size == 0 ? restored with { Size = b.SizeBits } : restored;
+            else
+                handle = Unwrap(b, p);
+        }
+        catch (Pkcs11Exception ex)
+        {
+            throw Pkcs11Errors.Translate(ex, $"restore key {IdHex(id)}", b);
+        }
+        // The restored key read by its handle: a listing per restored key would make a
+        // Restore-PicoHsm of n keys quadratic in n.
+        return WithSize(Pkcs11KeyStore.Describe(_context, S, handle, secret: b.KeyClass == KeyClass.Secret), b);
+    }
+
+    private static PicoKey WithSize(PicoKey k, WrappedKeyFile b) => k.Size == 0 ? k with { Size = b.SizeBits } : k;
+
+    private IObjectHandle Unwrap(WrappedKeyFile b, Pkcs11RestorePlan p)
+    {
+        byte[] id = p.Id;
+        var dkek = p.Dkek!;
+        var old = p.Replace;
+        // Unwrap under a temporary id while an old key still holds the target id, so that
+        // there is never a moment with neither key on the token.
+        byte[] unwrapId = old.Count > 0 ? RandomNumberGenerator.GetBytes(16) : id;
+        var mech = Enum.Parse<CKM>(b.WrapMechanism);
+        var handle = UnwrapKey(b, mech, dkek, unwrapId, p.Label);
+        var created = new List<IObjectHandle> { handle };
+        try
+        {
+            if (b.KeyClass == KeyClass.Private && b.PublicKeyInfo is not null)
+                created.Add(S.CreateObject(Pkcs11RestoreTemplates.PublicKey(b, unwrapId, p.Label)));
+            if (b.Certificate is not null)
+                created.Add(S.CreateObject(Pkcs11RestoreTemplates.Certificate(b, unwrapId)));
+        }
+        catch
+        {
+            foreach (var h in created) { try { S.DestroyObject(h); } catch (Pkcs11Exception) { } }
+            throw;
+        }
+        if (old.Count == 0) return handle;
+        // Give the new objects the id first (duplicate ids are allowed), so a token that
+        // refuses to change CKA_ID leaves the old key untouched, then remove the old ones.
+        try
+        {
+            foreach (var h in created) S.SetAttributeValue(h, new List<IObjectAttribute> { Attr(CKA.CKA_ID, id) });
+        }
+        catch
+        {
+            foreach (var h in created) { try { S.DestroyObject(h); } catch (Pkcs11Exception) { } }
+            throw;
+        }
+        foreach (var h in old) S.DestroyObject(h);
+        return handle;
+    }
+
+    /// <summary>
+    /// C_UnwrapKey with the key's length in the template for a secret key (a token that does not
+    /// take CKA_VALUE_LEN at unwrap is asked again without it). Not on SoftHSM2: it refuses the
+    /// attribute (CKR_ATTRIBUTE_READ_ONLY, at unwrap and after it) and the refused C_UnwrapKey
+    /// leaves a half-made object behind; its keys are measured by the key store instead
+    /// (Pkcs11KeyStore.SecretKeyRuler), so they still list with their size.
+    /// </summary>
+    private IObjectHandle UnwrapKey(WrappedKeyFile b, CKM mech, DkekObjects dkek, byte[] id, string? label)
+    {
+        var template = Pkcs11RestoreTemplates.Unwrap(b, id, label, onToken: true, forTest: false);
+        bool softHsm = _context.Token.Manufacturer?.StartsWith("SoftHSM", StringComparison.OrdinalIgnoreCase) == true;
+        if (softHsm || b.KeyClass != KeyClass.Secret || b.SizeBits <= 0 || b.SizeBits % 8 != 0)
+            return S.UnwrapKey(Pkcs11Mechanisms.Create(mech), dkek.Key, b.WrappedKey, template);
+        var length = Attr(CKA.CKA_VALUE_LEN, (ulong)(b.SizeBits / 8));
+        try
+        {
+            return S.UnwrapKey(Pkcs11Mechanisms.Create(mech), dkek.Key, b.WrappedKey, new List<IObjectAttribute>(template) { length });
+        }
+        catch (Pkcs11Exception ex) when (ex.RV is CKR.CKR_TEMPLATE_INCONSISTENT or CKR.CKR_ATTRIBUTE_READ_ONLY or CKR.CKR_ATTRIBUTE_TYPE_INVALID or CKR.CKR_ATTRIBUTE_VALUE_INVALID)
+        {
+            return S.UnwrapKey(Pkcs11Mechanisms.Create(mech), dkek.Key, b.WrappedKey, template);
         }
     }
 }

@@ -85,6 +85,7 @@ public static class Pkcs11KeyStore
                     publics.TryGetValue(id, out var pub);
                     keys.Add(DescribePrivate(session, id, a, pub, certIds.Contains(id)));
                 }
+                using var ruler = new SecretKeyRuler(s);
                 foreach (var h in Find(s, (CKA.CKA_CLASS, CKO.CKO_SECRET_KEY)))
                 {
                     var a = Read(s, h, SecretAttrs);
@@ -92,7 +93,7 @@ public static class Pkcs11KeyStore
                     string? label = a[CKA.CKA_LABEL]?.GetValueAsString();
                     if (isInfrastructure?.Invoke(idBytes, label) == true) continue;
                     string id = IdHex(idBytes);
-                    keys.Add(DescribeSecret(session, id, a, certIds.Contains(id)));
+                    keys.Add(WithMeasuredSize(DescribeSecret(session, id, a, certIds.Contains(id)), h, ruler));
                 }
                 // Stable (duplicate ids keep the token's order), once per listing.
                 return keys.OrderBy(k => k.Id, StringComparer.Ordinal).ThenBy(k => k.Class).ToList();
@@ -119,7 +120,11 @@ public static class Pkcs11KeyStore
                 byte[] idBytes = a[CKA.CKA_ID]?.GetValueAsByteArray() ?? Array.Empty<byte>();
                 string id = IdHex(idBytes);
                 bool hasCert = Find(s, (CKA.CKA_CLASS, CKO.CKO_CERTIFICATE), (CKA.CKA_ID, idBytes)).Count > 0;
-                if (secret) return DescribeSecret(session, id, a, hasCert);
+                if (secret)
+                {
+                    using var ruler = new SecretKeyRuler(s);
+                    return WithMeasuredSize(DescribeSecret(session, id, a, hasCert), key, ruler);
+                }
                 var pubs = Find(s, (CKA.CKA_CLASS, CKO.CKO_PUBLIC_KEY), (CKA.CKA_ID, idBytes));
                 var pub = pubs.Count > 0 ? Read(s, pubs[0], PublicAttrs) : null;
                 return DescribePrivate(session, id, a, pub, hasCert);
@@ -210,6 +215,53 @@ public static class Pkcs11KeyStore
         KeyKind kind = ckk switch { CKK.CKK_AES => KeyKind.Aes, CKK.CKK_GENERIC_SECRET => KeyKind.GenericSecret, _ => KeyKind.Unknown };
         int size = a[CKA.CKA_VALUE_LEN] is { } vl ? (int)vl.GetValueAsUlong() * 8 : 0;
         return Common(session, id, a, hasCert) with { Class = "SecretKey", KeyType = kind, Size = size };
+    }
+
+    /// <summary>An AES key the token reports as CKA_VALUE_LEN 0 (SoftHSM2 after C_UnwrapKey), measured when it can be.</summary>
+    private static PicoKey WithMeasuredSize(PicoKey k, IObjectHandle h, SecretKeyRuler ruler) =>
+        k.Size == 0 && k.KeyType == KeyKind.Aes && k.Extractable && ruler.MeasureAesBits(h) is int bits ? k with { Size = bits } : k;
+
+    /// <summary>
+    /// Measures AES keys whose token does not report their length: wraps the key with RFC 3394 AES key
+    /// wrap (CKM_AES_KEY_WRAP, no padding) under a throwaway session key made once per listing, and
+    /// reads the length from the output (key length + 8 bytes, exactly). Only extractable keys can be
+    /// measured; the wrapped bytes are discarded, and the throwaway key destroyed, at once.
+    /// </summary>
+    private sealed class SecretKeyRuler : IDisposable
+    {
+        private readonly ISession _s;
+        private IObjectHandle? _kek;
+        private bool _failed;
+
+        public SecretKeyRuler(ISession s) => _s = s;
+
+        public int? MeasureAesBits(IObjectHandle key)
+        {
+            if (_failed) return null;
+            try
+            {
+                _kek ??= _s.GenerateKey(Pkcs11Connection.Factories.MechanismFactory.Create(CKM.CKM_AES_KEY_GEN), new List<IObjectAttribute>
+                {
+                    Attr(CKA.CKA_CLASS, CKO.CKO_SECRET_KEY), Attr(CKA.CKA_KEY_TYPE, CKK.CKK_AES), Attr(CKA.CKA_TOKEN, false),
+                    Attr(CKA.CKA_VALUE_LEN, 32UL), Attr(CKA.CKA_WRAP, true), Attr(CKA.CKA_LABEL, "PicoHsm key length probe"),
+                });
+                byte[] wrapped = _s.WrapKey(Pkcs11Connection.Factories.MechanismFactory.Create(CKM.CKM_AES_KEY_WRAP), _kek, key);
+                int bytes = wrapped.Length - 8;
+                Array.Clear(wrapped);
+                return bytes is 16 or 24 or 32 ? bytes * 8 : null;
+            }
+            catch (Pkcs11Exception)
+            {
+                _failed = _kek is null;
+                return null;
+            }
+        }
+
+        public void Dispose()
+        {
+            if (_kek is null) return;
+            try { _s.DestroyObject(_kek); } catch (Pkcs11Exception) { }
+        }
     }
 
     internal static int BitLength(byte[] bigEndian)

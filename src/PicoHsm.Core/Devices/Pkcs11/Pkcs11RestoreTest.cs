@@ -35,14 +35,22 @@ internal sealed class Pkcs11RestoreTest
                 Path = b.Path, Id = b.Id, Label = b.Label, Kcv = b.Kcv, Valid = true, Compatible = false, Restorable = restoreTest ? false : null,
                 Problems = new[] { "An sc-hsm-tool backup restores only onto a SmartCard-HSM / Pico HSM, not onto this PKCS#11 token." },
             };
-        // The target id may be taken by the very key this backup came from: that is not a
-        // compatibility problem for a test, so occupancy is not checked here.
-        var problems = _restorer.CheckCompatibility(b.Content, null, force: true, out bool match);
+        // The restore's own pre-flight: what Restore-PicoHsm and Import-PicoWrappedKey would refuse is a
+        // problem here too. The very key already at its id is not (the plan says AlreadyPresent).
+        RestorePlan plan;
+        lock (_context.Gate)
+        {
+            try { plan = _restorer.Plan(b.Content, null, null, force: false).Plan; }
+            catch (Pkcs11Exception ex) { throw Pkcs11Errors.Translate(ex, "check the backup against the token", b); }
+        }
+        var problems = plan.Refusals.Select(r => r.Message).ToList();
+        bool match = !plan.Refusals.Any(r => r.Reason is "NoDkek" or "DkekMismatch");
         bool? restorable = null;
         string? detail = null;
         if (restoreTest)
         {
-            if (match && problems.Count == 0)
+            // An occupied id does not stop the proof: it unwraps into a session object, not at that id.
+            if (match && plan.Refusals.All(r => r.Kind == PicoHsm.Common.PicoErrorKind.ResourceExists))
             {
                 (bool ok, detail) = Run(b.Content);
                 restorable = ok;
@@ -56,7 +64,7 @@ internal sealed class Pkcs11RestoreTest
         }
         return new PicoBackupTestResult
         {
-            Path = b.Path, Id = b.Id, Label = b.Label, Kcv = b.Kcv, Valid = true, DkekMatch = match, Compatible = problems.Count == 0 || (restorable == false && match && problems.Count == 1 && detail is not null && problems[0] == detail),
+            Path = b.Path, Id = b.Id, Label = b.Label, Kcv = b.Kcv, Valid = true, DkekMatch = match, Compatible = !plan.IsRefused,
             Restorable = restorable, Problems = problems.ToArray(), Detail = detail,
         };
     }

@@ -1,5 +1,6 @@
 using Net.Pkcs11Interop.Common;
 using PicoHsm.Common;
+using PicoHsm.Devices;
 using PicoHsm.Devices.Pkcs11;
 using PicoHsm.Keys;
 using PicoHsm.Session;
@@ -137,33 +138,39 @@ public sealed class Pkcs11DkekBackendTests
     }
 
     [SoftHsmFact]
-    public void CheckCompatibility_RefusesAnOccupiedIdWithoutForce()
+    public void PlanRestore_RefusesAnIdAnotherKeyHoldsWithoutForce_AndReplacesItWithForce()
     {
         using var s = SoftHsmTokens.Connect("core-keys");
         var b = WithDkek(s);
-        var key = b.GenerateKey(KeyKind.Aes, 128, null, NewId(), "occupied", extractable: true);
+        var key = b.GenerateKey(KeyKind.Aes, 128, null, NewId(), "backed up", extractable: true);
+        var other = b.GenerateKey(KeyKind.Aes, 128, null, NewId(), "occupant", extractable: true);
         var file = b.Wrap(key);
+        byte[] otherId = Convert.FromHexString(other.Id);
 
-        var problems = b.CheckCompatibility(file, null, force: false, out bool match);
-        Assert.True(match);
-        var only = Assert.Single(problems);
-        Assert.Contains($"Id {key.Id} is already used", only);
-        Assert.Contains("-Force", only);
+        var plan = b.Plan(file, otherId, null, force: false);
+        Assert.Equal(RestoreAction.Refused, plan.Action);
+        var only = Assert.Single(plan.Refusals);
+        Assert.Equal("IdInUse", only.Reason);
+        Assert.Contains($"Id {other.Id} is already used", only.Message);
+        Assert.Contains("occupant", only.Message);
+        Assert.Contains("-Force", only.Message);
+        Assert.Contains("Import-PicoWrappedKey -Id", only.Message);
 
-        Assert.Empty(b.CheckCompatibility(file, null, force: true, out _));
-        Assert.Empty(b.CheckCompatibility(file, NewId(), force: false, out _));
+        Assert.Equal(RestoreAction.Replace, b.Plan(file, otherId, null, force: true).Action);
+        Assert.Equal(RestoreAction.Create, b.Plan(file, NewId(), null, force: false).Action);
 
         int before = b.ListKeys().Count;
-        var e = Assert.Throws<PicoHsmException>(() => b.Restore(file, null, null, force: false));
+        var e = Assert.Throws<PicoHsmException>(() => b.Restore(file, otherId, null, force: false));
         Assert.Equal(PicoErrorKind.ResourceExists, e.Kind);
         Assert.Equal("IdInUse", e.Reason);
         Assert.Equal(before, b.ListKeys().Count);
 
-        // With -Force the key is replaced: still one key at that id.
-        var replaced = b.Restore(file, null, null, force: true);
-        Assert.Equal(key.Id, replaced.Id);
+        // With -Force the key is replaced: still one key at that id, and it is the backed-up one.
+        var replaced = b.Restore(file, otherId, null, force: true);
+        Assert.Equal(other.Id, replaced.Id);
         Assert.Equal(128, replaced.Size);
-        Assert.Single(b.ListKeys(), k => k.Id == key.Id);
+        Assert.Single(b.ListKeys(), k => k.Id == other.Id);
+        Assert.Equal(RestoreAction.AlreadyPresent, b.Plan(file, otherId, null, force: false).Action);
     }
 
     [SoftHsmFact]
@@ -178,9 +185,9 @@ public sealed class Pkcs11DkekBackendTests
         }
         using var other = SoftHsmTokens.Connect("core-other-dkek");
         var ob = WithDkek(other, seed: 2);
-        var problems = ob.CheckCompatibility(file, null, force: false, out bool match);
-        Assert.False(match);
-        Assert.Contains(problems, p => p.Contains("under DKEK"));
+        var plan = ob.Plan(file, null, null, force: false);
+        Assert.True(plan.IsRefused);
+        Assert.Contains(plan.Refusals, p => p.Reason == "DkekMismatch" && p.Message.Contains("under DKEK"));
         var e = Assert.Throws<PicoHsmException>(() => ob.Restore(file, null, null, force: false));
         Assert.Equal("DkekMismatch", e.Reason);
         Assert.Empty(ob.ListKeys());
