@@ -131,6 +131,9 @@ public sealed class Pkcs11DkekBackend : IDeviceBackend, IKeyGenerator
     {
         lock (_session.Gate)
         {
+            // A listing starts an operation: exports after it see the token as it is now, objects
+            // other tools added included (the wrapper's object index and DKEK proof start afresh).
+            _wrapper.Reset();
             byte[]? dkekId;
             try { dkekId = _session.IsLoggedIn ? _dkek.FindDkek()?.Id : null; }
             catch (Pkcs11Exception ex) { throw Pkcs11Errors.Translate(ex, "list the token's keys", _session); }
