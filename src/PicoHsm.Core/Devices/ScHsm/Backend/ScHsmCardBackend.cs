@@ -149,14 +149,16 @@ public sealed class ScHsmCardBackend : IDeviceBackend, IScHsmDevice
     /// <summary>The wrapped-key file for <paramref name="key"/>, in memory.</summary>
     public ScHsmWrappedKeyFile Wrap(PicoKey key) => _export.Wrap(key);
 
-    /// <summary>Provisional (issue 8 work in progress): Restore still makes every check itself.</summary>
-    public RestorePlan PlanRestore(PicoKeyBackup backup, RestoreRequest request) =>
-        new(RestoreAction.Create, request.NewId is null ? backup.Id ?? "" : Convert.ToHexString(request.NewId).ToLowerInvariant(),
-            request.NewLabel ?? backup.Label, $"a new key on '{Context.TokenLabel}'");
+    /// <summary>
+    /// The pre-flight of a restore, changing nothing: DKEK domain complete and matching, key type, and the target
+    /// (the key holding the backup's id, replaced only with -Force; the same key: already present; an orphan of
+    /// this key: completed). See <see cref="ScHsmCardRestorePlanner"/>.
+    /// </summary>
+    public RestorePlan PlanRestore(PicoKeyBackup backup, RestoreRequest request) => _restore.Plan(backup, request);
 
     /// <summary>
-    /// Restores an sc-hsm-tool file: DKEK, key type, key reference and id are checked before anything on the
-    /// card changes; then UNWRAP KEY, the PRKD to C4 kid and the certificate / request to CE kid.
+    /// Restores an sc-hsm-tool file: plans again (<see cref="PlanRestore"/>) and acts on that plan, all or nothing:
+    /// UNWRAP KEY, the certificate / request to CE kid, the PRKD to C4 kid; undone when a later step fails.
     /// </summary>
     public PicoKey Restore(PicoKeyBackup backup, RestoreRequest request) => _restore.Restore(backup, request);
 
