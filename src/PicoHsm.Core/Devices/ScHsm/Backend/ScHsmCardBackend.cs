@@ -21,7 +21,7 @@ namespace PicoHsm.Devices.ScHsm.Backend;
 /// (plumbing), <see cref="ScHsmCardDkek"/>, <see cref="ScHsmCardInitializer"/>, <see cref="ScHsmCardCatalogue"/>,
 /// <see cref="ScHsmCardExport"/>, <see cref="ScHsmCardRestore"/> and <see cref="ScHsmCardRestoreTest"/>.
 /// </summary>
-public sealed class ScHsmCardBackend : IDeviceBackend, IScHsmDevice
+public sealed class ScHsmCardBackend : IDeviceBackend, IScHsmDevice, IKeyRemover
 {
     public const string Manufacturer = "www.CardContact.de";
     public const string TokenLabelDefault = "SmartCard-HSM";
@@ -38,6 +38,7 @@ public sealed class ScHsmCardBackend : IDeviceBackend, IScHsmDevice
     private readonly ScHsmCardExport _export;
     private readonly ScHsmCardRestore _restore;
     private readonly ScHsmCardRestoreTest _restoreTest;
+    private readonly ScHsmCardRemover _remover;
 
     /// <param name="pkcs11">The PKCS#11 session of the same card through OpenSC, when the connection has one;
     /// this backend owns it (logs out and closes it on dispose).</param>
@@ -55,6 +56,7 @@ public sealed class ScHsmCardBackend : IDeviceBackend, IScHsmDevice
         _export = new ScHsmCardExport(_card, _pin, _calls, _catalogue);
         _restore = new ScHsmCardRestore(_card, _pin, _calls, context, _dkek, _catalogue);
         _restoreTest = new ScHsmCardRestoreTest(_card, _pin, _calls, _dkek, _catalogue);
+        _remover = new ScHsmCardRemover(_card, _pin, _calls, context, _catalogue);
     }
 
     public DeviceFamily Family => DeviceFamily.ScHsmCard;
@@ -167,6 +169,9 @@ public sealed class ScHsmCardBackend : IDeviceBackend, IScHsmDevice
     /// reference, used, and deleted again whatever happened.
     /// </summary>
     public PicoBackupTestResult Test(PicoKeyBackup backup, bool restoreTest) => _restoreTest.Test(backup, restoreTest);
+
+    /// <summary>Remove-PicoKey: the key file, its PRKD and certificate (orphans too); never the device key.</summary>
+    public string RemoveKey(PicoKey key) => _remover.Remove(key);
 
     // PIN status, login, logout, dispose ----------------------------------------------------------
 

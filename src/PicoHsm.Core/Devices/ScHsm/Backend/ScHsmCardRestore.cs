@@ -104,10 +104,14 @@ internal sealed class ScHsmCardRestore(ScHsmCard card, ScHsmCardPin pin, ScHsmCa
         }
     }
 
-    /// <summary>Deletes the key file CC kid, the PRKD C4 kid and the certificate CE kid (each when present).</summary>
+    /// <summary>
+    /// Deletes the certificate CE kid, the PRKD C4 kid and the key file CC kid (each when present), the key last:
+    /// an interruption leaves at worst a key without its description (an orphan, listed and removable), never
+    /// files that describe no key.
+    /// </summary>
     public static void RemoveFiles(ScHsmCard card, byte kid)
     {
-        foreach (byte prefix in new[] { ScHsmCard.KeyPrefix, ScHsmCard.PrkdPrefix, ScHsmCard.CertificatePrefix })
+        foreach (byte prefix in new[] { ScHsmCard.CertificatePrefix, ScHsmCard.PrkdPrefix, ScHsmCard.KeyPrefix })
         {
             ushort fid = (ushort)(prefix << 8 | kid);
             try { card.DeleteFile(fid); }
