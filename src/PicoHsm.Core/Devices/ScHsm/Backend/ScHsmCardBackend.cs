@@ -55,7 +55,7 @@ public sealed class ScHsmCardBackend : IDeviceBackend, IScHsmDevice, IKeyRemover
         _catalogue = new ScHsmCardCatalogue(_card, _pin, _calls, context);
         _export = new ScHsmCardExport(_card, _pin, _calls, _catalogue);
         _restore = new ScHsmCardRestore(_card, _pin, _calls, context, _dkek, _catalogue);
-        _restoreTest = new ScHsmCardRestoreTest(_card, _pin, _calls, _dkek, _catalogue);
+        _restoreTest = new ScHsmCardRestoreTest(_card, _pin, _calls, _dkek, _catalogue, new ScHsmCardRestorePlanner(_card, context, _dkek, _catalogue));
         _remover = new ScHsmCardRemover(_card, _pin, _calls, context, _catalogue);
     }
 

@@ -168,4 +168,21 @@ public sealed class ScHsmCardRestorePlanTests : CardKeyTestBase
         Assert.Equal(first.KeyReference, again.KeyReference);
         Assert.Single(UserKeys(h));
     }
+
+    /// <summary>Issue 8 Seen 5 on the card: Test-PicoKeyBackup -Session reports what the restore would refuse.</summary>
+    [Fact]
+    public void TestOfTheBackup_ReportsTheRestoresRefusal_AndAcceptsTheSameKey()
+    {
+        using var h = CardHarness.WithVectorDkek();
+        h.Backend.Restore(VectorFiles.Backup("ec256.wky"), new RestoreRequest(NewId: [0x01], NewLabel: "other"));
+        var clash = h.Backend.Test(VectorFiles.Backup("rsa2048.wky"), restoreTest: false);
+        Assert.False(clash.Passed);
+        Assert.False(clash.Compatible);
+        Assert.Contains(clash.Problems, m => m.Contains("Id 01 is already used") && m.Contains("-Force"));
+
+        h.Backend.Restore(VectorFiles.Backup("rsa2048.wky"), new RestoreRequest(Force: true));
+        var same = h.Backend.Test(VectorFiles.Backup("rsa2048.wky"), restoreTest: false);
+        Assert.True(same.Passed, string.Join(" | ", same.Problems));
+        Assert.Contains("already on the card", same.Detail);
+    }
 }
