@@ -56,14 +56,16 @@ internal sealed class ScHsmCardRestorePlanner(ScHsmCard card, DeviceContext cont
             return (RestorePlan.Refuse(idHex, label, $"a new key on '{token}'", refusals.ToArray()), null);
 
         var fids = new HashSet<ushort>(_card.EnumerateObjects());
-        var keys = _catalogue.ReadCardKeys();
+        // PRKDs of every key; certificates only where a decision needs them (the cost of a restore must not grow per key).
+        var keys = _catalogue.ReadCardKeys(withCertificates: false);
         var holder = id is { Length: > 0 } ? keys.FirstOrDefault(k => k.Description?.Id is { } other && other.AsSpan().SequenceEqual(id)) : null;
+        if (holder is not null) holder = WithCertificate(holder);
 
         if (request.KeyReference is int r)
         {
             byte kid = (byte)r;
             string where = $"key reference {kid} on '{token}'";
-            var occupant = keys.FirstOrDefault(k => k.Kid == kid);
+            var occupant = keys.FirstOrDefault(k => k.Kid == kid) is { } o ? (o.Kid == holder?.Kid ? holder : WithCertificate(o)) : null;
             if (holder is not null && holder.Kid != kid)
                 return (Refused(idHex, label, where, new PicoHsmException(PicoErrorKind.ResourceExists, "IdInUse",
                     $"Id {idHex} is already used by {Words(holder)} on '{token}'; a restore to key reference {kid} would give two keys that id. " +
@@ -101,7 +103,7 @@ internal sealed class ScHsmCardRestorePlanner(ScHsmCard card, DeviceContext cont
         }
 
         // No key has the id: an orphan of this very key (an interrupted restore) is completed where it is.
-        foreach (var orphan in keys.Where(_catalogue.IsOrphan))
+        foreach (var orphan in keys.Where(k => string.IsNullOrEmpty(k.Description?.Label)).Select(WithCertificate).Where(_catalogue.IsOrphan))
         {
             if (SameKey(orphan, p) != true) continue;
             string where = $"key reference {orphan.Kid} on '{token}'";
@@ -168,6 +170,9 @@ internal sealed class ScHsmCardRestorePlanner(ScHsmCard card, DeviceContext cont
             return false;
         }
     }
+
+    private ScHsmCardCatalogue.CardKey WithCertificate(ScHsmCardCatalogue.CardKey k) =>
+        k.Certificate is not null ? k : k with { Certificate = _card.ReadCertificate(k.Kid) is { Length: > 0 } c ? c : null };
 
     private PicoKey ToKey(ScHsmCardCatalogue.CardKey k) => _catalogue.ToPicoKey(k, _card.EnumerateKeyDomains());
 
