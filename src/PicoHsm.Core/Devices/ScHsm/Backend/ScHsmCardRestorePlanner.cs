@@ -94,7 +94,7 @@ internal sealed class ScHsmCardRestorePlanner(ScHsmCard card, DeviceContext cont
                     new ScHsmRestoreTarget(holder.Kid, holder));
             if (!request.Force)
             {
-                string proof = same is null ? " (a secret key's material cannot be compared on the card, so it counts as another key)" : " (another key: its public key differs)";
+                string proof = same is null ? " (a secret key's material cannot be compared on the card, so it counts as another key)" : " (another key)";
                 return (Refused(idHex, label, where, new PicoHsmException(PicoErrorKind.ResourceExists, "IdInUse",
                     $"Id {idHex} is already used by {Words(holder)} on '{token}'{proof}. " +
                     "Restore under another id (-Id <another id>), or use -Force to replace that key (its key, PRKD and certificate). Nothing was changed.", backup)), null);
@@ -131,8 +131,9 @@ internal sealed class ScHsmCardRestorePlanner(ScHsmCard card, DeviceContext cont
     /// <summary>True: provably the backup's key; false: provably another; null: nothing to compare (AES, no public key in the backup).</summary>
     public bool? SameKey(ScHsmCardCatalogue.CardKey k, ScHsmParsedBackup p)
     {
+        KeyKind cardKind = k.Description?.Kind is KeyKind.GenericSecret ? KeyKind.Aes : k.Description?.Kind ?? KeyKind.Unknown;
+        if (cardKind != KeyKind.Unknown && cardKind != p.Blob.Kind) return false;
         if (p.Blob.Kind is not (KeyKind.Rsa or KeyKind.Ec)) return null;
-        if (k.Description is { } kd && kd.Kind is KeyKind.Rsa or KeyKind.Ec && kd.Kind != p.Blob.Kind) return false;
         byte[]? backupSpki = p.PublicKey?.SubjectPublicKeyInfo;
         if (backupSpki is null) return null;
         var cardPub = ScHsmCardFiles.ReadPublicKey(k.Certificate, k.Description?.KeySizeBits);
