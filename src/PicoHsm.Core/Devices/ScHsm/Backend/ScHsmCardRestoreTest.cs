@@ -82,12 +82,14 @@ internal sealed class ScHsmCardRestoreTest(ScHsmCard card, ScHsmCardPin pin, ScH
                 }
                 // The restore's own pre-flight: what a plain restore would refuse is a problem here too (the DKEK and
                 // key type are reported above). The same key already on the card is no problem: a restore has nothing to do.
+                // The restore test below still runs: it proves the file itself, at a free reference, whatever the id.
+                bool targetRefused = false;
                 if (dkekMatch == true && compatible && (pin.State == ScHsmPinState.Verified || _pin.HasCopy))
                 {
                     var (plan, _) = _planner.Plan(backup, p, new RestoreRequest());
                     foreach (var refusal in plan.Refusals.Where(r => r.Reason is not ("DkekMismatch" or "KeyTypeNotSupported" or "NoFreeKeyReference")))
                     {
-                        compatible = false;
+                        targetRefused = true;
                         problems.Add(refusal.Message);
                     }
                     if (plan.Action == RestoreAction.AlreadyPresent)
@@ -108,6 +110,7 @@ internal sealed class ScHsmCardRestoreTest(ScHsmCard card, ScHsmCardPin pin, ScH
                         ? "The restore test was not run: the card's DKEK could not be compared (verify the user PIN)."
                         : "The restore test was not run: the DKEK does not match, or the key cannot be restored here.");
                 }
+                if (targetRefused) compatible = false;
                 return 0;
             });
         }

@@ -185,4 +185,18 @@ public sealed class ScHsmCardRestorePlanTests : CardKeyTestBase
         Assert.True(same.Passed, string.Join(" | ", same.Problems));
         Assert.Contains("already on the card", same.Detail);
     }
+
+    /// <summary>A refused target is a problem of the check, but the restore test still proves the file (at a free reference).</summary>
+    [Fact]
+    public void RestoreTest_StillRuns_WhenTheTargetWouldBeRefused()
+    {
+        using var h = CardHarness.WithVectorDkek();
+        h.Backend.Restore(VectorFiles.Backup("aes256.wky"), new RestoreRequest());
+        var t = h.Backend.Test(VectorFiles.Backup("aes256.wky"), restoreTest: true);
+        Assert.True(t.Restorable, string.Join(" | ", t.Problems));
+        Assert.False(t.Compatible);
+        Assert.False(t.Passed);
+        Assert.Contains(t.Problems, m => m.Contains("already used"));
+        Assert.Single(UserKeys(h));
+    }
 }
