@@ -17,6 +17,7 @@
         'Get-PicoHsmToken'
         'Get-PicoKey'
         'New-PicoKey'
+        'Remove-PicoKey'
         'New-PicoDkek'
         'Import-PicoDkek'
         'Get-PicoDkek'

@@ -216,4 +216,16 @@
             @{ Code = 'Initialize-PicoHsm -Reader ''Nitrokey Nitrokey HSM 00 00'' -SoPin $so -Pin $pin -DkekShareCount 2 -WhatIf'; Remarks = 'Shows the keys and the DKEK that would be lost, without wiping.' }
         )
     }
+    'Remove-PicoKey' = @{
+        Synopsis = 'Removes keys from a device with their public key, PRKD and certificate.'
+        Description = 'Removes each key and everything that describes it. On a generic PKCS#11 token: the private or secret key with that CKA_ID, its public key and its certificate. On a SmartCard-HSM / Pico HSM: the key (DELETE FILE of CC kid), its PRKD (C4 kid) and its certificate or request (CE kid), orphans included (keys an interrupted restore left without their description; Get-PicoKey shows them with Status Orphan). The DKEK and its record are never removed (an id that is the DKEK''s is refused, naming it), nor the card''s own device key. It cannot be undone: back the key up first (Export-PicoWrappedKey).'
+        Parameters = @{ Session = 'The session; the default session when not given.'; Key = 'Keys from Get-PicoKey (pipeline).'; Id = 'Keys by id (hex).'; KeyReference = 'SmartCard-HSM / Pico HSM: keys by key reference (1-254), for example an orphan.' }
+        Notes = 'This cmdlet asks for confirmation (ConfirmImpact High). In a scheduled task or with pwsh -NonInteractive pass -Confirm:$false. -Verbose says what was removed.'
+        Links = @('Get-PicoKey', 'Restore-PicoHsm', 'Export-PicoWrappedKey', 'about_PicoHsm')
+        Defaults = @{ Session = 'The default session'; Key = 'None'; Id = 'None'; KeyReference = 'None' }
+        Examples = @(
+            @{ Code = 'Get-PicoKey | Where-Object IsOrphan | Remove-PicoKey -Confirm:$false -Verbose'; Remarks = 'Removes the keys an interrupted restore left without their description.' }
+            @{ Code = 'Remove-PicoKey -Id 01a1 -WhatIf'; Remarks = 'Shows which key (id, label, key reference) would be removed, without removing it.' }
+        )
+    }
 }

@@ -17,6 +17,7 @@ public static class Program
   --dkek-share HEX64       a share already imported at start (repeatable, with --initialized)
   --state FILE             keep the card in FILE (loaded if it exists, saved after every change)
   --verbose                log every APDU to stderr
+  --fault afterINS:N[:error[:SW]|:remove]   inject one fault into the N-th command after INS (e.g. after74:2:remove)
   --replay TRACE...        replay recorded traces against a fresh card; exit 1 on a mismatch
   --selftest [VECTORS]     check the blob codec and the card against the interop vectors";
 
@@ -44,6 +45,7 @@ public static class Program
                     case "--dkek-share": o.ImportedShares.Add(Hex.Parse(Next())); break;
                     case "--state": o.StateFile = Path.GetFullPath(Next()); break;
                     case "--verbose": verbose = true; break;
+                    case "--fault": o.Fault = SimulatedFault.Parse(Next()); break;
                     case "--replay":
                     {
                         var traces = args.Skip(i + 1).ToList();

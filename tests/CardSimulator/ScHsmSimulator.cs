@@ -26,6 +26,11 @@ public sealed class ScHsmOptions
     public string? StateFile { get; set; }
     /// <summary>Optional log sink (one line per APDU).</summary>
     public Action<string>? Log { get; set; }
+    /// <summary>true (Pico HSM): UNWRAP KEY also writes a minimal PRKD and, for RSA/EC, a CV request; false: as a
+    /// CardContact SmartCard-HSM, it stores the key alone.</summary>
+    public bool UnwrapWritesDescription { get; set; } = true;
+    /// <summary>Optional fault injected after a given command (see <see cref="SimulatedFault"/>); settable at any time.</summary>
+    public SimulatedFault? Fault { get; set; }
 }
 
 /// <summary>
@@ -113,6 +118,19 @@ public sealed class ScHsmSimulator
     {
         lock (sync)
         {
+            if (removed) throw new CardRemovedException();
+            if (opts.Fault is { Fired: false } fault && faultCountdown > 0 && --faultCountdown == 0)
+            {
+                fault.Fired = true;
+                opts.Log?.Invoke("> " + Hex.Of(commandApdu, " ") + "\n< (injected fault: " + fault.Mode + ")");
+                if (fault.Mode == FaultMode.Remove)
+                {
+                    removed = true;
+                    ResetSession();
+                    throw new CardRemovedException();
+                }
+                return Sw(fault.StatusWord);
+            }
             byte[] r;
             try { r = ProcessCore(commandApdu); }
             catch (Exception ex)
@@ -121,9 +139,23 @@ public sealed class ScHsmSimulator
                 r = Sw(0x6F00);
             }
             opts.Log?.Invoke("> " + Hex.Of(commandApdu, " ") + "\n< " + Hex.Of(r, " "));
+            if (opts.Fault is { Fired: false } f && faultCountdown == 0 && commandApdu.Length >= 4 && commandApdu[1] == f.AfterIns && r[^2] == 0x90 && r[^1] == 0x00)
+                faultCountdown = f.CommandNumber;
             if (dirty) { dirty = false; Save(); }
             return r;
         }
+    }
+
+    int faultCountdown;
+    bool removed;
+
+    /// <summary>Whether a <see cref="FaultMode.Remove"/> fault took the card out of the reader.</summary>
+    public bool IsRemoved { get { lock (sync) return removed; } }
+
+    /// <summary>Puts a removed card back (power-on: the PIN session is gone, stored state stays).</summary>
+    public void Reinsert()
+    {
+        lock (sync) { removed = false; ResetSession(); }
     }
 
     /// <summary>true once INITIALIZE DEVICE ran.</summary>
@@ -847,6 +879,7 @@ public sealed class ScHsmSimulator
         byte id = a.P1;
         StoreKey(id, key);
         // Pico writes a minimal PRKD (29 bytes for EC observed) and, for RSA/EC, a CV request as CExx
+        if (!opts.UnwrapWritesDescription) { if (staged != null) DeleteFile(staged); return Ok(); }
         WriteFile(PrkdFid(id), CardCrypto.BuildPrkd(key.Kind, Array.Empty<byte>(), new byte[] { 0x00, id }, key.SizeBits));
         if (key.Kind != CardKeyKind.Aes)
         {

@@ -51,6 +51,13 @@ public sealed class VpcdClient
             {
                 status("vpcd connection lost (" + ex.Message + "); reconnecting");
             }
+            catch (CardRemovedException)
+            {
+                status("card removed (injected fault); reinserting");
+                client.Close();
+                try { await Task.Delay(500, ct); } catch (OperationCanceledException) { return; }
+                card.Reinsert();
+            }
             card.Reset(); // the card leaves the reader: power is gone
             try { await Task.Delay(200, ct); } catch (OperationCanceledException) { return; }
         }

@@ -2,7 +2,7 @@ BeforeDiscovery {
     Import-Module $(if ($env:PICOHSM_TEST_MODULE) { $env:PICOHSM_TEST_MODULE } else { Join-Path $PSScriptRoot '../../out/PicoHsm/PicoHsm.psd1' }) -Force
     $script:cmdlets = Get-Command -Module PicoHsm -CommandType Cmdlet | ForEach-Object { @{ Name = $_.Name } }
     # The cmdlets that change a device or write a file: exactly these offer -WhatIf and -Confirm.
-    $script:changes = 'New-PicoKey', 'New-PicoDkek', 'Import-PicoDkek', 'Update-PicoDkekShare', 'Convert-PicoKeyBackup', 'Export-PicoWrappedKey', 'Import-PicoWrappedKey', 'Backup-PicoHsm', 'Restore-PicoHsm', 'Initialize-PicoHsm'
+    $script:changes = 'New-PicoKey', 'New-PicoDkek', 'Import-PicoDkek', 'Update-PicoDkekShare', 'Convert-PicoKeyBackup', 'Export-PicoWrappedKey', 'Import-PicoWrappedKey', 'Backup-PicoHsm', 'Restore-PicoHsm', 'Initialize-PicoHsm', 'Remove-PicoKey'
     foreach ($c in $cmdlets) { $c['Changes'] = $c['Name'] -in $changes }
 }
 BeforeAll { . (Join-Path $PSScriptRoot 'Common.ps1') }

@@ -39,6 +39,14 @@ public sealed record PicoKey
     public bool Exportable { get; init; }
     public string? ExportBlockedReason { get; init; }
 
+    /// <summary>
+    /// Whether the key is complete, or an orphan: a key without a description (no PRKD, or no label and no
+    /// public key), as an interrupted restore leaves it. <see cref="StatusReason"/> says what is missing and the fix.
+    /// </summary>
+    public PicoKeyStatus Status { get; init; } = PicoKeyStatus.Complete;
+    public string? StatusReason { get; init; }
+    public bool IsOrphan => Status == PicoKeyStatus.Orphan;
+
     /// <summary>"RSA-2048", "EC P-256", "AES-256".</summary>
     public string Algorithm => KeyType switch
     {
@@ -50,4 +58,13 @@ public sealed record PicoKey
     };
 
     public override string ToString() => $"{Id} {Label} {Algorithm}";
+}
+
+/// <summary>Whether a key on a device is whole (<see cref="Complete"/>) or lacks its description (<see cref="Orphan"/>).</summary>
+public enum PicoKeyStatus
+{
+    Complete,
+
+    /// <summary>A key without its description (an interrupted restore): rerun the restore to complete it, or Remove-PicoKey.</summary>
+    Orphan,
 }

@@ -15,7 +15,7 @@ namespace PicoHsm.Devices.Pkcs11;
 /// <see cref="Pkcs11Mechanisms"/>, <see cref="Pkcs11KeyWrapper"/>, <see cref="Pkcs11KeyRestorer"/>,
 /// <see cref="Pkcs11RestoreTest"/>.
 /// </summary>
-public sealed class Pkcs11DkekBackend : IDeviceBackend, IKeyGenerator
+public sealed class Pkcs11DkekBackend : IDeviceBackend, IKeyGenerator, IKeyRemover
 {
     public DeviceFamily Family => DeviceFamily.Pkcs11Token;
     public string BackupExtension => WrappedKeyFile.Extension;
@@ -211,4 +211,7 @@ public sealed class Pkcs11DkekBackend : IDeviceBackend, IKeyGenerator
     /// once), proves it is the key that was backed up, and reports what it proved.
     /// </summary>
     public (bool Restorable, string Detail) RestoreTest(WrappedKeyFile b) => _restoreTest.Run(b);
+
+    /// <summary>Remove-PicoKey: the key, its public key and certificate; never the DKEK (see <see cref="Pkcs11KeyRemover"/>).</summary>
+    public string RemoveKey(PicoKey key) => new Pkcs11KeyRemover(_session, _p11, _dkek).Remove(key);
 }

@@ -21,7 +21,7 @@ namespace PicoHsm.Devices.ScHsm.Backend;
 /// (plumbing), <see cref="ScHsmCardDkek"/>, <see cref="ScHsmCardInitializer"/>, <see cref="ScHsmCardCatalogue"/>,
 /// <see cref="ScHsmCardExport"/>, <see cref="ScHsmCardRestore"/> and <see cref="ScHsmCardRestoreTest"/>.
 /// </summary>
-public sealed class ScHsmCardBackend : IDeviceBackend, IScHsmDevice
+public sealed class ScHsmCardBackend : IDeviceBackend, IScHsmDevice, IKeyRemover
 {
     public const string Manufacturer = "www.CardContact.de";
     public const string TokenLabelDefault = "SmartCard-HSM";
@@ -38,6 +38,7 @@ public sealed class ScHsmCardBackend : IDeviceBackend, IScHsmDevice
     private readonly ScHsmCardExport _export;
     private readonly ScHsmCardRestore _restore;
     private readonly ScHsmCardRestoreTest _restoreTest;
+    private readonly ScHsmCardRemover _remover;
 
     /// <param name="pkcs11">The PKCS#11 session of the same card through OpenSC, when the connection has one;
     /// this backend owns it (logs out and closes it on dispose).</param>
@@ -54,7 +55,8 @@ public sealed class ScHsmCardBackend : IDeviceBackend, IScHsmDevice
         _catalogue = new ScHsmCardCatalogue(_card, _pin, _calls, context);
         _export = new ScHsmCardExport(_card, _pin, _calls, _catalogue);
         _restore = new ScHsmCardRestore(_card, _pin, _calls, context, _dkek, _catalogue);
-        _restoreTest = new ScHsmCardRestoreTest(_card, _pin, _calls, _dkek, _catalogue);
+        _restoreTest = new ScHsmCardRestoreTest(_card, _pin, _calls, _dkek, _catalogue, new ScHsmCardRestorePlanner(_card, context, _dkek, _catalogue));
+        _remover = new ScHsmCardRemover(_card, _pin, _calls, context, _catalogue);
     }
 
     public DeviceFamily Family => DeviceFamily.ScHsmCard;
@@ -149,14 +151,16 @@ public sealed class ScHsmCardBackend : IDeviceBackend, IScHsmDevice
     /// <summary>The wrapped-key file for <paramref name="key"/>, in memory.</summary>
     public ScHsmWrappedKeyFile Wrap(PicoKey key) => _export.Wrap(key);
 
-    /// <summary>Provisional (issue 8 work in progress): Restore still makes every check itself.</summary>
-    public RestorePlan PlanRestore(PicoKeyBackup backup, RestoreRequest request) =>
-        new(RestoreAction.Create, request.NewId is null ? backup.Id ?? "" : Convert.ToHexString(request.NewId).ToLowerInvariant(),
-            request.NewLabel ?? backup.Label, $"a new key on '{Context.TokenLabel}'");
+    /// <summary>
+    /// The pre-flight of a restore, changing nothing: DKEK domain complete and matching, key type, and the target
+    /// (the key holding the backup's id, replaced only with -Force; the same key: already present; an orphan of
+    /// this key: completed). See <see cref="ScHsmCardRestorePlanner"/>.
+    /// </summary>
+    public RestorePlan PlanRestore(PicoKeyBackup backup, RestoreRequest request) => _restore.Plan(backup, request);
 
     /// <summary>
-    /// Restores an sc-hsm-tool file: DKEK, key type, key reference and id are checked before anything on the
-    /// card changes; then UNWRAP KEY, the PRKD to C4 kid and the certificate / request to CE kid.
+    /// Restores an sc-hsm-tool file: plans again (<see cref="PlanRestore"/>) and acts on that plan, all or nothing:
+    /// UNWRAP KEY, the certificate / request to CE kid, the PRKD to C4 kid; undone when a later step fails.
     /// </summary>
     public PicoKey Restore(PicoKeyBackup backup, RestoreRequest request) => _restore.Restore(backup, request);
 
@@ -165,6 +169,9 @@ public sealed class ScHsmCardBackend : IDeviceBackend, IScHsmDevice
     /// reference, used, and deleted again whatever happened.
     /// </summary>
     public PicoBackupTestResult Test(PicoKeyBackup backup, bool restoreTest) => _restoreTest.Test(backup, restoreTest);
+
+    /// <summary>Remove-PicoKey: the key file, its PRKD and certificate (orphans too); never the device key.</summary>
+    public string RemoveKey(PicoKey key) => _remover.Remove(key);
 
     // PIN status, login, logout, dispose ----------------------------------------------------------
 

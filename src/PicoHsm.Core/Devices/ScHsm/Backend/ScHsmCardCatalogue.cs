@@ -88,8 +88,29 @@ internal sealed class ScHsmCardCatalogue(ScHsmCard card, ScHsmCardPin pin, ScHsm
             KeyDomain = configured.Count == 1 ? configured[0].KeyDomain : null,
             Exportable = complete,
             ExportBlockedReason = complete ? null : "no complete DKEK in the key domain",
+            Status = IsOrphan(k) ? PicoKeyStatus.Orphan : PicoKeyStatus.Complete,
+            StatusReason = IsOrphan(k) ? OrphanReason(k) : null,
         };
     }
+
+    /// <summary>
+    /// A key without its description, as an interrupted restore leaves it: no readable PRKD, or no label and
+    /// no public key, or no label and only the placeholder PRKD the firmware writes at UNWRAP (id 00 kid),
+    /// which the module replaces with the backup's as the last step of a restore.
+    /// </summary>
+    public bool IsOrphan(CardKey k)
+    {
+        var d = k.Description;
+        if (d is null) return true;
+        if (!string.IsNullOrEmpty(d.Label)) return false;
+        if (d.Id is { Length: 2 } id && id[0] == 0 && id[1] == k.Kid) return true;
+        // a secret key has no public key to show; its PRKD alone describes it
+        return d.Kind is not (KeyKind.Aes or KeyKind.GenericSecret) && ScHsmCardFiles.ReadPublicKey(k.Certificate, d.KeySizeBits) is null;
+    }
+
+    private static string OrphanReason(CardKey k) =>
+        (k.Description is null ? "no readable private key description (PRKD)" : "no label and no description beyond what the card wrote at unwrap") +
+        $" at key reference {k.Kid}, as an interrupted restore leaves it. Rerun the restore of its backup to complete it, or remove it with Remove-PicoKey.";
 
     /// <summary>The key reference of <paramref name="key"/>: its own, else the PRKD with its CKA_ID.</summary>
     public byte ResolveKeyReference(PicoKey key)

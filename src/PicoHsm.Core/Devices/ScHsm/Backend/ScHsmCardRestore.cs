@@ -3,98 +3,143 @@ using PicoHsm.Common;
 using PicoHsm.Devices.ScHsm.Card;
 using PicoHsm.Devices.ScHsm.Formats;
 using PicoHsm.Keys;
+using PicoHsm.PcSc;
 
 namespace PicoHsm.Devices.ScHsm.Backend;
 
-/// <summary>A key restored from an sc-hsm-tool wrapped-key file onto the card, every check before the first change.</summary>
+/// <summary>
+/// A key restored from an sc-hsm-tool wrapped-key file onto the card: planned (<see cref="ScHsmCardRestorePlanner"/>),
+/// every check before the first change, then all or nothing: UNWRAP KEY, the certificate / request to CE kid, and
+/// the PRKD to C4 kid last (the PRKD with the backup's id and label marks the restore complete). When anything
+/// after UNWRAP fails and the card still answers, what was written is removed again; when the card is gone, the
+/// key stays as an orphan that the listing marks and a rerun completes.
+/// </summary>
 internal sealed class ScHsmCardRestore(ScHsmCard card, ScHsmCardPin pin, ScHsmCardTransactions calls, DeviceContext context, ScHsmCardDkek dkek, ScHsmCardCatalogue catalogue)
 {
     private readonly ScHsmCard _card = card;
     private readonly ScHsmCardPin _pin = pin;
     private readonly ScHsmCardTransactions _calls = calls;
     private readonly DeviceContext _context = context;
-    private readonly ScHsmCardDkek _dkek = dkek;
     private readonly ScHsmCardCatalogue _catalogue = catalogue;
+    private readonly ScHsmCardRestorePlanner _planner = new(card, context, dkek, catalogue);
 
-    /// <summary>
-    /// Restores an sc-hsm-tool file: DKEK, key type, key reference and id are checked before anything on the
-    /// card changes; then UNWRAP KEY, the PRKD to C4 kid and the certificate / request to CE kid.
-    /// </summary>
+    /// <summary>The pre-flight alone (changes nothing; VERIFY with the PIN copy when the card asks for it).</summary>
+    public RestorePlan Plan(PicoKeyBackup backup, RestoreRequest request)
+    {
+        ArgumentNullException.ThrowIfNull(backup);
+        ArgumentNullException.ThrowIfNull(request);
+        var p = ScHsmParsedBackup.Parse(backup);
+        return _calls.Run($"plan the restore of '{backup.Path}'", () =>
+        {
+            _pin.EnsureVerified();
+            return _planner.Plan(backup, p, request).Plan;
+        });
+    }
+
+    /// <summary>Plans again under the session's lock and acts on that plan.</summary>
     public PicoKey Restore(PicoKeyBackup backup, RestoreRequest request)
     {
         ArgumentNullException.ThrowIfNull(backup);
         ArgumentNullException.ThrowIfNull(request);
         var p = ScHsmParsedBackup.Parse(backup);
-        if (request.KeyReference is int wanted && wanted is < 1 or > 254)
-            throw new PicoHsmException(PicoErrorKind.InvalidArgument, "BadKeyReference",
-                $"Key reference {wanted} is out of range: use 1 to 254 (0 is the device's own key).", request.KeyReference);
         return _calls.Run($"restore '{backup.Path}'", () =>
         {
             _pin.EnsureVerified();
-            var domains = _dkek.ReadDomains();
-            if (!domains.Any(d => d.IsComplete && d.KcvHex == p.Blob.KcvHex))
-                throw new PicoHsmException(PicoErrorKind.InvalidOperation, "DkekMismatch",
-                    $"'{backup.Path}' was wrapped under the DKEK with KCV {p.Blob.KcvHex}, but the card '{_context.TokenLabel}' holds {ScHsmCardDkek.DomainKcvs(domains)}. " +
-                    "Import the backup's DKEK into the card first (Import-PicoDkek with its shares). Nothing was changed.", backup);
-            if (!p.IsUnwrappableKeyType)
-                throw new PicoHsmException(PicoErrorKind.NotSupported, "KeyTypeNotSupported",
-                    $"'{backup.Path}' holds a key of type {(byte)p.Blob.KeyType:X2}, which the card cannot unwrap.", backup);
-
-            var fids = new HashSet<ushort>(_card.EnumerateObjects());
-            byte target;
-            if (request.KeyReference is int r)
-            {
-                target = (byte)r;
-                if (_catalogue.IsOccupied(target, fids) && !request.Force)
-                    throw new PicoHsmException(PicoErrorKind.ResourceExists, "KeyReferenceInUse",
-                        $"Key reference {r} on '{_context.TokenLabel}' is in use (the card would overwrite it silently). Choose a free -KeyReference, or use -Force to replace that key.", backup);
-            }
-            else
-            {
-                target = _catalogue.FirstFreeReference(fids, fromTop: false) ?? throw new PicoHsmException(PicoErrorKind.ResourceUnavailable, "NoFreeKeyReference",
-                    $"Every key reference (1-254) on '{_context.TokenLabel}' is in use. Delete a key, or restore with -KeyReference and -Force.", backup);
-            }
-
-            byte[]? id = request.NewId ?? p.Description?.Id;
-            if (id is { Length: > 0 })
-            {
-                var clash = _catalogue.FindById(id, exceptKid: target);
-                if (clash is not null)
-                    throw new PicoHsmException(PicoErrorKind.ResourceExists, "IdInUse",
-                        $"Id {Convert.ToHexString(id).ToLowerInvariant()} is already used by key reference {clash.Kid} ('{clash.Description?.Label}') on '{_context.TokenLabel}'. " +
-                        "Restore with -Id <another id>. Nothing was changed.", backup);
-            }
-
-            // Changes start here.
-            try
-            {
-                _card.UnwrapKey(target, p.File.KeyBlob);
-            }
-            catch (ScHsmCardException ex) when (ex.Error == ScHsmError.DkekMismatch)
-            {
-                throw new PicoHsmException(PicoErrorKind.InvalidData, "BlobRejected",
-                    $"The card refused the key blob of '{backup.Path}' (SW {ex.StatusWord:X4}): its CMAC does not verify under the card's DKEK {p.Blob.KcvHex}, so the file was altered or damaged.", backup, ex);
-            }
-            WriteCompanionFiles(target, p, request);
-            var restored = _catalogue.ReadCardKeys().First(k => k.Kid == target);
-            return _catalogue.ToPicoKey(restored, _card.EnumerateKeyDomains());
+            var (plan, target) = _planner.Plan(backup, p, request);
+            if (plan.IsRefused) throw plan.Refusals[0];
+            if (plan.Action == RestoreAction.AlreadyPresent) return plan.Existing!;
+            return Write(backup, p, request, target!);
         });
     }
 
-    private void WriteCompanionFiles(byte kid, ScHsmParsedBackup p, RestoreRequest request)
+    private PicoKey Write(PicoKeyBackup backup, ScHsmParsedBackup p, RestoreRequest request, ScHsmRestoreTarget target)
+    {
+        byte kid = target.Kid;
+        // Changes start here.
+        try
+        {
+            _card.UnwrapKey(kid, p.File.KeyBlob);
+        }
+        catch (ScHsmCardException ex) when (ex.Error == ScHsmError.DkekMismatch)
+        {
+            throw new PicoHsmException(PicoErrorKind.InvalidData, "BlobRejected",
+                $"The card refused the key blob of '{backup.Path}' (SW {ex.StatusWord:X4}): its CMAC does not verify under the card's DKEK {p.Blob.KcvHex}, so the file was altered or damaged.", backup, ex);
+        }
+        try
+        {
+            WriteCompanionFiles(kid, p, request, target.Replaced, backup);
+            var restored = _catalogue.ReadCardKeys().First(k => k.Kid == kid);
+            return _catalogue.ToPicoKey(restored, _card.EnumerateKeyDomains());
+        }
+        catch (Exception ex) when (ex is ScHsmCardException or PcscException or PicoHsmException or InvalidOperationException)
+        {
+            throw Undo(kid, backup, ex, target.Replaced is not null);
+        }
+    }
+
+    /// <summary>After a failure past UNWRAP: removes the key and its files when the card answers; the error says which happened.</summary>
+    private PicoHsmException Undo(byte kid, PicoKeyBackup backup, Exception failure, bool replaced)
+    {
+        var (kind, reason, why) = failure switch
+        {
+            PicoHsmException pe => (pe.Kind, pe.Reason, pe.Message),
+            ScHsmCardException ce => (ScHsmCardException.KindAndReason(ce.Error).Kind, ScHsmCardException.KindAndReason(ce.Error).Reason, ce.Message),
+            PcscException pc => (PicoErrorKind.ResourceUnavailable, "CardUnavailable", $"the card did not answer: {pc.Message}"),
+            _ => (PicoErrorKind.InvalidOperation, "RestoreIncomplete", failure.Message),
+        };
+        string lost = replaced ? " The key it replaced had already been overwritten by the unwrap." : "";
+        try
+        {
+            RemoveFiles(_card, kid);
+            return new PicoHsmException(kind, reason,
+                $"The restore of '{backup.Path}' failed after the key was unwrapped at key reference {kid} ({why}). " +
+                $"What it wrote was removed again: key reference {kid} on '{_context.TokenLabel}' is free.{lost} Rerun the restore.", backup, failure);
+        }
+        catch (Exception undo) when (undo is ScHsmCardException or PcscException)
+        {
+            return new PicoHsmException(kind, reason,
+                $"The restore of '{backup.Path}' failed after the key was unwrapped at key reference {kid} ({why}), and it could not be undone ({undo.Message}). " +
+                $"Key reference {kid} on '{_context.TokenLabel}' may hold the key without its description: Get-PicoKey lists it as an orphan.{lost} " +
+                "Rerun the restore once the card answers to complete it, or remove it with Remove-PicoKey.", backup, failure);
+        }
+    }
+
+    /// <summary>
+    /// Deletes the certificate CE kid, the PRKD C4 kid and the key file CC kid (each when present), the key last:
+    /// an interruption leaves at worst a key without its description (an orphan, listed and removable), never
+    /// files that describe no key.
+    /// </summary>
+    public static void RemoveFiles(ScHsmCard card, byte kid)
+    {
+        foreach (byte prefix in new[] { ScHsmCard.CertificatePrefix, ScHsmCard.PrkdPrefix, ScHsmCard.KeyPrefix })
+        {
+            ushort fid = (ushort)(prefix << 8 | kid);
+            try { card.DeleteFile(fid); }
+            catch (ScHsmCardException ex) when (ex.StatusWord == 0x6A82) { /* not there */ }
+        }
+    }
+
+    /// <summary>
+    /// The certificate / request, then the PRKD. A file of the replaced key that the backup does not bring and
+    /// the firmware did not rewrite at UNWRAP (it still reads as before) is deleted, so nothing describes the
+    /// new key wrongly. A backup without a PRKD gets one (its file name as label) so the key is not an orphan.
+    /// </summary>
+    private void WriteCompanionFiles(byte kid, ScHsmParsedBackup p, RestoreRequest request, ScHsmCardCatalogue.CardKey? replaced, PicoKeyBackup backup)
     {
         ushort c4 = (ushort)(ScHsmCard.PrkdPrefix << 8 | kid);
         ushort ce = (ushort)(ScHsmCard.CertificatePrefix << 8 | kid);
         if (p.File.Certificate is { } cert)
             _card.WriteFile(ce, cert);
+        else if (replaced?.Certificate is { } oldCert && _card.TryReadFile(ce) is { } nowCert && nowCert.AsSpan().SequenceEqual(oldCert))
+            _card.DeleteFile(ce); // the replaced key's certificate
         else if (p.Blob.Kind == KeyKind.Aes && _card.FileExists(ce))
-            _card.DeleteFile(ce); // a stale certificate of a key this one replaced
+            _card.DeleteFile(ce); // a stale certificate: a secret key has none
 
-        byte[]? prkd = null;
         var d = p.Description;
+        byte[] prkd;
         if (request.NewId is not null || request.NewLabel is not null || d is null)
         {
-            string label = request.NewLabel ?? d?.Label ?? "";
+            string label = request.NewLabel ?? d?.Label ?? Path.GetFileNameWithoutExtension(backup.Path);
             byte[] id = request.NewId ?? d?.Id ?? [kid];
             int size = d?.KeySizeBits ?? p.PublicKey?.SizeBits ?? 0;
             if (size == 0)
@@ -107,20 +152,18 @@ internal sealed class ScHsmCardRestore(ScHsmCard card, ScHsmCardPin pin, ScHsmCa
                     try { size = ScHsmKeyDescription.Parse(ownPrkd).KeySizeBits ?? 0; } catch (ScHsmFormatException) { }
                 }
             }
-            if (d is null && request.NewId is null && request.NewLabel is null)
-                prkd = null; // nothing to say beyond what the card wrote itself
-            else
-                prkd = p.Blob.Kind switch
-                {
-                    KeyKind.Rsa => ScHsmKeyDescription.BuildRsa(label, id, kid, size, d?.Usage, d?.Flags, d?.AuthId).Encoded,
-                    KeyKind.Ec => ScHsmKeyDescription.BuildEc(label, id, kid, size, d?.Usage, d?.Flags, d?.AuthId).Encoded,
-                    _ => ScHsmKeyDescription.BuildAes(label, id, size, d?.KeyReference is null ? null : kid, d?.Usage).Encoded,
-                };
+            prkd = p.Blob.Kind switch
+            {
+                KeyKind.Rsa => ScHsmKeyDescription.BuildRsa(label, id, kid, size, d?.Usage, d?.Flags, d?.AuthId).Encoded,
+                KeyKind.Ec => ScHsmKeyDescription.BuildEc(label, id, kid, size, d?.Usage, d?.Flags, d?.AuthId).Encoded,
+                _ => ScHsmKeyDescription.BuildAes(label, id, size, d?.KeyReference is null ? null : kid, d?.Usage).Encoded,
+            };
         }
-        else if (p.File.PrivateKeyDescription is { } original)
+        else
         {
-            prkd = ScHsmCardFiles.WithKeyReference(original, kid);
+            prkd = ScHsmCardFiles.WithKeyReference(p.File.PrivateKeyDescription!, kid);
         }
-        if (prkd is not null) _card.WriteFile(c4, prkd);
+        // Last: the PRKD with the backup's id and label is what makes the key complete (not an orphan).
+        _card.WriteFile(c4, prkd);
     }
 }

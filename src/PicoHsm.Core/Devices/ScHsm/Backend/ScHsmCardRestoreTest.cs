@@ -12,8 +12,9 @@ namespace PicoHsm.Devices.ScHsm.Backend;
 /// Whether a backup fits the card (DKEK, key type, room, id) and, with a restore test, whether the key
 /// really comes back: unwrapped into a free reference, used, and deleted again.
 /// </summary>
-internal sealed class ScHsmCardRestoreTest(ScHsmCard card, ScHsmCardPin pin, ScHsmCardTransactions calls, ScHsmCardDkek dkek, ScHsmCardCatalogue catalogue)
+internal sealed class ScHsmCardRestoreTest(ScHsmCard card, ScHsmCardPin pin, ScHsmCardTransactions calls, ScHsmCardDkek dkek, ScHsmCardCatalogue catalogue, ScHsmCardRestorePlanner planner)
 {
+    private readonly ScHsmCardRestorePlanner _planner = planner;
     private readonly ScHsmCard _card = card;
     private readonly ScHsmCardPin _pin = pin;
     private readonly ScHsmCardTransactions _calls = calls;
@@ -79,8 +80,21 @@ internal sealed class ScHsmCardRestoreTest(ScHsmCard card, ScHsmCardPin pin, ScH
                     compatible = false;
                     problems.Add("Every key reference on the card is in use; there is no room to restore the key.");
                 }
-                if (p.Description?.Id is { } id && _catalogue.FindById(id) is { } clash)
-                    details.Add($"Id {Convert.ToHexString(id).ToLowerInvariant()} is in use by key reference {clash.Kid}: restore with a new id, or -Force onto that reference.");
+                // The restore's own pre-flight: what a plain restore would refuse is a problem here too (the DKEK and
+                // key type are reported above). The same key already on the card is no problem: a restore has nothing to do.
+                // The restore test below still runs: it proves the file itself, at a free reference, whatever the id.
+                bool targetRefused = false;
+                if (dkekMatch == true && compatible && (pin.State == ScHsmPinState.Verified || _pin.HasCopy))
+                {
+                    var (plan, _) = _planner.Plan(backup, p, new RestoreRequest());
+                    foreach (var refusal in plan.Refusals.Where(r => r.Reason is not ("DkekMismatch" or "KeyTypeNotSupported" or "NoFreeKeyReference")))
+                    {
+                        targetRefused = true;
+                        problems.Add(refusal.Message);
+                    }
+                    if (plan.Action == RestoreAction.AlreadyPresent)
+                        details.Add($"The key is already on the card ({plan.Target}): a restore has nothing to do.");
+                }
 
                 if (restoreTest && dkekMatch == true && compatible && free is byte tmp)
                 {
@@ -96,6 +110,7 @@ internal sealed class ScHsmCardRestoreTest(ScHsmCard card, ScHsmCardPin pin, ScH
                         ? "The restore test was not run: the card's DKEK could not be compared (verify the user PIN)."
                         : "The restore test was not run: the DKEK does not match, or the key cannot be restored here.");
                 }
+                if (targetRefused) compatible = false;
                 return 0;
             });
         }

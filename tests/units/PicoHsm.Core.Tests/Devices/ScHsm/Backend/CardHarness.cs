@@ -37,7 +37,9 @@ public sealed class SimulatorChannel : ICardChannel
         byte[] cmd = apdu.ToArray();
         Sent.Add(cmd);
         if (OpenTransactions == 0) OutsideTransaction++;
-        return Card.Process(cmd);
+        try { return Card.Process(cmd); }
+        catch (Sim.CardRemovedException ex) { throw new PcscException(ex.Message); } // as SCardTransmit reports a removed card
+
     }
 
     /// <summary>Transactions begun while another was open (the card client nests them).</summary>

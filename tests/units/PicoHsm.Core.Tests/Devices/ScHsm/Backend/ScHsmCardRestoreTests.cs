@@ -92,10 +92,12 @@ public sealed class ScHsmCardRestoreTests : CardKeyTestBase
         using var h = CardHarness.WithVectorDkek();
         h.Backend.Restore(VectorFiles.Backup("ec256.wky"), new RestoreRequest());
         int from = h.Channel.Sent.Count;
-        var ex = Assert.Throws<PicoHsmException>(() => h.Backend.Restore(VectorFiles.Backup("ec256.wky"), new RestoreRequest()));
+        // another key (rsa2048) under the id ec256 holds
+        var ex = Assert.Throws<PicoHsmException>(() => h.Backend.Restore(VectorFiles.Backup("rsa2048.wky"), new RestoreRequest(NewId: [0x02])));
         Assert.Equal("IdInUse", ex.Reason);
         Assert.Equal(PicoErrorKind.ResourceExists, ex.Kind);
         Assert.Contains("-Id <another id>", ex.Message);
+        Assert.Contains("-Force", ex.Message);
         Assert.Equal(0, h.Channel.Changes(from));
         Assert.Single(UserKeys(h));
 
