@@ -77,7 +77,7 @@ public sealed class BackupCrashSafetyTests : IDisposable
     private static string Sha(string path) => Convert.ToHexString(System.Security.Cryptography.SHA256.HashData(File.ReadAllBytes(path)));
 
     private static Dictionary<string, string> Digests(string dir) =>
-        Directory.EnumerateFiles(dir).ToDictionary(Path.GetFileName, Sha)!;
+        Directory.EnumerateFiles(dir).ToDictionary(f => Path.GetFileName(f), Sha);
 
     [SoftHsmFact]
     public void Seen6_Cancelled_AfterSomeKeys_IsRecognisedAsIncomplete_AndARerunWithoutForceFinishesIt()
