@@ -21,6 +21,7 @@ public sealed class ConvertPicoKeyBackupCommand : PicoCmdletBase
     [Parameter(Mandatory = true, Position = 0, ValueFromPipeline = true, ValueFromPipelineByPropertyName = true)]
     [Alias("FullName")]
     [ValidateNotNullOrEmpty]
+    [SupportsWildcards]
     public string[] Path { get; set; } = Array.Empty<string>();
 
     /// <summary>Share files of the old DKEK: any n of a PicoHsm split, or all sc-hsm-tool files.</summary>

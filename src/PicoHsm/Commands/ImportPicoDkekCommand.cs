@@ -15,6 +15,7 @@ public sealed class ImportPicoDkekCommand : PicoSessionCmdletBase
     [Parameter(Mandatory = true, Position = 0, ValueFromPipeline = true, ValueFromPipelineByPropertyName = true)]
     [Alias("FullName", "ShareFiles")]
     [ValidateNotNullOrEmpty]
+    [SupportsWildcards]
     public string[] Path { get; set; } = Array.Empty<string>();
 
     /// <summary>The password of each file, in the order of -Path; asked for per file when not given.</summary>

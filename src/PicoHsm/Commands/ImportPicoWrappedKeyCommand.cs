@@ -19,6 +19,7 @@ public sealed class ImportPicoWrappedKeyCommand : PicoSessionCmdletBase
 {
     [Parameter(Mandatory = true, Position = 0, ParameterSetName = "Path", ValueFromPipelineByPropertyName = true)]
     [Alias("FullName")]
+    [SupportsWildcards]
     public string[]? Path { get; set; }
 
     [Parameter(Mandatory = true, ParameterSetName = "InputObject", ValueFromPipeline = true)]

@@ -18,6 +18,7 @@ public sealed class TestPicoKeyBackupCommand : PicoCmdletBase
 {
     [Parameter(Mandatory = true, Position = 0, ParameterSetName = "Path", ValueFromPipelineByPropertyName = true)]
     [Alias("FullName")]
+    [SupportsWildcards]
     public string[]? Path { get; set; }
 
     [Parameter(Mandatory = true, ParameterSetName = "InputObject", ValueFromPipeline = true, ValueFromPipelineByPropertyName = true)]

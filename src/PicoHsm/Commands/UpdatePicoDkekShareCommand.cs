@@ -18,6 +18,7 @@ public sealed partial class UpdatePicoDkekShareCommand : PicoCmdletBase
     [Parameter(Mandatory = true, Position = 0, ValueFromPipeline = true, ValueFromPipelineByPropertyName = true)]
     [Alias("FullName")]
     [ValidateNotNullOrEmpty]
+    [SupportsWildcards]
     public string[] Path { get; set; } = Array.Empty<string>();
 
     /// <summary>Passwords of the existing share files, in the order of -Path.</summary>
