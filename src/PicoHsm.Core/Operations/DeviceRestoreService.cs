@@ -93,6 +93,16 @@ public static class DeviceRestoreService
             }
             catch (Exception ex) when (ex is not OperationCanceledException && ErrorTranslation.Translate(ex) is { } p)
             {
+                // A device that went away fails every key after it: stop with one error that says what
+                // was restored and what not, instead of one long error per remaining key.
+                if (p.Reason is "TokenRemoved" or "SessionClosed" or "CardUnavailable" or "PcscError")
+                {
+                    var notReached = todo.Skip(i).Select(t => t.Entry.IdHex).ToList();
+                    string list = notReached.Count <= 20 ? string.Join(", ", notReached) : string.Join(", ", notReached.Take(20)) + $" and {notReached.Count - 20} more";
+                    throw new PicoHsmException(p.Kind, p.Reason,
+                        $"Key {e.IdHex} '{e.Label}': {p.Message} The restore stopped at key {i + 1} of {todo.Count}: {count} restored; not reached: {list}. " +
+                        "Reconnect and run Restore-PicoHsm again: the keys already restored are recognised as already present and left as they are.", path, ex);
+                }
                 host.ItemFailed(p, path);
             }
         }
