@@ -161,6 +161,9 @@ public sealed class ScHsmSimulator
     /// <summary>true once INITIALIZE DEVICE ran.</summary>
     public bool IsInitialized { get { lock (sync) return initialized; } }
 
+    /// <summary>SO-PIN (reference 88) tries left, as VERIFY 00 20 00 88 without data reports them (for tests).</summary>
+    public int SoPinTriesLeft { get { lock (sync) return soLeft; } }
+
     /// <summary>The complete DKEK of a key domain, or null (for tests).</summary>
     public byte[]? GetDkek(int domain = 0)
     {

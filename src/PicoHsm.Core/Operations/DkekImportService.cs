@@ -13,12 +13,16 @@ namespace PicoHsm.Operations;
 /// <param name="KeyDomain">SmartCard-HSM / Pico HSM: the key domain sc-hsm-tool shares go to.</param>
 /// <param name="ThresholdPassword">An sc-hsm-tool threshold-password share file: its password, rebuilt by the
 /// caller from the custodians' password shares (which the cmdlet takes as SecureStrings); zeroed by the caller.</param>
+/// <param name="ExpectedKcv">The KCV the combined DKEK must have (hex); else nothing reaches the device.</param>
+/// <param name="BackupPath">A backup (.wky/.pkb, manifest.json or a backup folder) whose DKEK KCV the combined DKEK must have.</param>
 public sealed record DkekImportRequest(
     IReadOnlyList<string> Paths,
     string? Id = null,
     string? Label = null,
     int KeyDomain = 0,
-    SecretBytes? ThresholdPassword = null);
+    SecretBytes? ThresholdPassword = null,
+    string? ExpectedKcv = null,
+    string? BackupPath = null);
 
 /// <summary>
 /// Rebuilds a DKEK from share files and puts it on a device: tells .dkekshare from sc-hsm-tool
@@ -59,6 +63,8 @@ public static class DkekImportService
         DkekCeremony.CheckSet(files, paths);
         string kcv = files[0].KcvHex;
         string token = device.Context.TokenLabel ?? "";
+        string? expected = DkekExpectation.Resolve(request.ExpectedKcv, request.BackupPath);
+        DkekExpectation.Check(expected, kcv, request.BackupPath, token); // the clear header: before any password
 
         var current = device.GetDkek().FirstOrDefault(d => d.Present && d.KeyCheckValue is not null);
         if (current?.KeyCheckValue is { } have && have != kcv)
@@ -73,6 +79,8 @@ public static class DkekImportService
         if (current is null)
             DkekCeremonyService.CheckIdFree(device, request.Id);
 
+        // No warning without an expectation here: every file's header records the KCV (CheckSet refused a
+        // mix of ceremonies), the confirmation names it, and the combined DKEK is checked against it below.
         if (!host.ShouldProcess($"token '{token}'", $"Import DKEK {kcv} rebuilt from {files.Count} of {files[0].ShareCount} shares"))
             return Array.Empty<PicoDkek>();
 
@@ -86,6 +94,16 @@ public static class DkekImportService
         try { dkek = DkekShareSet.Combine(decrypted); }
         finally { foreach (var d in decrypted) d.Dispose(); }
         host.Progress(new OperationProgress("Decrypting share files", 100, Completed: true));
+        try
+        {
+            string combined = KeyCheckValue.ToHex(KeyCheckValue.Compute(dkek.Span));
+            DkekExpectation.Check(expected ?? kcv, combined, expected is null ? paths[0] : request.BackupPath, token);
+        }
+        catch
+        {
+            dkek.Dispose();
+            throw;
+        }
 
         bool imported;
         using (dkek) imported = device.ImportDkek(dkek, request.Label ?? files[0].Label, DkekCeremonyService.IdBytes(request.Id));
@@ -121,6 +139,7 @@ public static class DkekImportService
         var files = paths.Select(p => WithTarget(() => ScHsmShareFile.Read(p), p)).ToList();
         var shares = new List<SecretBytes>();
         string token = device.Context.TokenLabel ?? "";
+        string? expected = DkekExpectation.Resolve(request.ExpectedKcv, request.BackupPath);
         try
         {
             if (request.ThresholdPassword is not null)
@@ -137,6 +156,9 @@ public static class DkekImportService
             }
             using var dkek = ScHsmDkekShares.Combine(shares);
             string kcv = KeyCheckValue.ToHex(KeyCheckValue.Compute(dkek.Span));
+            // computed in the host from the decrypted shares, before IMPORT DKEK SHARE / the DKEK object
+            DkekExpectation.Check(expected, kcv, request.BackupPath, token);
+            if (expected is null) DkekExpectation.WarnUnchecked(host, kcv, token);
             if (!host.ShouldProcess($"token '{token}'", $"Import {files.Count} sc-hsm-tool share(s) of DKEK {kcv}"))
                 return Array.Empty<PicoDkek>();
             if (device is IScHsmDevice card)

@@ -54,6 +54,19 @@ public sealed class ImportPicoDkekCommand : PicoSessionCmdletBase
     [Parameter]
     public string? Label { get; set; }
 
+    /// <summary>
+    /// The KCV the rebuilt DKEK must have (16 hex digits, colons allowed), e.g. from Get-PicoDkek of the old
+    /// device or the ceremony record. The DKEK is combined in the host first: another value and nothing is sent.
+    /// </summary>
+    [Parameter]
+    [ValidateNotNullOrEmpty]
+    public string? ExpectedKcv { get; set; }
+
+    /// <summary>A backup the DKEK must open: a .wky/.pkb file, a manifest.json, or a folder Backup-PicoHsm wrote; its KCV is checked as -ExpectedKcv.</summary>
+    [Parameter]
+    [ValidateNotNullOrEmpty]
+    public string? BackupPath { get; set; }
+
     private readonly List<string> _paths = new();
 
     protected override void ProcessRecordWithSession(PicoHsmSession session)
@@ -74,7 +87,8 @@ public sealed class ImportPicoDkekCommand : PicoSessionCmdletBase
             finally { Array.Clear(rebuilt); }
         }
         using var zeroed = thresholdPassword;
-        var request = new DkekImportRequest(_paths, Id, Label, KeyDomain, thresholdPassword);
+        string? backup = BackupPath is null ? null : SessionState.Path.GetUnresolvedProviderPathFromPSPath(BackupPath);
+        var request = new DkekImportRequest(_paths, Id, Label, KeyDomain, thresholdPassword, ExpectedKcv, backup);
         using var host = OperationHost(SharePassword);
         foreach (var d in DkekImportService.Import(session.Device, request, host))
             WriteObject(d);

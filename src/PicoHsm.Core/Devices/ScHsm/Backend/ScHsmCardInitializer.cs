@@ -26,15 +26,22 @@ internal sealed class ScHsmCardInitializer(ScHsmCard card, ScHsmCardPin pin, ScH
             {
                 using (channel.BeginTransaction())
                 {
-                    pin.Prepare();
+                    // The firmware's INITIALIZE does not check the old SO-PIN: prove it first on an initialised card.
+                    if (pin.Prepare().State != ScHsmPinState.NotInitialized) ProveSoPin(soPin8);
                     card.InitializeDevice(soPin8, userPin, retries, dkekShares < 0 ? null : (byte)dkekShares, keyDomains is int k ? (byte)k : null);
                 }
             }
-            catch (ScHsmCardException ex) when (ex.Error is ScHsmError.PinNotVerified or ScHsmError.WrongPin or ScHsmError.PinBlocked)
+            catch (ScHsmCardException ex) when (ex.Error is ScHsmError.PinBlocked)
             {
-                // 6982 / 63Cx / 6983 answer the SO-PIN here, not the user PIN.
+                throw new PicoHsmException(PicoErrorKind.AuthenticationFailed, "SoPinLocked",
+                    $"The SO-PIN of the card in '{channel.ReaderName}' is blocked (0 tries left); the card cannot be initialised with it. Nothing was erased.", context, ex);
+            }
+            catch (ScHsmCardException ex) when (ex.Error is ScHsmError.PinNotVerified or ScHsmError.WrongPin)
+            {
+                // 6982 / 63Cx answer the SO-PIN here, not the user PIN.
+                string left = ex.PinTriesLeft is int n ? $"{n} SO-PIN {(n == 1 ? "try" : "tries")} left" : "tries left unknown";
                 throw new PicoHsmException(PicoErrorKind.AuthenticationFailed, "WrongSoPin",
-                    $"The card refused the SO-PIN (SW {ex.StatusWord:X4}{(ex.PinTriesLeft is int left ? $", {left} tries left" : "")}). Check the SO-PIN (16 hex digits); nothing was erased.", context, ex);
+                    $"The card in '{channel.ReaderName}' refused the SO-PIN ({left}; SW {ex.StatusWord:X4}). Nothing was erased. Give the card's current SO-PIN (16 hex digits); a blocked SO-PIN can never be unblocked.", context, ex);
             }
             catch (ScHsmCardException ex)
             {
@@ -66,6 +73,26 @@ internal sealed class ScHsmCardInitializer(ScHsmCard card, ScHsmCardPin pin, ScH
             {
                 throw ex.ToPicoHsmException("reach the card after initialising it", context);
             }
+        }
+    }
+
+    /// <summary>
+    /// VERIFY of the SO-PIN (reference 88) before the wipe: the status first (no try spent), then one
+    /// VERIFY with the given value. A wrong SO-PIN spends exactly one try and throws (63Cx); a blocked one throws 6983.
+    /// A card without an SO-PIN (6A88) needs no proof.
+    /// </summary>
+    private void ProveSoPin(ReadOnlySpan<byte> soPin8)
+    {
+        var status = card.GetSoPinStatus();
+        switch (status.State)
+        {
+            case ScHsmPinState.NotInitialized:
+                return;
+            case ScHsmPinState.Blocked:
+                throw new ScHsmCardException(ScHsmCommands.VerifySoPin, status.StatusWord);
+            default:
+                card.VerifySoPin(soPin8);
+                return;
         }
     }
 }

@@ -93,6 +93,41 @@ public sealed partial class ScHsmCard
     }
 
     /// <summary>
+    /// SO-PIN state (VERIFY 00 20 00 88 with no data): 63Cx = not verified, x tries left; 6983 blocked;
+    /// 6A88 no SO-PIN (a card never initialised). Spends no try. Does not SELECT.
+    /// </summary>
+    public ScHsmPinStatus GetSoPinStatus()
+    {
+        ResponseApdu r = Send(new CommandApdu(0x00, 0x20, 0x00, SoPinReference));
+        return ToPinStatus(r.SW) ?? throw new ScHsmCardException(ScHsmCommands.VerifySoPin, r.SW);
+    }
+
+    /// <summary>
+    /// VERIFY the SO-PIN (00 20 00 88 08 SO-PIN): a wrong one spends one try and throws
+    /// <see cref="ScHsmCardException"/> with 63Cx (x tries left) or 6983 (blocked). The message never contains the SO-PIN.
+    /// </summary>
+    public void VerifySoPin(ReadOnlySpan<byte> soPin8)
+    {
+        if (soPin8.Length != SoPinLength) throw new ArgumentException("The SO-PIN is 8 bytes.", nameof(soPin8));
+        byte[] apdu = GC.AllocateArray<byte>(5 + SoPinLength, pinned: true);
+        try
+        {
+            apdu[0] = 0x00;
+            apdu[1] = 0x20;
+            apdu[2] = 0x00;
+            apdu[3] = SoPinReference;
+            apdu[4] = SoPinLength;
+            soPin8.CopyTo(apdu.AsSpan(5));
+            ResponseApdu r = ResponseApdu.Parse(Channel.Transmit(apdu));
+            Check(r, ScHsmCommands.VerifySoPin);
+        }
+        finally
+        {
+            CryptographicOperations.ZeroMemory(apdu);
+        }
+    }
+
+    /// <summary>
     /// VERIFY the user PIN (00 20 00 81 Lc PIN; the PIN is the ASCII bytes, e.g. "648219").
     /// Throws <see cref="ScHsmCardException"/> (63Cx wrong PIN with tries left, 6983 blocked); the
     /// message never contains the PIN.

@@ -21,6 +21,8 @@ public sealed partial class ScHsmCard
     public static ReadOnlySpan<byte> Aid => [0xE8, 0x2B, 0x06, 0x01, 0x04, 0x01, 0x81, 0xC3, 0x1F, 0x02, 0x01];
 
     public const byte UserPinReference = 0x81;
+    /// <summary>The SO-PIN's reference (VERIFY 00 20 00 88; 8 bytes).</summary>
+    public const byte SoPinReference = 0x88;
     public const byte KeyPrefix = 0xCC;
     public const byte PrkdPrefix = 0xC4;
     public const byte CertificatePrefix = 0xCE;

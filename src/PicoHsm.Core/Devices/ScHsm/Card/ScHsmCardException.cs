@@ -196,6 +196,7 @@ public static class ScHsmCommands
     public const string SelectApplet = "SELECT applet";
     public const string PinStatus = "PIN STATUS";
     public const string VerifyPin = "VERIFY PIN";
+    public const string VerifySoPin = "VERIFY SO-PIN";
     public const string InitializeDevice = "INITIALIZE DEVICE";
     public const string ImportDkekShare = "IMPORT DKEK SHARE";
     public const string KeyDomainStatus = "KEY DOMAIN STATUS";
