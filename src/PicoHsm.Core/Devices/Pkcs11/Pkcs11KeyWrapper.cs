@@ -47,21 +47,9 @@ internal sealed class Pkcs11KeyWrapper
     /// </summary>
     private DkekObjects VerifiedDkek()
     {
-        if (_verifiedDkek is { } d)
-        {
-            try
-            {
-                var a = Read(S, d.Key, DkekIdentity);
-                if (a[CKA.CKA_CLASS] is { } c && c.GetValueAsUlong() == (ulong)CKO.CKO_SECRET_KEY
-                    && a[CKA.CKA_ID]?.GetValueAsByteArray() is { } id && id.AsSpan().SequenceEqual(d.Id))
-                    return d;
-            }
-            catch (Pkcs11Exception) { }
-        }
+        if (_verifiedDkek is { } d && Pkcs11ObjectIndex.StillIs(S, d.Key, CKO.CKO_SECRET_KEY, d.Id)) return d;
         return _verifiedDkek = _dkek.RequireVerified();
     }
-
-    private static readonly List<CKA> DkekIdentity = new() { CKA.CKA_CLASS, CKA.CKA_ID };
 
     private ISession S => _p11.Session;
 

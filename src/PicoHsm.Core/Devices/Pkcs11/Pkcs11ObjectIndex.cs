@@ -37,7 +37,7 @@ internal sealed class Pkcs11ObjectIndex
         {
             var byId = Snapshot(cko);
             if (!byId.TryGetValue(key, out var handles)) return new List<IObjectHandle>();
-            if (handles.TrueForAll(h => StillIs(h, cko, id))) return handles;
+            if (handles.TrueForAll(h => StillIs(_session(), h, cko, id))) return handles;
             _snapshots.Remove(cko); // something changed since the scan: scan once more
         }
         return Pkcs11KeyStore.Find(_session(), (CKA.CKA_CLASS, cko), (CKA.CKA_ID, id));
@@ -60,11 +60,12 @@ internal sealed class Pkcs11ObjectIndex
         return byId;
     }
 
-    private bool StillIs(IObjectHandle h, CKO cko, byte[] id)
+    /// <summary>Whether the handle still names an object of that class with that id (false once it is gone).</summary>
+    public static bool StillIs(ISession session, IObjectHandle h, CKO cko, byte[] id)
     {
         try
         {
-            var a = Read(_session(), h, ClassAndId);
+            var a = Read(session, h, ClassAndId);
             return a[CKA.CKA_CLASS] is { } c && c.GetValueAsUlong() == (ulong)cko
                 && a[CKA.CKA_ID]?.GetValueAsByteArray() is { } got && got.AsSpan().SequenceEqual(id);
         }
