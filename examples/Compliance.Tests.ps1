@@ -3,6 +3,7 @@
 .SYNOPSIS
     A compliance suite for Pester 5+: every private key on the token has a backup that tests
     valid under the expected DKEK, and the last recovery drill is recent.
+    Both device families: -Session is a PKCS#11 token's or a Pico HSM / SmartCard-HSM's session.
 .EXAMPLE
     $c = New-PesterContainer -Path ./Compliance.Tests.ps1 -Data @{ Session = $s; BackupRoot = '/srv/hsm-backup'; ExpectedKcv = 'd5c1a339cd295797'; DrillLog = '/srv/hsm-backup/drill.log' }
     Invoke-Pester -Container $c -Output Detailed

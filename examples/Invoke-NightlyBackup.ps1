@@ -8,6 +8,10 @@
     backup); 3 a backup file failed its restore test; 1 anything else (no PIN, no token,
     wrong PIN, disk full...). The log line is "<time> <result> <details>".
 
+    Both device families: -TokenLabel names a PKCS#11 token (SoftHSM2, a network HSM, or a card
+    through OpenSC with -ModulePath); -Reader names the PC/SC reader of a Pico HSM / SmartCard-HSM
+    (through pcscd, no PKCS#11 module needed; `opensc-tool -l` lists the readers). Give one.
+
     -PinFrom says where the PIN comes from, never the command line:
       SystemdCredential  $env:CREDENTIALS_DIRECTORY/<CredentialName> (systemd LoadCredential=)
       Clixml             a PSCredential saved with Export-Clixml: on Windows DPAPI protects it
@@ -15,10 +19,13 @@
       SecretManagement   Get-Secret <CredentialName> from a registered vault
 .EXAMPLE
     pwsh -NoProfile -NonInteractive -File Invoke-NightlyBackup.ps1 -TokenLabel ca-hsm -BackupRoot /srv/hsm-backup -PinFrom SystemdCredential -LogPath /var/log/picohsm-backup.log
+.EXAMPLE
+    pwsh -NoProfile -NonInteractive -File Invoke-NightlyBackup.ps1 -Reader 'Nitrokey HSM 00 00' -BackupRoot /srv/hsm-backup -PinFrom SystemdCredential -LogPath /var/log/picohsm-backup.log
 #>
 [CmdletBinding()]
 param(
-    [Parameter(Mandatory)] [string] $TokenLabel,
+    [string] $TokenLabel,
+    [string] $Reader,
     [Parameter(Mandatory)] [string] $BackupRoot,
     [Parameter(Mandatory)] [ValidateSet('SystemdCredential', 'Clixml', 'SecretManagement')] [string] $PinFrom,
     [string] $CredentialName = 'hsm-pin',
@@ -60,8 +67,11 @@ function Get-Pin {
 
 $exit = 1
 try {
+    if (-not $TokenLabel -and -not $Reader) { throw 'Name the device: -TokenLabel (a PKCS#11 token) or -Reader (a Pico HSM / SmartCard-HSM reader).' }
     Import-Module $PicoHsmModule
-    $connect = @{ TokenLabel = $TokenLabel; Pin = (Get-Pin) }
+    $connect = @{ Pin = (Get-Pin) }
+    if ($TokenLabel) { $connect.TokenLabel = $TokenLabel }
+    if ($Reader) { $connect.Reader = $Reader }
     if ($ModulePath) { $connect.ModulePath = $ModulePath }
     $session = Connect-PicoHsm @connect
     try {

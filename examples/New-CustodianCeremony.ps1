@@ -8,6 +8,10 @@
     Interactive: each custodian types their own password at the prompt New-PicoDkek shows.
     Scripted (a rehearsal on a test token): pass -SharePassword. The share files are named
     dkek-share-<i>-of-<m>.dkekshare, in the order of -Custodian.
+
+    Both device families: a PKCS#11 token gets the DKEK as a key object; a Pico HSM /
+    SmartCard-HSM gets it whole as its one DKEK share, so initialise the card with
+    Initialize-PicoHsm -DkekShareCount 1 first.
 .EXAMPLE
     Connect-PicoHsm -TokenLabel ca-hsm -Pin (Read-Host -AsSecureString PIN)
     .\New-CustodianCeremony.ps1 -Custodian alice, bob, carol, dave, erin -Threshold 3 -OutputDirectory E:\ceremony

@@ -8,6 +8,11 @@
     The old share files stay valid until every copy is destroyed: collect them from all old
     custodians, the leaving one first, and destroy them. Then run the recovery drill with the
     new shares (about_PicoHsm_DisasterRecovery).
+
+    Both device families: the share files (PicoHsm format, .dkekshare) are the same whether the
+    ceremony ran on a PKCS#11 token or on a Pico HSM / SmartCard-HSM. sc-hsm-tool share files
+    (.pbe) hold one DKEK share each and cannot be re-split: give such a file a new password (or
+    new password shares) with Update-PicoDkekShare instead.
 .EXAMPLE
     .\Update-Custodian.ps1 -Path E:\ceremony\dkek-share-1-of-5.dkekshare, E:\ceremony\dkek-share-2-of-5.dkekshare, E:\ceremony\dkek-share-4-of-5.dkekshare -Custodian alice, bob, carol, dave, frank -Threshold 3 -OutputDirectory F:\rotated
 #>

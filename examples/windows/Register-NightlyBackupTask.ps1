@@ -10,12 +10,18 @@
     systemd unit in examples/systemd instead.) Task Scheduler shows the script's exit code as
     "Last Run Result": 0 OK, 2 a key cannot be exported, 3 a backup failed its restore test,
     1 any other error; the log file gets one line per run.
+
+    -TokenLabel names a PKCS#11 token; -Reader names the PC/SC reader of a Pico HSM /
+    SmartCard-HSM (Windows' smart card service, no PKCS#11 module needed). Give one.
 .EXAMPLE
     .\Register-NightlyBackupTask.ps1 -TokenLabel ca-hsm -BackupRoot D:\hsm-backup
+.EXAMPLE
+    .\Register-NightlyBackupTask.ps1 -Reader 'Nitrokey HSM 0' -BackupRoot D:\hsm-backup
 #>
 [CmdletBinding(SupportsShouldProcess)]
 param(
-    [Parameter(Mandatory)] [string] $TokenLabel,
+    [string] $TokenLabel,
+    [string] $Reader,
     [Parameter(Mandatory)] [string] $BackupRoot,
     [string] $CredentialPath = (Join-Path $env:LOCALAPPDATA 'PicoHsm\hsm-pin.xml'),
     [string] $LogPath = (Join-Path $env:LOCALAPPDATA 'PicoHsm\backup.log'),
@@ -24,9 +30,11 @@ param(
     [string] $TaskName = 'PicoHsm nightly backup'
 )
 $ErrorActionPreference = 'Stop'
-if (-not $Pin) { $Pin = Get-Credential -UserName 'hsm' -Message "User PIN of '$TokenLabel'" }
+if ([bool]$TokenLabel -eq [bool]$Reader) { throw 'Give one of -TokenLabel (a PKCS#11 token) and -Reader (a Pico HSM / SmartCard-HSM reader).' }
+$device = if ($Reader) { "-Reader `"$Reader`"" } else { "-TokenLabel `"$TokenLabel`"" }
+if (-not $Pin) { $Pin = Get-Credential -UserName 'hsm' -Message "User PIN of '$TokenLabel$Reader'" }
 $script = Join-Path $PSScriptRoot '..\Invoke-NightlyBackup.ps1'
-$arguments = "-NoProfile -NonInteractive -File `"$script`" -TokenLabel `"$TokenLabel`" -BackupRoot `"$BackupRoot`" -PinFrom Clixml -CredentialPath `"$CredentialPath`" -LogPath `"$LogPath`""
+$arguments = "-NoProfile -NonInteractive -File `"$script`" $device -BackupRoot `"$BackupRoot`" -PinFrom Clixml -CredentialPath `"$CredentialPath`" -LogPath `"$LogPath`""
 if ($PSCmdlet.ShouldProcess($CredentialPath, 'Save the PIN as a DPAPI-protected credential')) {
     New-Item -ItemType Directory -Force (Split-Path $CredentialPath) | Out-Null
     $Pin | Export-Clixml -LiteralPath $CredentialPath

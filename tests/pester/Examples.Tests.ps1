@@ -186,3 +186,138 @@ Describe 'The custodian ceremony and the rotation of one custodian' {
         foreach ($f in $new.File) { Get-DkekKcvFromFile (Join-Path $Dir "rotated/$f") | Should -Be $kcv }
     }
 }
+
+# The same examples against a Pico HSM / SmartCard-HSM: the card simulator as the vpcd card behind
+# pcscd, the scheduled jobs connecting by -Reader (PC/SC only, as on a host with no PKCS#11 module),
+# keys made with OpenSC's pkcs11-tool. Not run on the card: the INCOMPLETE (exit 2) case, because
+# every key a SmartCard-HSM holds in the DKEK's key domain is exportable (pkcs11-tool through OpenSC
+# cannot make a non-exportable one), and Task Scheduler/DPAPI, which exist only on Windows (as above).
+Describe 'The examples on the card simulator (pcscd, vpcd, OpenSC)' -Tag Card {
+    BeforeAll {
+        $script:OpenSc = Get-OpenScModulePath
+        $script:PcscdPid = Start-PcscDaemon
+        $script:Sim = Start-CardSimulator -Port 35963 -Arguments '--blank'
+        $script:Reader = $Sim.Reader
+        $script:SoPin = ConvertTo-SecureString (Get-TestSoPin) -AsPlainText -Force
+        $script:CardDir = Join-Path $Dir 'card'
+        New-Item -ItemType Directory $CardDir | Out-Null
+        Disconnect-PicoHsm -All
+        # A card holds the ceremony's DKEK whole, as its one DKEK share.
+        Initialize-PicoHsm -Reader $Reader -SoPin $SoPin -Pin $Pin -DkekShareCount 1 -Confirm:$false -WarningAction SilentlyContinue | Out-Null
+        $script:CardCreds = Join-Path $CardDir 'credentials'
+        New-Item -ItemType Directory $CardCreds | Out-Null
+        if ($IsLinux) { chmod 0700 $CardCreds }
+        Set-Content -Path (Join-Path $CardCreds 'hsm-pin') -Value $PinText -NoNewline
+        $script:CardLog = Join-Path $CardDir 'systemd.log'
+        $unitArgs = Get-UnitExecArgs (Join-Path $Examples 'systemd/picohsm-backup.service')
+        # The unit as its header comment says to change it for a card: -Reader instead of -TokenLabel.
+        $script:CardArgs = for ($i = 0; $i -lt $unitArgs.Count; $i++) {
+            switch ($unitArgs[$i]) {
+                { $_ -like '*/Invoke-NightlyBackup.ps1' } { Join-Path $Examples 'Invoke-NightlyBackup.ps1'; continue }
+                '-TokenLabel' { '-Reader'; $Reader; $i++; continue }
+                '-BackupRoot' { $_; (Join-Path $CardDir 'backups'); $i++; continue }
+                '-LogPath' { $_; $CardLog; $i++; continue }
+                default { $_ }
+            }
+        }
+        $script:CardArgs += @('-PicoHsmModule', $ModuleUnderTest)
+        function Invoke-CardNightly([string] $CredentialsDirectory) {
+            Disconnect-PicoHsm -All
+            $old = $env:CREDENTIALS_DIRECTORY
+            try { $env:CREDENTIALS_DIRECTORY = $CredentialsDirectory; Invoke-Scheduled $CardArgs }
+            finally { $env:CREDENTIALS_DIRECTORY = $old }
+        }
+    }
+    AfterAll {
+        Disconnect-PicoHsm -All
+        Stop-CardSimulator $Sim
+        Stop-PcscDaemon $PcscdPid
+    }
+
+    It 'New-CustodianCeremony gives the card its DKEK and writes the receipt with the card''s KCV' {
+        $c = Connect-PicoHsm -Reader $Reader -Pin $Pin
+        try {
+            $out = Join-Path $CardDir 'ceremony'
+            $receipt = & (Join-Path $Examples 'New-CustodianCeremony.ps1') -Session $c -Custodian alice, bob, carol -Threshold 2 -OutputDirectory $out -SharePassword (New-TestPasswords 3 -Prefix card) 6>$null
+            $receipt.File | Should -Be @('dkek-share-1-of-3.dkekshare', 'dkek-share-2-of-3.dkekshare', 'dkek-share-3-of-3.dkekshare')
+            $script:CardKcv = (@(Get-PicoDkek -Session $c))[0].KeyCheckValue
+            $CardKcv | Should -Match '^[0-9a-f]{16}$'
+            $receipt.Kcv | Select-Object -Unique | Should -Be $CardKcv
+            (Import-Csv (Join-Path $out 'ceremony-receipt.csv')).Sha256[2] | Should -Be (Get-FileHash (Join-Path $out 'dkek-share-3-of-3.dkekshare')).Hash.ToLower()
+        }
+        finally { Disconnect-PicoHsm -Session $c -WarningAction SilentlyContinue }
+        foreach ($spec in @(@('EC:prime256v1', '51', 'card-web'), @('EC:prime256v1', '52', 'card-ca'))) {
+            $o = & timeout 600 pkcs11-tool --module $OpenSc --login --pin $PinText --keypairgen --key-type $spec[0] --id $spec[1] --label $spec[2] 2>&1
+            $LASTEXITCODE | Should -Be 0 -Because ($o -join "`n")
+        }
+    }
+
+    It 'the systemd job backs the card up by -Reader, restore-tests, exits 0 and writes one log line' {
+        $r = Invoke-CardNightly $CardCreds
+        $r.ExitCode | Should -Be 0 -Because ($r.Output -join "`n")
+        $lines = @(Get-Content $CardLog)
+        $lines.Count | Should -Be 1
+        $lines[0] | Should -Match "^\d{4}-\d\d-\d\dT\S+ OK 2 keys backed up .* \(KCV $CardKcv\)$"
+    }
+
+    It 'the systemd job exits 1 with the module''s error id for a wrong card PIN (one try spent, then reset)' {
+        $bad = Join-Path $CardDir 'bad-credentials'
+        New-Item -ItemType Directory $bad | Out-Null
+        Set-Content -Path (Join-Path $bad 'hsm-pin') -Value '000000' -NoNewline
+        $r = Invoke-CardNightly $bad
+        $r.ExitCode | Should -Be 1
+        (Get-Content $CardLog)[-1] | Should -Match ' ERROR ConnectPicoHsm\w+: '
+        # The right PIN resets the card's try counter for the tests that follow.
+        (Invoke-CardNightly $CardCreds).ExitCode | Should -Be 0
+    }
+
+    It 'the Task Scheduler script builds a -Reader command line, and that backup runs from a Clixml credential' {
+        $cred = [pscredential]::new('hsm', $Pin)
+        $w = & (Join-Path $Examples 'windows/Register-NightlyBackupTask.ps1') -Reader $Reader -BackupRoot (Join-Path $CardDir 'win') -CredentialPath (Join-Path $CardDir 'pin.xml') -LogPath (Join-Path $CardDir 'win.log') -Pin $cred -WhatIf
+        $w.Arguments | Should -Match ('-NonInteractive -File ".*Invoke-NightlyBackup\.ps1" -Reader "' + [regex]::Escape($Reader) + '" .* -PinFrom Clixml ')
+        $cred | Export-Clixml (Join-Path $CardDir 'pin.xml')
+        Disconnect-PicoHsm -All
+        $r = Invoke-Scheduled @('-File', (Join-Path $Examples 'Invoke-NightlyBackup.ps1'), '-Reader', $Reader, '-BackupRoot', (Join-Path $CardDir 'win'), '-PinFrom', 'Clixml', '-CredentialPath', (Join-Path $CardDir 'pin.xml'), '-LogPath', (Join-Path $CardDir 'win.log'), '-PicoHsmModule', $ModuleUnderTest)
+        $r.ExitCode | Should -Be 0 -Because ($r.Output -join "`n")
+        @(Get-Content (Join-Path $CardDir 'win.log')).Count | Should -Be 1
+    }
+
+    It 'Compliance.Tests.ps1 passes on the card with a recent drill and fails with an old one' {
+        Disconnect-PicoHsm -All
+        "$((Get-Date).ToString('yyyy-MM-dd')) drill onto spare card: 2 keys restored" | Set-Content (Join-Path $CardDir 'drill.log')
+        $scriptFile = Join-Path $CardDir 'run-compliance.ps1'
+        @"
+`$ErrorActionPreference = 'Stop'
+Import-Module '$((Get-Module Pester).Path)'
+Import-Module '$ModuleUnderTest'
+`$s = Connect-PicoHsm -Reader '$Reader' -Pin (ConvertTo-SecureString '$PinText' -AsPlainText -Force)
+`$c = New-PesterContainer -Path '$Examples/Compliance.Tests.ps1' -Data @{ Session = `$s; BackupRoot = '$CardDir/backups'; ExpectedKcv = '$CardKcv'; DrillLog = '$CardDir/drill.log' }
+`$r = Invoke-Pester -Container `$c -PassThru -Output None
+"`$(`$r.PassedCount) passed, `$(`$r.FailedCount) failed"
+"@ | Set-Content $scriptFile
+        $r = Invoke-Scheduled @('-File', $scriptFile)
+        $r.Output[-1] | Should -Be '5 passed, 0 failed' -Because ($r.Output -join "`n")
+        "$((Get-Date).AddDays(-200).ToString('yyyy-MM-dd')) drill onto spare card" | Set-Content (Join-Path $CardDir 'drill.log')
+        (Invoke-Scheduled @('-File', $scriptFile)).Output[-1] | Should -Be '4 passed, 1 failed'
+    }
+
+    It 'Update-Custodian re-splits the card''s DKEK, and two new shares give a re-initialised card the same KCV' {
+        $out = Join-Path $CardDir 'ceremony'
+        $pw = New-TestPasswords 3 -Prefix card
+        $newPw = New-TestPasswords 3 -Prefix card-rotated
+        $new = & (Join-Path $Examples 'Update-Custodian.ps1') -Path (Join-Path $out 'dkek-share-2-of-3.dkekshare'), (Join-Path $out 'dkek-share-3-of-3.dkekshare') -SharePassword $pw[1], $pw[2] -Custodian bob, carol, dave -Threshold 2 -OutputDirectory (Join-Path $CardDir 'rotated') -NewSharePassword $newPw 6>$null 3>$null
+        $new.Custodian | Should -Be @('bob', 'carol', 'dave')
+        $new.Kcv | Select-Object -Unique | Should -Be $CardKcv
+        Disconnect-PicoHsm -All
+        Initialize-PicoHsm -Reader $Reader -SoPin $SoPin -Pin $Pin -DkekShareCount 1 -Confirm:$false -WarningAction SilentlyContinue | Out-Null
+        $c = Connect-PicoHsm -Reader $Reader -Pin $Pin
+        try {
+            $files = $new.File | ForEach-Object { Join-Path $CardDir "rotated/$_" }
+            (Import-PicoDkek -Session $c -Path $files[0], $files[2] -SharePassword $newPw[0], $newPw[2] -Confirm:$false).KeyCheckValue | Should -Be $CardKcv
+            # The night's backup restores onto the re-initialised card under the rotated shares.
+            $set = Get-ChildItem (Join-Path $CardDir 'backups') -Directory | Sort-Object Name | Select-Object -First 1
+            @(Restore-PicoHsm -Session $c -Directory $set.FullName -Confirm:$false).Count | Should -Be 2
+        }
+        finally { Disconnect-PicoHsm -Session $c -WarningAction SilentlyContinue }
+    }
+}
