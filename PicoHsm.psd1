@@ -37,8 +37,9 @@
     PrivateData          = @{
         PSData = @{
             Tags         = @('HSM', 'PKCS11', 'DKEK', 'SmartCard-HSM', 'PicoHSM', 'NitrokeyHSM', 'SoftHSM', 'Backup', 'KeyManagement', 'Linux', 'Windows', 'MacOS', 'PSEdition_Core')
-            ProjectUri   = 'https://github.com/picohsm/PicoHsm'
-            LicenseUri   = 'https://github.com/picohsm/PicoHsm/blob/main/LICENSE'
+            # No ProjectUri: the module has no public home yet (no repository is published); the
+            # license is MIT (LICENSE in the package), whose text is at its SPDX page.
+            LicenseUri   = 'https://spdx.org/licenses/MIT.html'
             ReleaseNotes = 'See CHANGELOG.md: https://github.com/picohsm/PicoHsm/blob/main/CHANGELOG.md'
         }
     }

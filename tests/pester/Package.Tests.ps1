@@ -47,7 +47,9 @@ Describe 'build.ps1 -Task Package and Install-PSResource' {
             $names = $zip.Entries.FullName
             foreach ($f in 'PicoHsm.psd1', 'PicoHsm.format.ps1xml', 'PicoHsm.types.ps1xml', 'LICENSE', 'CHANGELOG.md', 'bin/PicoHsm.dll', 'en-US/PicoHsm.dll-Help.xml', 'en-US/about_PicoHsm.help.txt') { $names | Should -Contain $f }
             $nuspec = [xml]([IO.StreamReader]::new(($zip.Entries | Where-Object FullName -eq 'PicoHsm.nuspec').Open()).ReadToEnd())
-            $nuspec.package.metadata.projectUrl | Should -Not -BeNullOrEmpty
+            # The module has no public home yet: no made-up project link (README, "Install").
+            $nuspec.package.metadata.projectUrl | Should -BeNullOrEmpty
+            $nuspec.package.metadata.licenseUrl | Should -Be 'https://spdx.org/licenses/MIT.html'
             $nuspec.package.metadata.releaseNotes | Should -Not -BeNullOrEmpty
             $nuspec.package.metadata.tags | Should -Match 'PKCS11'
         }
