@@ -118,6 +118,23 @@ Describe 'Nightly backup under a systemd timer' {
     }
 }
 
+Describe 'A scheduled script without $ErrorActionPreference = ''Stop''' {
+    It 'stops at a failed Connect-PicoHsm, so the next line cannot change the previous default token' {
+        # README ("In a scheduled task"): a failed Connect-PicoHsm stops the script even without Stop.
+        $scriptFile = Join-Path $Dir 'no-stop.ps1'
+        @"
+Import-Module '$ModuleUnderTest'
+`$null = Connect-PicoHsm -ModulePath '$SoftHsm' -TokenLabel pico-test-e -Pin (ConvertTo-SecureString '$PinText' -AsPlainText -Force)
+`$null = Connect-PicoHsm -ModulePath '$SoftHsm' -TokenLabel no-such-token -Pin (ConvertTo-SecureString '$PinText' -AsPlainText -Force)
+'NEXT LINE RAN'
+"@ | Set-Content $scriptFile
+        $r = Invoke-Scheduled @('-File', $scriptFile)
+        $r.Output | Should -Not -Contain 'NEXT LINE RAN'
+        $r.ExitCode | Should -Not -Be 0
+        ($r.Output -join "`n") | Should -Match 'default session is still'
+    }
+}
+
 Describe 'Nightly backup under Windows Task Scheduler' {
     It 'registers the task with -WhatIf and builds the command line Task Scheduler runs' {
         # Task Scheduler and DPAPI exist only on Windows; -WhatIf runs the script's logic here.
