@@ -40,7 +40,7 @@
             # No ProjectUri: the module has no public home yet (no repository is published); the
             # license is MIT (LICENSE in the package), whose text is at its SPDX page.
             LicenseUri   = 'https://spdx.org/licenses/MIT.html'
-            ReleaseNotes = 'See CHANGELOG.md: https://github.com/picohsm/PicoHsm/blob/main/CHANGELOG.md'
+            ReleaseNotes = 'See CHANGELOG.md in the module folder.'
         }
     }
 }
