@@ -106,6 +106,7 @@ public static class BackupFiles
         HasPublicKey = f.PublicKeyInfo is not null,
         HasCertificate = f.Certificate is not null,
         PublicKeyFingerprint = f.PublicKeyInfo is null ? null : PublicKeyInfo.Fingerprint(f.PublicKeyInfo),
+        Authenticated = f.IsAuthenticated,
         Content = f,
     };
 }

@@ -59,6 +59,12 @@ public static class OfflineBackupCheck
         bool dkekMatch = kcv == b.Kcv;
         if (!dkekMatch)
             return Result(b, false, problems.Append($"The backup is wrapped under DKEK {b.Kcv}; the shares give DKEK {kcv}.").ToArray(), null);
+        if (f.Authentication is { } auth && !auth.VerifyOffline(f, dkek.Span))
+            return new PicoBackupTestResult
+            {
+                Path = b.Path, Id = b.Id, Label = b.Label, Kcv = b.Kcv, Valid = false, DkekMatch = true, Restorable = false,
+                Problems = new[] { "The backup has been changed since it was made: its authentication tag (HMAC-SHA256 under a key wrapped by the shares' key) does not verify, so its label, id, key type or usage flags cannot be trusted. Do not restore it; use another copy." },
+            };
         if (f.WrapMechanism is not ("CKM_AES_KEY_WRAP_PAD" or "CKM_AES_KEY_WRAP"))
             return Result(b, true, new[] { $"{f.WrapMechanism} cannot be checked offline." }, null);
         byte[] key;
@@ -116,7 +122,9 @@ public static class OfflineBackupCheck
     private static PicoBackupTestResult Result(PicoKeyBackup b, bool ok, string[] problems, string? detail) => new()
     {
         Path = b.Path, Id = b.Id, Label = b.Label, Kcv = b.Kcv, Valid = true, DkekMatch = problems.All(p => !p.Contains("DKEK")),
-        Restorable = ok && problems.Length == 0, Problems = problems, Detail = detail,
+        Restorable = ok && problems.Length == 0, Problems = problems,
+        Detail = detail is not null && b.Authenticated == true ? detail + " Its authentication tag verifies." : detail,
+        Warnings = b.AuthenticationWarning is { } w ? new[] { w } : Array.Empty<string>(),
     };
 
     private static byte[] AesKeyUnwrap(ReadOnlySpan<byte> kek, byte[] wrapped)

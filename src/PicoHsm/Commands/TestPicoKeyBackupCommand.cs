@@ -109,6 +109,7 @@ public sealed class TestPicoKeyBackupCommand : PicoCmdletBase
     private void Emit(PicoBackupTestResult r)
     {
         foreach (var problem in r.Problems) WriteVerbose($"{r.Path}: {problem}");
+        foreach (var warning in r.Warnings) WriteWarning(warning);
         if (Quiet) WriteObject(r.Passed);
         else WriteObject(r);
     }
