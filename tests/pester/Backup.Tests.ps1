@@ -400,7 +400,9 @@ Describe 'Backup-PicoHsm and Restore-PicoHsm' {
         $o = Test-PicoKeyBackup -Path $path -SharePath $files[0], $files[1] -SharePassword $pw[0], $pw[1]
         $o.Passed | Should -BeFalse
         $o.Valid | Should -BeFalse
-        (Test-PicoKeyBackup -Path (Join-Path $setDir 'ec-p256-21.pkb') -SharePath $files[0], $files[1] -SharePassword $pw[0], $pw[1]).Passed | Should -BeTrue
+        $sw = $null
+        (Test-PicoKeyBackup -Path (Join-Path $setDir 'ec-p256-21.pkb') -SharePath $files[0], $files[1] -SharePassword $pw[0], $pw[1] -WarningVariable sw).Passed | Should -BeTrue
+        "$sw" | Should -Not -BeLike '*can be read by users other*'   # the module writes shares 0600
 
         $e = { Import-PicoWrappedKey -Session $dst -Path $path -Confirm:$false -ErrorAction Stop } | Should -Throw -PassThru
         $e.FullyQualifiedErrorId | Should -BeLike 'ImportPicoWrappedKeyBackupTampered,*'
@@ -422,6 +424,18 @@ Describe 'Backup-PicoHsm and Restore-PicoHsm' {
         @(Get-PicoKey -Session $dst | Where-Object Id -EQ '21').Count | Should -Be 0
         # The genuine file restores it.
         (Import-PicoWrappedKey -Session $dst -Path (Join-Path $setDir 'ec-p256-21.pkb') -Confirm:$false).Label | Should -Be 'ec-p256'
+    }
+
+    It 'warns when a share file others can read is opened (chmod 644)' -Skip:(-not $IsLinux) {
+        $files = (Get-ChildItem (Join-Path $Work 'shares') | Sort-Object Name).FullName
+        $open = Join-Path $Work 'open-shares'
+        New-Item -ItemType Directory $open -Force | Out-Null
+        $copies = $files[0], $files[1] | ForEach-Object { Copy-Item $_ $open -PassThru } | ForEach-Object FullName
+        & chmod 644 $copies[0]
+        $sw = $null
+        (Test-PicoKeyBackup -Path (Join-Path $setDir 'ec-p256-21.pkb') -SharePath $copies -SharePassword $pw[0], $pw[1] -WarningVariable sw -WarningAction SilentlyContinue).Passed | Should -BeTrue
+        @($sw).Count | Should -Be 1
+        "$sw" | Should -BeLike "*$(Split-Path -Leaf $copies[0])*can be read by users other than its owner (mode 644)*chmod 600*"
     }
 
     It 'still restores a format version 1 file, warning that it is unauthenticated; an edit to clear "sensitive" is still ignored' {

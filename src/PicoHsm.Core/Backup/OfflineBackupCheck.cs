@@ -18,8 +18,11 @@ public static class OfflineBackupCheck
     /// any n of m). Passwords in file order. The caller disposes the result.
     /// </summary>
     public static SecretBytes RebuildDkek(IReadOnlyList<string> shareFiles, IReadOnlyList<char[]> passwords,
-        CancellationToken cancellation = default)
+        CancellationToken cancellation = default, Action<string>? warning = null)
     {
+        // A share others can read is attacked offline at leisure: say so (the caller's host warns).
+        if (warning is not null)
+            foreach (var f in shareFiles) if (DkekShareFile.PermissionWarning(f) is { } w) warning(w);
         var bytes = shareFiles.Select(File.ReadAllBytes).ToList();
         if (bytes.All(b => ScHsmDkekShares.LooksLikeShareFile(b)))
         {
