@@ -50,6 +50,14 @@ BeforeAll {
             $k.VerifyHash($hash, $s, 'IeeeP1363FixedFieldConcatenation')
         }
     }
+    function Write-Redigested {
+        <# Writes a JSON file (.pkb, manifest) with its self-digest recomputed, as anyone editing it could (docs/backup-format.md). #>
+        param([string] $Text, [string] $Path)
+        $marker = '"documentSha256": "'
+        $head = $Text.Substring(0, $Text.LastIndexOf($marker) + $marker.Length)
+        $digest = [Convert]::ToHexString([Security.Cryptography.SHA256]::HashData([Text.Encoding]::UTF8.GetBytes($head))).ToLowerInvariant()
+        [IO.File]::WriteAllText($Path, $head + $digest + "`"`n}`n")
+    }
     function Get-AesCipher {
         param([string] $Token, [string] $Id)
         $in = Join-Path $Work 'block.bin'; $out = Join-Path $Work 'block.enc'
@@ -371,18 +379,80 @@ Describe 'Backup-PicoHsm and Restore-PicoHsm' {
         }
     }
 
-    It 'restores a key as sensitive even when its file was edited (and re-digested) to say otherwise' {
-        $path = Join-Path $Work 'edited.pkb'
+    It 'Seen: refuses a backup edited to decrypt with a new label and re-digested: Test-PicoKeyBackup (session and shares), Import-PicoWrappedKey, Restore-PicoHsm; nothing made' {
+        $text = [IO.File]::ReadAllText((Join-Path $setDir 'ec-p256-21.pkb'))
+        $text.Contains('"version": 2,') | Should -BeTrue
+        # SoftHSM2 gives its EC keys CKA_DECRYPT true: the flag is turned around (the xUnit Seen test widens a sign-only RSA key).
+        $flag = if ($text.Contains('"decrypt": false')) { '"decrypt": false', '"decrypt": true' } else { '"decrypt": true', '"decrypt": false' }
+        $text.Contains($flag[0]) | Should -BeTrue
+        $forged = $text.Replace($flag[0], $flag[1]).Replace('"label": "ec-p256"', '"label": "decrypts now"')
+        $path = Join-Path $Work 'forged.pkb'
+        Write-Redigested $forged $path
+        (Get-PicoKeyBackup -Path $path).Label | Should -Be 'decrypts now'   # its digest matches
+        Remove-PicoKey -Session $dst -Id '21' -Confirm:$false | Out-Null
+        $before = @(Get-PicoKey -Session $dst).Count
+
+        $t = Test-PicoKeyBackup -Path $path -Session $dst -RestoreTest
+        $t.Passed | Should -BeFalse
+        $t.Valid | Should -BeFalse
+        "$($t.Problems)" | Should -BeLike '*changed since it was made*authentication tag*'
+        $files = (Get-ChildItem (Join-Path $Work 'shares') | Sort-Object Name).FullName
+        $o = Test-PicoKeyBackup -Path $path -SharePath $files[0], $files[1] -SharePassword $pw[0], $pw[1]
+        $o.Passed | Should -BeFalse
+        $o.Valid | Should -BeFalse
+        $sw = $null
+        (Test-PicoKeyBackup -Path (Join-Path $setDir 'ec-p256-21.pkb') -SharePath $files[0], $files[1] -SharePassword $pw[0], $pw[1] -WarningVariable sw).Passed | Should -BeTrue
+        "$sw" | Should -Not -BeLike '*can be read by users other*'   # the module writes shares 0600
+
+        $e = { Import-PicoWrappedKey -Session $dst -Path $path -Confirm:$false -ErrorAction Stop } | Should -Throw -PassThru
+        $e.FullyQualifiedErrorId | Should -BeLike 'ImportPicoWrappedKeyBackupTampered,*'
+        $e.CategoryInfo.Category | Should -Be 'InvalidData'
+
+        # A whole set with the forged file, its manifest re-digested to match.
+        $copy = Join-Path $Work 'forged-set'
+        Copy-Item $setDir $copy -Recurse
+        $victim = Join-Path $copy 'ec-p256-21.pkb'
+        $oldSha = (Get-FileHash -Algorithm SHA256 $victim).Hash.ToLowerInvariant()
+        Copy-Item $path $victim -Force
+        $newSha = (Get-FileHash -Algorithm SHA256 $victim).Hash.ToLowerInvariant()
+        $m = Join-Path $copy 'manifest.json'
+        Write-Redigested ([IO.File]::ReadAllText($m).Replace($oldSha, $newSha).Replace('"label": "ec-p256"', '"label": "decrypts now"')) $m
+        $errs = $null
+        $null = @(Restore-PicoHsm -Session $dst -Directory $copy -Confirm:$false -ErrorVariable errs -ErrorAction SilentlyContinue -WarningAction SilentlyContinue)
+        @($errs | Where-Object FullyQualifiedErrorId -Like 'RestorePicoHsmBackupTampered,*').Count | Should -Be 1
+        @(Get-PicoKey -Session $dst).Count | Should -Be $before
+        @(Get-PicoKey -Session $dst | Where-Object Id -EQ '21').Count | Should -Be 0
+        # The genuine file restores it.
+        (Import-PicoWrappedKey -Session $dst -Path (Join-Path $setDir 'ec-p256-21.pkb') -Confirm:$false).Label | Should -Be 'ec-p256'
+    }
+
+    It 'warns when a share file others can read is opened (chmod 644)' -Skip:(-not $IsLinux) {
+        $files = (Get-ChildItem (Join-Path $Work 'shares') | Sort-Object Name).FullName
+        $open = Join-Path $Work 'open-shares'
+        New-Item -ItemType Directory $open -Force | Out-Null
+        $copies = $files[0], $files[1] | ForEach-Object { Copy-Item $_ $open -PassThru } | ForEach-Object FullName
+        & chmod 644 $copies[0]
+        $sw = $null
+        (Test-PicoKeyBackup -Path (Join-Path $setDir 'ec-p256-21.pkb') -SharePath $copies -SharePassword $pw[0], $pw[1] -WarningVariable sw -WarningAction SilentlyContinue).Passed | Should -BeTrue
+        @($sw).Count | Should -Be 1
+        "$sw" | Should -BeLike "*$(Split-Path -Leaf $copies[0])*can be read by users other than its owner (mode 644)*chmod 600*"
+    }
+
+    It 'still restores a format version 1 file, warning that it is unauthenticated; an edit to clear "sensitive" is still ignored' {
         $text = [IO.File]::ReadAllText((Join-Path $setDir 'ec-p384-22.pkb'))
         $text.Contains('"sensitive": true') | Should -BeTrue
-        $text = $text.Replace('"sensitive": true', '"sensitive": false')
-        # Recompute the self-digest as someone editing the file could (docs/backup-format.md).
-        $marker = '"documentSha256": "'
-        $head = $text.Substring(0, $text.LastIndexOf($marker) + $marker.Length)
-        $digest = [Convert]::ToHexString([Security.Cryptography.SHA256]::HashData([Text.Encoding]::UTF8.GetBytes($head))).ToLowerInvariant()
-        [IO.File]::WriteAllText($path, $head + $digest + "`"`n}`n")
-        (Test-PicoKeyBackup -Path $path -Session $null).Valid | Should -BeTrue
-        $k = Import-PicoWrappedKey -Session $dst -Path $path -Id '5522' -Confirm:$false
+        # The file as version 1 wrote it: no authentication member (and here edited to say not sensitive).
+        $v1 = [regex]::Replace($text, '(?s),\n  "authentication": \{.*?\n  \}', '').Replace('"version": 2,', '"version": 1,').Replace('"sensitive": true', '"sensitive": false')
+        $path = Join-Path $Work 'edited-v1.pkb'
+        Write-Redigested $v1 $path
+        (Get-PicoKeyBackup -Path $path).Authenticated | Should -BeFalse
+        $tw = $null
+        (Test-PicoKeyBackup -Path $path -Session $null -WarningVariable tw -WarningAction SilentlyContinue).Valid | Should -BeTrue
+        "$tw" | Should -BeLike '*format version 1*not authenticated*'
+        $iw = $null
+        $k = Import-PicoWrappedKey -Session $dst -Path $path -Id '5522' -Confirm:$false -WarningVariable iw -WarningAction SilentlyContinue
         $k.Sensitive | Should -BeTrue
+        "$iw" | Should -BeLike '*format version 1*not authenticated*'
+        Remove-PicoKey -Session $dst -Id '5522' -Confirm:$false | Out-Null
     }
 }

@@ -64,6 +64,12 @@ public static class BackupFiles
         }
         // The public key: from the CV request / certificate element (the card keeps no other copy).
         var publicKey = ScHsmCardFiles.ReadPublicKey(file.Certificate, description?.KeySizeBits);
+        // The PRKD and certificate beside the blob are not under its CMAC: one that contradicts the blob is
+        // refused here, before a check or a restore reaches the card.
+        var inconsistent = ScHsmConsistency.Problems(blob, description, publicKey);
+        if (inconsistent.Count > 0)
+            throw new PicoHsmException(PicoErrorKind.InvalidData, "BackupInconsistent",
+                $"'{path}' does not agree with itself: {string.Join(" ", inconsistent)} Its description or certificate was changed or belongs to another key; use another copy of the backup.", path);
         int size = description?.KeySizeBits ?? publicKey?.SizeBits ?? 0;
         if (size == 0 && blob.Kind == KeyKind.Aes && blob.Ciphertext.Length == 32) size = 128; // 8 + 2 + 16 bytes in two blocks
         return new PicoKeyBackup
@@ -106,6 +112,7 @@ public static class BackupFiles
         HasPublicKey = f.PublicKeyInfo is not null,
         HasCertificate = f.Certificate is not null,
         PublicKeyFingerprint = f.PublicKeyInfo is null ? null : PublicKeyInfo.Fingerprint(f.PublicKeyInfo),
+        Authenticated = f.IsAuthenticated,
         Content = f,
     };
 }

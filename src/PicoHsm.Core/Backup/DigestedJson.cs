@@ -53,7 +53,11 @@ internal static class DigestedJson
     /// Checks the container (format name, version, digest) and returns the parsed document; the
     /// caller builds its object, then calls <see cref="RequireCanonical"/>.
     /// </summary>
-    public static JsonDocument Open(byte[] bytes, string format, int supportedVersion, string displayName, string? sourceName, string kind)
+    public static JsonDocument Open(byte[] bytes, string format, int supportedVersion, string displayName, string? sourceName, string kind) =>
+        Open(bytes, format, supportedVersion, supportedVersion, displayName, sourceName, kind, out _);
+
+    /// <summary>As above, for a format read in versions <paramref name="minVersion"/>..<paramref name="maxVersion"/>; gives the file's.</summary>
+    public static JsonDocument Open(byte[] bytes, string format, int minVersion, int maxVersion, string displayName, string? sourceName, string kind, out int foundVersion)
     {
         BackupFileException Fail(BackupFileReason r, string detail) => new(r, sourceName, $"{displayName} {detail}");
 
@@ -77,10 +81,13 @@ internal static class DigestedJson
         catch (InvalidOperationException) { }
         if (foundFormat != format)
             throw Fail(BackupFileReason.NotABackup, $"is not a {kind} (it does not start with \"format\": \"{format}\").");
-        if (version != supportedVersion)
+        if (version < minVersion || version > maxVersion)
             throw Fail(version < 0 ? BackupFileReason.Corrupt : BackupFileReason.UnsupportedVersion,
                 version < 0 ? "is damaged: its format version cannot be read."
-                            : $"has format version {version}; this version of PicoHsm reads version {supportedVersion} only.");
+                            : minVersion == maxVersion
+                                ? $"has format version {version}; this version of PicoHsm reads version {maxVersion} only."
+                                : $"has format version {version}; this version of PicoHsm reads versions {minVersion} to {maxVersion}.");
+        foundVersion = (int)version;
 
         // 2. The digest, over every byte before the hex value.
         int hexAt = bytes.Length - Tail.Length - HexLength;

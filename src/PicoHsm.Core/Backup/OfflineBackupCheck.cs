@@ -18,8 +18,11 @@ public static class OfflineBackupCheck
     /// any n of m). Passwords in file order. The caller disposes the result.
     /// </summary>
     public static SecretBytes RebuildDkek(IReadOnlyList<string> shareFiles, IReadOnlyList<char[]> passwords,
-        CancellationToken cancellation = default)
+        CancellationToken cancellation = default, Action<string>? warning = null)
     {
+        // A share others can read is attacked offline at leisure: say so (the caller's host warns).
+        if (warning is not null)
+            foreach (var f in shareFiles) if (DkekShareFile.PermissionWarning(f) is { } w) warning(w);
         var bytes = shareFiles.Select(File.ReadAllBytes).ToList();
         if (bytes.All(b => ScHsmDkekShares.LooksLikeShareFile(b)))
         {
@@ -59,6 +62,12 @@ public static class OfflineBackupCheck
         bool dkekMatch = kcv == b.Kcv;
         if (!dkekMatch)
             return Result(b, false, problems.Append($"The backup is wrapped under DKEK {b.Kcv}; the shares give DKEK {kcv}.").ToArray(), null);
+        if (f.Authentication is { } auth && !auth.VerifyOffline(f, dkek.Span))
+            return new PicoBackupTestResult
+            {
+                Path = b.Path, Id = b.Id, Label = b.Label, Kcv = b.Kcv, Valid = false, DkekMatch = true, Restorable = false,
+                Problems = new[] { "The backup has been changed since it was made: its authentication tag (HMAC-SHA256 under a key wrapped by the shares' key) does not verify, so its label, id, key type or usage flags cannot be trusted. Do not restore it; use another copy." },
+            };
         if (f.WrapMechanism is not ("CKM_AES_KEY_WRAP_PAD" or "CKM_AES_KEY_WRAP"))
             return Result(b, true, new[] { $"{f.WrapMechanism} cannot be checked offline." }, null);
         byte[] key;
@@ -116,7 +125,9 @@ public static class OfflineBackupCheck
     private static PicoBackupTestResult Result(PicoKeyBackup b, bool ok, string[] problems, string? detail) => new()
     {
         Path = b.Path, Id = b.Id, Label = b.Label, Kcv = b.Kcv, Valid = true, DkekMatch = problems.All(p => !p.Contains("DKEK")),
-        Restorable = ok && problems.Length == 0, Problems = problems, Detail = detail,
+        Restorable = ok && problems.Length == 0, Problems = problems,
+        Detail = detail is not null && b.Authenticated == true ? detail + " Its authentication tag verifies." : detail,
+        Warnings = b.AuthenticationWarning is { } w ? new[] { w } : Array.Empty<string>(),
     };
 
     private static byte[] AesKeyUnwrap(ReadOnlySpan<byte> kek, byte[] wrapped)

@@ -28,6 +28,15 @@ public sealed class PicoKeyBackup
     /// <summary>Key reference of the key on the SmartCard-HSM it came from, when known.</summary>
     public int? KeyReference { get; init; }
 
+    /// <summary>
+    /// A .pkb: whether it carries an authentication tag (format version 2; the tag itself is checked only
+    /// with the DKEK: on a session, or offline from the shares). Null for sc-hsm-tool files.
+    /// </summary>
+    public bool? Authenticated { get; init; }
+
+    /// <summary>The warning to give before using an unauthenticated (version 1) .pkb; null otherwise.</summary>
+    public string? AuthenticationWarning => Authenticated == false ? BackupAuthentication.UnauthenticatedWarning(Path) : null;
+
     /// <summary>The parsed content of a PicoHsm-format file (generic tokens).</summary>
     internal Backup.WrappedKeyFile? Content { get; init; }
     /// <summary>The raw bytes of an sc-hsm-tool file (card path).</summary>
@@ -60,6 +69,8 @@ public sealed class PicoBackupTestResult
     /// <summary>Null unless -RestoreTest was asked for.</summary>
     public bool? Restorable { get; init; }
     public string[] Problems { get; init; } = Array.Empty<string>();
+    /// <summary>What the caller should hear but does not fail the test (e.g. an unauthenticated version 1 file).</summary>
+    public string[] Warnings { get; init; } = Array.Empty<string>();
     public string? Detail { get; init; }
     /// <summary>Everything asked was checked and passed.</summary>
     public bool Passed => Valid && DkekMatch != false && Compatible != false && Restorable != false && Problems.Length == 0;

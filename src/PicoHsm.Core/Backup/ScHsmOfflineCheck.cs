@@ -86,9 +86,10 @@ public static class ScHsmOfflineCheck
                     problems.Add("The decrypted private key does not match the public key in the file (certificate / CV request).");
                     detail = "KCV and CMAC verify; public key mismatch.";
                 }
-                if (description is not null && description.Kind is KeyKind.Rsa or KeyKind.Ec or KeyKind.Aes && description.Kind != blob.Kind)
+                // The PRKD and certificate are not under the CMAC: they must agree with the blob.
+                foreach (var p in ScHsmConsistency.Problems(blob, description, pub))
                 {
-                    problems.Add($"The file's description says {description.Kind}, but the blob holds {blob.Kind}.");
+                    problems.Add(p);
                     restorable = false;
                 }
             }

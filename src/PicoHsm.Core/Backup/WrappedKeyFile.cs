@@ -50,17 +50,22 @@ public static class KeyAttributeNames
 }
 
 /// <summary>
-/// A key backed up from a generic PKCS#11 token (.pkb), format version 1: the key wrapped on the
-/// token (e.g. CKM_AES_KEY_WRAP_PAD under the DKEK imported as an AES key) and everything needed to
-/// restore it as it was. A canonical JSON document with a SHA-256 digest of its own bytes; see
+/// A key backed up from a generic PKCS#11 token (.pkb): the key wrapped on the token (e.g.
+/// CKM_AES_KEY_WRAP_PAD under the DKEK imported as an AES key) and everything needed to restore it
+/// as it was. A canonical JSON document with a SHA-256 digest of its own bytes; see
 /// docs/backup-format.md. The digest detects damage, not a deliberate edit (anyone can recompute
-/// it): restore must not trust attributes to widen a key's protection.
+/// it). Format version 2 adds <see cref="Authentication"/>: an HMAC-SHA256 tag over every field a
+/// restore uses, under a MAC key wrapped under the DKEK, so an edit is refused by whoever holds the
+/// DKEK. Version 1 files (no tag) are still read; <see cref="IsAuthenticated"/> is false for them.
 /// </summary>
 public sealed class WrappedKeyFile
 {
     public const string Extension = ".pkb";
     public const string Format = "picohsm-wrapped-key";
-    public const int FormatVersion = 1;
+    /// <summary>The version written (with an authentication tag).</summary>
+    public const int FormatVersion = 2;
+    /// <summary>The version before authentication tags: still read, with a warning.</summary>
+    public const int UnauthenticatedFormatVersion = 1;
 
     private static readonly Regex MechanismName = new("^[A-Za-z0-9_]{1,64}$", RegexOptions.CultureInvariant);
 
@@ -98,6 +103,25 @@ public sealed class WrappedKeyFile
     /// <summary>The certificate object's CKA_LABEL (required when <see cref="Certificate"/> is set).</summary>
     public string? CertificateLabel { get; init; }
 
+    private BackupAuthentication? _authentication;
+
+    /// <summary>The tag over the restore fields (format version 2); null in a version 1 file.</summary>
+    public BackupAuthentication? Authentication { get => _authentication; init => _authentication = value; }
+
+    /// <summary>Whether the file carries an authentication tag (checked only by whoever holds the DKEK).</summary>
+    public bool IsAuthenticated => _authentication is not null;
+
+    /// <summary>The format version these fields are written in: 2 with a tag, 1 without.</summary>
+    public int Version => _authentication is null ? UnauthenticatedFormatVersion : FormatVersion;
+
+    /// <summary>A copy of this file with <paramref name="authentication"/> (null: none).</summary>
+    public WrappedKeyFile WithAuthentication(BackupAuthentication? authentication)
+    {
+        var copy = (WrappedKeyFile)MemberwiseClone();
+        copy._authentication = authentication;
+        return copy;
+    }
+
     /// <summary>The name given to <see cref="Read"/>, if any.</summary>
     public string? SourceName { get; private init; }
 
@@ -109,51 +133,66 @@ public sealed class WrappedKeyFile
     public byte[] ToBytes()
     {
         Validate();
-        return DigestedJson.Write(Format, FormatVersion, w =>
+        return DigestedJson.Write(Format, Version, w =>
         {
             w.WriteString("created", DigestedJson.FormatTime(Created));
             w.WriteString("tool", ToolVersion);
             DigestedJson.WriteToken(w, "sourceToken", SourceToken);
 
-            w.WriteStartObject("key");
-            w.WriteString("class", KeyClass == KeyClass.Private ? "private" : "secret");
-            w.WriteString("kind", KeyKind.ToString());
-            w.WriteNumber("sizeBits", SizeBits);
-            WriteStringOrNull(w, "curve", CurveName);
-            WriteStringOrNull(w, "curveParameters", CurveParameters is null ? null : Convert.ToBase64String(CurveParameters));
-            w.WriteString("id", DigestedJson.Hex(Id));
-            w.WriteString("label", Label);
-            w.WriteStartObject("attributes");
-            foreach (var (name, value) in Attributes.OrderBy(a => a.Key, StringComparer.Ordinal))
-                w.WriteBoolean(name, value);
-            w.WriteEndObject();
-            w.WriteEndObject();
-
-            w.WriteStartObject("wrap");
-            w.WriteString("mechanism", WrapMechanism);
-            WriteStringOrNull(w, "parameters", WrapMechanismParameters is null ? null : Convert.ToBase64String(WrapMechanismParameters));
-            w.WriteString("wrappingKeyKcv", DigestedJson.Hex(WrappingKeyKcv));
-            w.WriteString("wrappedKey", Convert.ToBase64String(WrappedKey));
-            w.WriteEndObject();
-
-            WriteStringOrNull(w, "publicKey", PublicKeyInfo is null ? null : Convert.ToBase64String(PublicKeyInfo));
-            if (Certificate is null)
-                w.WriteNull("certificate");
-            else
+            WriteRestoreFields(w);
+            if (_authentication is { } a)
             {
-                w.WriteStartObject("certificate");
-                w.WriteString("label", CertificateLabel);
-                w.WriteString("der", Convert.ToBase64String(Certificate));
+                w.WriteStartObject("authentication");
+                w.WriteString("mechanism", a.MacMechanism);
+                w.WriteString("keyWrap", a.KeyWrapMechanism);
+                w.WriteString("wrappedMacKey", Convert.ToBase64String(a.WrappedMacKey));
+                w.WriteString("tag", DigestedJson.Hex(a.Tag));
                 w.WriteEndObject();
             }
         });
+    }
+
+    /// <summary>The members a restore uses, in file order: "key", "wrap", "publicKey", "certificate" (also what the tag covers).</summary>
+    internal void WriteRestoreFields(Utf8JsonWriter w)
+    {
+        w.WriteStartObject("key");
+        w.WriteString("class", KeyClass == KeyClass.Private ? "private" : "secret");
+        w.WriteString("kind", KeyKind.ToString());
+        w.WriteNumber("sizeBits", SizeBits);
+        WriteStringOrNull(w, "curve", CurveName);
+        WriteStringOrNull(w, "curveParameters", CurveParameters is null ? null : Convert.ToBase64String(CurveParameters));
+        w.WriteString("id", DigestedJson.Hex(Id));
+        w.WriteString("label", Label);
+        w.WriteStartObject("attributes");
+        foreach (var (name, value) in Attributes.OrderBy(a => a.Key, StringComparer.Ordinal))
+            w.WriteBoolean(name, value);
+        w.WriteEndObject();
+        w.WriteEndObject();
+
+        w.WriteStartObject("wrap");
+        w.WriteString("mechanism", WrapMechanism);
+        WriteStringOrNull(w, "parameters", WrapMechanismParameters is null ? null : Convert.ToBase64String(WrapMechanismParameters));
+        w.WriteString("wrappingKeyKcv", DigestedJson.Hex(WrappingKeyKcv));
+        w.WriteString("wrappedKey", Convert.ToBase64String(WrappedKey));
+        w.WriteEndObject();
+
+        WriteStringOrNull(w, "publicKey", PublicKeyInfo is null ? null : Convert.ToBase64String(PublicKeyInfo));
+        if (Certificate is null)
+            w.WriteNull("certificate");
+        else
+        {
+            w.WriteStartObject("certificate");
+            w.WriteString("label", CertificateLabel);
+            w.WriteString("der", Convert.ToBase64String(Certificate));
+            w.WriteEndObject();
+        }
     }
 
     public static WrappedKeyFile Read(byte[] bytes, string? sourceName)
     {
         ArgumentNullException.ThrowIfNull(bytes);
         string display = sourceName is null ? "The key backup file" : $"The key backup file '{sourceName}'";
-        using var doc = DigestedJson.Open(bytes, Format, FormatVersion, display, sourceName, "PicoHsm key backup file");
+        using var doc = DigestedJson.Open(bytes, Format, UnauthenticatedFormatVersion, FormatVersion, display, sourceName, "PicoHsm key backup file", out int version);
         WrappedKeyFile file;
         try
         {
@@ -169,6 +208,13 @@ public sealed class WrappedKeyFile
                     throw new FormatException($"attribute \"{p.Name}\" appears twice");
             }
             var cert = DigestedJson.Get(root, "certificate");
+            BackupAuthentication? auth = null;
+            if (version >= FormatVersion)
+            {
+                var a = DigestedJson.Get(root, "authentication");
+                auth = new BackupAuthentication(DigestedJson.GetString(a, "mechanism"), DigestedJson.GetString(a, "keyWrap"),
+                    DigestedJson.GetBase64(a, "wrappedMacKey"), DigestedJson.GetHex(a, "tag"));
+            }
             string cls = DigestedJson.GetString(key, "class");
             string kind = DigestedJson.GetString(key, "kind");
             file = new WrappedKeyFile
@@ -193,6 +239,7 @@ public sealed class WrappedKeyFile
                 Certificate = cert.ValueKind == JsonValueKind.Null ? null : DigestedJson.GetBase64(cert, "der"),
                 CertificateLabel = cert.ValueKind == JsonValueKind.Null ? null : DigestedJson.GetString(cert, "label"),
                 SourceName = sourceName,
+                Authentication = auth,
             };
             file.Validate();
         }
@@ -256,6 +303,7 @@ public sealed class WrappedKeyFile
         }
         else if (CertificateLabel is not null)
             throw new ArgumentException("A certificate label without a certificate.");
+        _authentication?.Validate();
     }
 
     private static void RequireDer(byte[] der, string what)

@@ -33,6 +33,26 @@ public sealed class DkekShareFile
     /// <summary>"\x89PDKS\r\n\x1a": non-ASCII first byte and CR LF / ^Z catch text-mode transfers (as PNG does).</summary>
     public static ReadOnlySpan<byte> Magic => [0x89, 0x50, 0x44, 0x4B, 0x53, 0x0D, 0x0A, 0x1A];
 
+    private const UnixFileMode GroupOrOther = UnixFileMode.GroupRead | UnixFileMode.GroupWrite | UnixFileMode.GroupExecute
+        | UnixFileMode.OtherRead | UnixFileMode.OtherWrite | UnixFileMode.OtherExecute;
+
+    /// <summary>
+    /// A warning when the share file at <paramref name="path"/> (ours or sc-hsm-tool's) can be read or written by
+    /// users other than its owner (Unix mode &amp; 077 != 0); null when it cannot, on Windows, or when the mode
+    /// cannot be read. Files the module writes are 0600; a share copied in by other means may not be.
+    /// </summary>
+    public static string? PermissionWarning(string path)
+    {
+        if (OperatingSystem.IsWindows()) return null;
+        UnixFileMode mode;
+        try { mode = File.GetUnixFileMode(path); }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or ArgumentException or NotSupportedException) { return null; }
+        if ((mode & GroupOrOther) == 0) return null;
+        string octal = Convert.ToString((int)mode & 0x1FF, 8).PadLeft(3, '0');
+        return $"The share file '{path}' can be read by users other than its owner (mode {octal}). Anyone who reads it can try passwords against it offline: " +
+            $"make it owner-only (chmod 600 '{path}') and check who may have copied it.";
+    }
+
     private static readonly UTF8Encoding StrictUtf8 = new(encoderShouldEmitUTF8Identifier: false, throwOnInvalidBytes: true);
 
     private readonly byte[] _bytes;     // the whole file

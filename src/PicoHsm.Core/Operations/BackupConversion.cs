@@ -12,7 +12,8 @@ namespace PicoHsm.Operations;
 /// new file is proved by the offline check (KCV, integrity, and the key against the file's public key)
 /// before it is written. Every buffer that held the key is zeroed; only the converted backup is written.
 /// Everything else in the file (id, label, attributes, public key, certificate, sc-hsm-tool header fields
-/// and description) is carried over as it was.
+/// and description) is carried over as it was. A .pkb of format version 2 has its authentication tag
+/// checked under the old DKEK and gets a new one under the new DKEK; a version 1 file stays version 1.
 /// </summary>
 public static class BackupConversion
 {
@@ -81,6 +82,11 @@ public static class BackupConversion
         if (!pad && f.WrapMechanism != "CKM_AES_KEY_WRAP")
             throw new PicoHsmException(PicoErrorKind.NotSupported, "MechanismNotConvertible",
                 $"The key is wrapped with {f.WrapMechanism}, which cannot be unwrapped off a device. Restore it on a device holding the old DKEK and back it up again under the new one.", f.SourceName);
+        // A version 2 file's tag is checked under the old DKEK first: a changed attribute must not come out
+        // of the conversion with a fresh, valid tag.
+        if (f.Authentication is { } auth && !auth.VerifyOffline(f, oldDkek.Span))
+            throw new PicoHsmException(PicoErrorKind.InvalidData, "BackupTampered",
+                "The backup has been changed since it was made: its authentication tag does not verify under the old DKEK, so its label, id, key type or usage flags cannot be trusted. Nothing was converted for it; use another copy.", f.SourceName);
         byte[]? key = null;
         try
         {
@@ -103,6 +109,11 @@ public static class BackupConversion
                 WrappingKeyKcv = System.Convert.FromHexString(newKcv), WrappedKey = wrapped,
                 PublicKeyInfo = f.PublicKeyInfo, Certificate = f.Certificate, CertificateLabel = f.CertificateLabel,
             };
+            // Version 2 in, version 2 out: a new tag under a new MAC key wrapped by the new DKEK. A version 1
+            // file stays version 1 (unauthenticated, with its warning): giving it a tag here would vouch
+            // for attributes nobody checked. Back such a key up again from the token instead.
+            if (f.Authentication is { } a)
+                converted = converted.WithAuthentication(BackupAuthentication.CreateOffline(converted, newDkek.Span, a.KeyWrapMechanism));
             return converted.ToBytes();
         }
         finally

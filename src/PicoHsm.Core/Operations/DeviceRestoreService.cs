@@ -57,6 +57,7 @@ public static class DeviceRestoreService
             try
             {
                 var backup = BackupFiles.Read(path);
+                if (backup.AuthenticationWarning is { } unauthenticated) host.Warning(unauthenticated);
                 var plan = device.PlanRestore(backup, new RestoreRequest(Force: force));
                 foreach (var r in plan.Refusals) host.ItemFailed(r, path);
                 plans.Add((e, path, backup, plan));

@@ -60,6 +60,7 @@ public static class DkekImportService
     {
         var paths = request.Paths;
         var files = paths.Select(Read).ToList();
+        foreach (var p in paths) if (DkekShareFile.PermissionWarning(p) is { } w) host.Warning(w);
         DkekCeremony.CheckSet(files, paths);
         string kcv = files[0].KcvHex;
         string token = device.Context.TokenLabel ?? "";
@@ -137,6 +138,7 @@ public static class DkekImportService
     {
         var paths = request.Paths;
         var files = paths.Select(p => WithTarget(() => ScHsmShareFile.Read(p), p)).ToList();
+        foreach (var p in paths) if (ScHsmShareFile.PermissionWarning(p) is { } w) host.Warning(w);
         var shares = new List<SecretBytes>();
         string token = device.Context.TokenLabel ?? "";
         string? expected = DkekExpectation.Resolve(request.ExpectedKcv, request.BackupPath);

@@ -60,6 +60,7 @@ public sealed class ImportPicoWrappedKeyCommand : PicoSessionCmdletBase
                 ThrowTerminatingError(NewError("TargetWithSeveralBackups", ErrorCategory.InvalidArgument,
                     "-Id and -KeyReference name one target but several backups were given; restore them one at a time to give each its own target.", Id ?? KeyReference?.ToString()));
             ThrowIfStopping();
+            if (b.AuthenticationWarning is { } unauthenticated) WriteWarning(unauthenticated);
             var request = new RestoreRequest(Id is null ? null : Convert.FromHexString(Id), Label, Force, KeyReference);
             // The one pre-flight, before ShouldProcess: -WhatIf reports exactly the refusals of the real run.
             RestorePlan? plan = null;

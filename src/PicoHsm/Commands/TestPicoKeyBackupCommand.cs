@@ -61,7 +61,7 @@ public sealed class TestPicoKeyBackupCommand : PicoCmdletBase
         // Opening sc-hsm-tool shares costs seconds each (10,000,000 MD5 rounds): say so, and stop on Ctrl+C.
         var progress = new ProgressRecord(1, MyInvocation.MyCommand.Name, $"Rebuilding the DKEK from {paths.Count} share file(s)");
         WriteProgress(progress);
-        _offlineDkek = OfflineBackupCheck.RebuildDkek(paths, passwords.Values, Cancellation);
+        _offlineDkek = OfflineBackupCheck.RebuildDkek(paths, passwords.Values, Cancellation, WriteWarning);
         progress.RecordType = ProgressRecordType.Completed;
         WriteProgress(progress);
         WriteVerbose($"DKEK {KeyCheckValue.ToHex(KeyCheckValue.Compute(_offlineDkek.Span))} rebuilt in memory from {paths.Count} share file(s).");
@@ -109,6 +109,7 @@ public sealed class TestPicoKeyBackupCommand : PicoCmdletBase
     private void Emit(PicoBackupTestResult r)
     {
         foreach (var problem in r.Problems) WriteVerbose($"{r.Path}: {problem}");
+        foreach (var warning in r.Warnings) WriteWarning(warning);
         if (Quiet) WriteObject(r.Passed);
         else WriteObject(r);
     }

@@ -30,6 +30,7 @@ public sealed class Pkcs11DkekBackend : IDeviceBackend, IKeyGenerator, IKeyRemov
     private readonly Pkcs11KeyWrapper _wrapper;
     private readonly Pkcs11KeyRestorer _restorer;
     private readonly Pkcs11RestoreTest _restoreTest;
+    private readonly Pkcs11BackupMac _mac;
 
     public Pkcs11DkekBackend(DeviceContext context, Pkcs11Connection connection)
     {
@@ -37,8 +38,9 @@ public sealed class Pkcs11DkekBackend : IDeviceBackend, IKeyGenerator, IKeyRemov
         _p11 = connection ?? throw new ArgumentNullException(nameof(connection));
         _mechanisms = new Pkcs11Mechanisms(connection.Slot, context);
         _dkek = new Pkcs11DkekStore(context, connection, _mechanisms);
-        _wrapper = new Pkcs11KeyWrapper(context, connection, _mechanisms, _dkek);
-        _restorer = new Pkcs11KeyRestorer(context, connection, _mechanisms, _dkek);
+        _mac = new Pkcs11BackupMac(context, connection, _mechanisms);
+        _wrapper = new Pkcs11KeyWrapper(context, connection, _mechanisms, _dkek, _mac);
+        _restorer = new Pkcs11KeyRestorer(context, connection, _mechanisms, _dkek, _mac);
         _restoreTest = new Pkcs11RestoreTest(context, connection, _dkek, _restorer);
     }
 
@@ -49,6 +51,9 @@ public sealed class Pkcs11DkekBackend : IDeviceBackend, IKeyGenerator, IKeyRemov
 
     /// <summary>The session's mechanism cache (for tests that check it is asked once).</summary>
     internal Pkcs11Mechanisms Mechanisms => _mechanisms;
+
+    /// <summary>The backup MAC keys (for tests that count them: one per backup run).</summary>
+    internal Pkcs11BackupMac BackupMac => _mac;
 
     /// <summary>The PKCS#11 session (for tests that read the objects this backend made).</summary>
     internal Pkcs11Connection Connection => _p11;

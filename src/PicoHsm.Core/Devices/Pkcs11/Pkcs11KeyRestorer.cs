@@ -28,9 +28,11 @@ internal sealed class Pkcs11KeyRestorer
     private readonly Pkcs11Connection _p11;
     private readonly Pkcs11Mechanisms _mechanisms;
     private readonly Pkcs11DkekStore _dkek;
+    private readonly Pkcs11BackupMac _mac;
 
-    public Pkcs11KeyRestorer(DeviceContext context, Pkcs11Connection connection, Pkcs11Mechanisms mechanisms, Pkcs11DkekStore dkek)
+    public Pkcs11KeyRestorer(DeviceContext context, Pkcs11Connection connection, Pkcs11Mechanisms mechanisms, Pkcs11DkekStore dkek, Pkcs11BackupMac mac)
     {
+        _mac = mac;
         _context = context;
         _p11 = connection;
         _mechanisms = mechanisms;
@@ -66,6 +68,16 @@ internal sealed class Pkcs11KeyRestorer
                 $"The DKEK object on '{Token}' does not match the KCV recorded for it ({KeyCheckValue.ToHex(d.Kcv)}). Something replaced it; re-import the DKEK from its shares.", target));
         else
             dkekOk = true;
+
+        // A version 2 file's tag, checked by the token under the DKEK before anything else reads the
+        // file's attributes: a changed label, id, key type or usage flag refuses the restore here.
+        if (dkekOk && b.Authentication is not null && !_mac.Verify(b, d!))
+        {
+            refusals.Add(new PicoHsmException(PicoErrorKind.InvalidData, "BackupTampered",
+                $"The backup {(b.SourceName is null ? "" : $"'{b.SourceName}' ")}has been changed since it was made: its authentication tag (HMAC-SHA256 under a key wrapped by DKEK {KeyCheckValue.ToHex(d!.Kcv)}) does not verify, " +
+                "so its label, id, key type or usage flags cannot be trusted. Nothing was restored; restore from another copy of the backup.", target));
+            return new Pkcs11RestorePlan(RestorePlan.Refuse(idHex, label, target, refusals.ToArray()), id, label, d, new List<IObjectHandle>(), null, false, false);
+        }
 
         bool mechanismOk = Enum.TryParse(b.WrapMechanism, out CKM mech) && _mechanisms.Supports(mech);
         if (!mechanismOk)

@@ -9,7 +9,8 @@ namespace PicoHsm.Devices.Pkcs11;
 
 /// <summary>
 /// Export: wraps one key with C_WrapKey under the token's verified DKEK and describes it as a
-/// <see cref="WrappedKeyFile"/> (usage attributes, curve, public key, certificate).
+/// <see cref="WrappedKeyFile"/> (usage attributes, curve, public key, certificate), authenticated by
+/// the token under the run's MAC key (<see cref="Pkcs11BackupMac"/>; a listing starts a new run).
 /// </summary>
 internal sealed class Pkcs11KeyWrapper
 {
@@ -21,10 +22,12 @@ internal sealed class Pkcs11KeyWrapper
     private readonly Pkcs11Mechanisms _mechanisms;
     private readonly Pkcs11DkekStore _dkek;
     private readonly Pkcs11ObjectIndex _objects;
+    private readonly Pkcs11BackupMac _mac;
     private DkekObjects? _verifiedDkek;
 
-    public Pkcs11KeyWrapper(DeviceContext context, Pkcs11Connection connection, Pkcs11Mechanisms mechanisms, Pkcs11DkekStore dkek)
+    public Pkcs11KeyWrapper(DeviceContext context, Pkcs11Connection connection, Pkcs11Mechanisms mechanisms, Pkcs11DkekStore dkek, Pkcs11BackupMac mac)
     {
+        _mac = mac;
         _context = context;
         _p11 = connection;
         _mechanisms = mechanisms;
@@ -37,6 +40,7 @@ internal sealed class Pkcs11KeyWrapper
     {
         _objects.Reset();
         _verifiedDkek = null;
+        _mac.Reset();
     }
 
     /// <summary>
@@ -114,7 +118,8 @@ internal sealed class Pkcs11KeyWrapper
                     CertificateLabel = cert is null ? null : certLabel ?? "",
                 };
                 file.Validate();
-                return file;
+                // The tag over every field a restore uses: one C_Sign per key under the run's MAC key.
+                return _mac.Authenticate(file, dkek);
             }
             catch (Pkcs11Exception ex)
             {

@@ -44,13 +44,14 @@ internal sealed class Pkcs11RestoreTest
             catch (Pkcs11Exception ex) { throw Pkcs11Errors.Translate(ex, "check the backup against the token", b); }
         }
         var problems = plan.Refusals.Select(r => r.Message).ToList();
+        bool tampered = plan.Refusals.Any(r => r.Reason == "BackupTampered");
         bool match = !plan.Refusals.Any(r => r.Reason is "NoDkek" or "DkekMismatch");
         bool? restorable = null;
         string? detail = null;
         if (restoreTest)
         {
             // An occupied id does not stop the proof: it unwraps into a session object, not at that id.
-            if (match && plan.Refusals.All(r => r.Kind == PicoHsm.Common.PicoErrorKind.ResourceExists))
+            if (match && !tampered && plan.Refusals.All(r => r.Kind == PicoHsm.Common.PicoErrorKind.ResourceExists))
             {
                 (bool ok, detail) = Run(b.Content);
                 restorable = ok;
@@ -64,8 +65,9 @@ internal sealed class Pkcs11RestoreTest
         }
         return new PicoBackupTestResult
         {
-            Path = b.Path, Id = b.Id, Label = b.Label, Kcv = b.Kcv, Valid = true, DkekMatch = match, Compatible = !plan.IsRefused,
+            Path = b.Path, Id = b.Id, Label = b.Label, Kcv = b.Kcv, Valid = !tampered, DkekMatch = match, Compatible = !plan.IsRefused,
             Restorable = restorable, Problems = problems.ToArray(), Detail = detail,
+            Warnings = b.AuthenticationWarning is { } w ? new[] { w } : Array.Empty<string>(),
         };
     }
 

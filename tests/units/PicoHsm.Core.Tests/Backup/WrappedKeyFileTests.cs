@@ -150,9 +150,12 @@ public class WrappedKeyFileTests
         Assert.Equal(BackupFileReason.NotABackup, Assert.Throws<BackupFileException>(() => WrappedKeyFile.Read("{\"a\":1}"u8.ToArray(), null)).Reason);
         Assert.Equal(BackupFileReason.NotABackup, Assert.Throws<BackupFileException>(() => WrappedKeyFile.Read(RandomNumberGenerator.GetBytes(100), null)).Reason);
         string text = Encoding.UTF8.GetString(BackupSamples.Aes().ToBytes());
-        var ex = Assert.Throws<BackupFileException>(() => WrappedKeyFile.Read(BackupSamples.Redigest(text.Replace("\"version\": 1,", "\"version\": 2,")), "new.pkb"));
+        var ex = Assert.Throws<BackupFileException>(() => WrappedKeyFile.Read(BackupSamples.Redigest(text.Replace("\"version\": 1,", "\"version\": 3,")), "new.pkb"));
         Assert.Equal(BackupFileReason.UnsupportedVersion, ex.Reason);
-        Assert.Contains("version 2", ex.Message);
+        Assert.Contains("version 3", ex.Message);
+        // A version 2 file must carry its authentication tag; a version 1 file must not.
+        Assert.Equal(BackupFileReason.Corrupt, Assert.Throws<BackupFileException>(() =>
+            WrappedKeyFile.Read(BackupSamples.Redigest(text.Replace("\"version\": 1,", "\"version\": 2,")), null)).Reason);
         Assert.Equal(BackupFileReason.NotABackup, Assert.Throws<BackupFileException>(() =>
             WrappedKeyFile.Read(BackupSamples.Redigest(text.Replace("picohsm-wrapped-key", "picohsm-backup-manifest")), null)).Reason);
     }

@@ -141,7 +141,7 @@ public sealed class ParserFuzzTests(ITestOutputHelper output)
         var seeds = new List<byte[]>();
         foreach (var (kind, cls) in new[] { (KeyKind.Rsa, KeyClass.Private), (KeyKind.Ec, KeyClass.Private), (KeyKind.Aes, KeyClass.Secret) })
         {
-            seeds.Add(new WrappedKeyFile
+            var file = new WrappedKeyFile
             {
                 Created = DateTimeOffset.UnixEpoch.AddDays(20000),
                 ToolVersion = "PicoHsm 0.1.0",
@@ -158,7 +158,11 @@ public sealed class ParserFuzzTests(ITestOutputHelper output)
                 WrappingKeyKcv = RandomNumberGenerator.GetBytes(8),
                 WrappedKey = RandomNumberGenerator.GetBytes(kind == KeyKind.Aes ? 40 : 200),
                 PublicKeyInfo = kind == KeyKind.Rsa ? VectorFiles.Read("rsa2048.pub.der") : kind == KeyKind.Ec ? VectorFiles.Read("ec256.pub.der") : null,
-            }.ToBytes());
+            };
+            // Format version 2 (with its authentication tag, as written now) and version 1 (still read).
+            byte[] dkek = RandomNumberGenerator.GetBytes(32);
+            seeds.Add(file.WithAuthentication(BackupAuthentication.CreateOffline(file, dkek, "CKM_AES_KEY_WRAP_PAD")).ToBytes());
+            seeds.Add(file.ToBytes());
         }
         return seeds;
     }

@@ -88,6 +88,43 @@ public sealed class BackupConversionTests : IDisposable
     }
 
     [Fact]
+    public void Pkb_Version2_GetsANewTagUnderTheNewDkek_AnEditedOneIsNotConverted_AndVersion1StaysVersion1()
+    {
+        using var ec = ECDsa.Create(ECCurve.NamedCurves.nistP256);
+        var sample = BackupSamples.Ec();
+        var v1 = new WrappedKeyFile
+        {
+            Created = sample.Created, ToolVersion = sample.ToolVersion, SourceToken = sample.SourceToken, KeyClass = sample.KeyClass,
+            KeyKind = sample.KeyKind, SizeBits = 256, CurveName = sample.CurveName, CurveParameters = sample.CurveParameters,
+            Id = sample.Id, Label = "converted", Attributes = sample.Attributes, WrapMechanism = "CKM_AES_KEY_WRAP_PAD",
+            WrappingKeyKcv = KeyCheckValue.Compute(_old.Span), WrappedKey = AesKeyWrap.WrapPad(_old.Span, ec.ExportPkcs8PrivateKey()),
+            PublicKeyInfo = ec.ExportSubjectPublicKeyInfo(),
+        };
+        var v2 = v1.WithAuthentication(BackupAuthentication.CreateOffline(v1, _old.Span, "CKM_AES_KEY_WRAP_PAD"));
+        Directory.CreateDirectory(Path.Combine(_dir, "out"));
+        string from2 = Path.Combine(_dir, "v2.pkb"), from1 = Path.Combine(_dir, "v1.pkb"), edited = Path.Combine(_dir, "edited.pkb");
+        File.WriteAllBytes(from2, v2.ToBytes());
+        File.WriteAllBytes(from1, v1.ToBytes());
+        File.WriteAllBytes(edited, BackupSamples.Redigest(System.Text.Encoding.UTF8.GetString(v2.ToBytes()).Replace("\"label\": \"converted\"", "\"label\": \"edited\"")));
+
+        string to2 = Path.Combine(_dir, "out", "v2.pkb");
+        Assert.True(BackupConversion.Convert(from2, _old, _new, to2, false).Passed);
+        var c2 = WrappedKeyFile.Read(File.ReadAllBytes(to2), to2);
+        Assert.True(c2.IsAuthenticated);
+        Assert.True(c2.Authentication!.VerifyOffline(c2, _new.Span));
+        Assert.False(c2.Authentication.VerifyOffline(c2, _old.Span));
+
+        string to1 = Path.Combine(_dir, "out", "v1.pkb");
+        var r1 = BackupConversion.Convert(from1, _old, _new, to1, false);
+        Assert.Contains(r1.Warnings, w => w.Contains("not authenticated"));
+        Assert.False(WrappedKeyFile.Read(File.ReadAllBytes(to1), to1).IsAuthenticated);
+
+        string toEdited = Path.Combine(_dir, "out", "edited.pkb");
+        Assert.Equal("BackupTampered", Assert.Throws<PicoHsmException>(() => BackupConversion.Convert(edited, _old, _new, toEdited, false)).Reason);
+        Assert.False(File.Exists(toEdited));
+    }
+
+    [Fact]
     public void Refusals_NameTheReasonAndWriteNothing()
     {
         string target = Path.Combine(_dir, "x.wky");

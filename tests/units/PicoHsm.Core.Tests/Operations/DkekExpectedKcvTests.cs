@@ -70,7 +70,8 @@ public sealed class DkekExpectedKcvTests : IDisposable
             new[] { VectorFiles.PathOf("dkek-share-1.pbe"), VectorFiles.PathOf("dkek-share-2.pbe") }, BackupPath: backup), host);
         Assert.Equal(VectorFiles.KcvHex, state.First(d => d.Present).KeyCheckValue);
         Assert.Equal(VectorFiles.Dkek, card.Simulator.GetDkek());
-        Assert.Empty(host.Warnings); // checked: no "not checked" warning
+        // checked: no "not checked" warning (the vectors are checked out 0644: their permission warning is not this one)
+        Assert.Empty(host.Warnings.Where(w => !w.Contains("can be read by users other than its owner")));
     }
 
     [Fact]

@@ -47,6 +47,9 @@ public sealed class ScHsmShareFile
         return new ScHsmShareFile(bytes.Slice(8, SaltLength).ToArray(), bytes[16..].ToArray());
     }
 
+    /// <summary>A warning when the file can be read by others (see <see cref="global::PicoHsm.Dkek.DkekShareFile.PermissionWarning"/>).</summary>
+    public static string? PermissionWarning(string path) => global::PicoHsm.Dkek.DkekShareFile.PermissionWarning(path);
+
     public static ScHsmShareFile Read(string path)
     {
         ArgumentNullException.ThrowIfNull(path);

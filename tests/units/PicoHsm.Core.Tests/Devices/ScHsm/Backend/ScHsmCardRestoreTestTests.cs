@@ -74,14 +74,16 @@ public sealed class ScHsmCardRestoreTestTests : CardKeyTestBase
     [Fact]
     public void Test_TheKeyPairsWithTheOriginalOnly_ATamperedPublicKeyFails()
     {
-        // An RSA blob with the EC key's request: the card's signature cannot verify with that public key.
         using var h = CardHarness.WithVectorDkek();
-        var ec = ScHsmWrappedKeyFile.Read(VectorFiles.Read("ec256.wky"));
         var other = ScHsmWrappedKeyFile.Read(VectorFiles.Read("rsa2048.wky"));
         string path = Path.Combine(_dir, "mixed.wky");
+        // An RSA blob with the EC key's request: it contradicts the blob (not under its CMAC), so the file is
+        // refused when read, before anything reaches the card (the offline check reports it too).
+        var ec = ScHsmWrappedKeyFile.Read(VectorFiles.Read("ec256.wky"));
         File.WriteAllBytes(path, new ScHsmWrappedKeyFile(other.KeyBlob, other.PrivateKeyDescription, ec.Certificate).ToArray());
-        var r = h.Backend.Test(BackupFiles.Read(path), restoreTest: true);
-        Assert.False(r.Restorable);
+        int from = h.Channel.Sent.Count;
+        Assert.Equal("BackupInconsistent", Assert.Throws<PicoHsm.Common.PicoHsmException>(() => BackupFiles.Read(path)).Reason);
+        Assert.Equal(from, h.Channel.Sent.Count);
         Assert.Empty(UserKeys(h));
     }
 
