@@ -54,29 +54,37 @@ public static class Pkcs11KeyStore
         ISign = 7, IDecrypt = 8, IEncrypt = 9, IWrap = 10, IUnwrap = 11, IDerive = 12, IValueLen = 13, IModulus = 14,
         IExponent = 15, IEcParams = 16, IEcPoint = 17;
 
-    /// <summary>One object's attributes by the positions of <see cref="ListAttrs"/>; unreadable ones are null.</summary>
+    /// <summary>One object's attribute values (raw bytes) by the positions of <see cref="ListAttrs"/>; unreadable ones are null.</summary>
     private readonly struct Attrs
     {
-        private readonly List<IObjectAttribute> _values;
-        public Attrs(List<IObjectAttribute> values) => _values = values;
-        public IObjectAttribute? this[int i] => _values[i].CannotBeRead ? null : _values[i];
-        public byte[]? Bytes(int i) => this[i]?.GetValueAsByteArray();
-        public ulong? Ulong(int i)
+        private readonly byte[]?[] _values;
+        public Attrs(byte[]?[] values) => _values = values;
+        public byte[]? Bytes(int i) => _values[i];
+        public string? String(int i) => _values[i] is { } v ? System.Text.Encoding.UTF8.GetString(v) : null;
+        /// <summary>A CK_ULONG (class, key type, length): as wide as the platform's, in its byte order.</summary>
+        public ulong? Ulong(int i) => _values[i] switch
         {
-            var v = this[i];
-            if (v is null) return null;
-            try { return v.GetValueAsUlong(); } catch (Exception ex) when (ex is not OutOfMemoryException) { return null; }
-        }
-        public bool Bool(int i)
-        {
-            // Not readable, or not a boolean the token could give: false.
-            var v = this[i];
-            if (v is null) return false;
-            try { return v.GetValueAsBool(); } catch (Exception ex) when (ex is not OutOfMemoryException) { return false; }
-        }
+            { Length: 8 } v => BitConverter.ToUInt64(v),
+            { Length: 4 } v => BitConverter.ToUInt32(v),
+            _ => null,
+        };
+        /// <summary>Not readable, or not a CK_BBOOL: false.</summary>
+        public bool Bool(int i) => _values[i] is { Length: 1 } v && v[0] != 0;
     }
 
-    private static Attrs ReadListAttrs(ISession s, IObjectHandle h) => new(s.GetAttributeValue(h, ListAttrs));
+    /// <summary>
+    /// The listing's attributes of one object: in one C_GetAttributeValue where the platform allows
+    /// it (<see cref="Pkcs11OneCallReader"/>), else through Pkcs11Interop (which asks twice: the
+    /// lengths, then the values).
+    /// </summary>
+    private static Attrs ReadListAttrs(ISession s, IObjectHandle h, Pkcs11OneCallReader? fast = null)
+    {
+        if (fast?.TryRead(s.SessionId, h.ObjectId) is { } raw) return new Attrs(raw);
+        var values = s.GetAttributeValue(h, ListAttrs);
+        var bytes = new byte[]?[values.Count];
+        for (int i = 0; i < bytes.Length; i++) bytes[i] = values[i].CannotBeRead ? null : values[i].GetValueAsByteArray();
+        return new Attrs(bytes);
+    }
 
     /// <summary>
     /// All private and secret keys, excluding the module's own DKEK object (it is listed by Get-PicoDkek).
@@ -95,9 +103,10 @@ public static class Pkcs11KeyStore
                 var certIds = new HashSet<string>(StringComparer.Ordinal);
                 var privates = new List<(string Id, Attrs A)>();
                 var secrets = new List<(string Id, IObjectHandle H, Attrs A)>();
+                using var fast = Pkcs11OneCallReader.TryCreate(session.Token.ModulePath, ListAttrs);
                 foreach (var h in s.FindAllObjects(new List<IObjectAttribute>()))
                 {
-                    var a = ReadListAttrs(s, h);
+                    var a = ReadListAttrs(s, h, fast);
                     if (a.Ulong(IClass) is not ulong cls) continue;
                     switch ((CKO)cls)
                     {
@@ -112,7 +121,7 @@ public static class Pkcs11KeyStore
                             break;
                         case CKO.CKO_SECRET_KEY:
                             byte[] idBytes = a.Bytes(IId) ?? Array.Empty<byte>();
-                            if (isInfrastructure?.Invoke(idBytes, a[ILabel]?.GetValueAsString()) == true) continue;
+                            if (isInfrastructure?.Invoke(idBytes, a.String(ILabel)) == true) continue;
                             secrets.Add((IdHex(idBytes), h, a));
                             break;
                     }
@@ -237,7 +246,7 @@ public static class Pkcs11KeyStore
         return new PicoKey
         {
             Id = id,
-            Label = a[ILabel]?.GetValueAsString(),
+            Label = a.String(ILabel),
             Class = cls,
             KeyType = kind,
             Size = size,
