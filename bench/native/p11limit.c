@@ -9,6 +9,9 @@
  *   p11limit wrap     <module> <token> <pin> <dkekid> <dir>    C_WrapKey (AES-KWP) of every private/secret key
  *   p11limit unwrap   <module> <token> <pin> <dkekid> <dir>    C_UnwrapKey of every file written by wrap
  *   p11limit attrs    <module> <token> <pin>              one C_GetAttributeValue of the listing's attributes per key
+ *   p11limit label    <module> <token> <pin> <label>      the keys with that label (one C_FindObjects), their attributes;
+ *                                                         timed as a whole process it is the start-up limit: load and
+ *                                                         initialise the module, open, log in, find one key
  *
  * Prints "<mode> <count> <seconds>".
  */
@@ -190,6 +193,18 @@ static void attrs(void) {
     printf("listed %lu\n", (unsigned long)n);
 }
 
+static void label(const char *l) {
+    static CK_OBJECT_HANDLE hs[64];
+    CK_ATTRIBUTE t[] = { { CKA_LABEL, (void *)l, strlen(l) } };
+    CK_ULONG n = find(t, 1, hs, 64);
+    for (CK_ULONG i = 0; i < n; i++) {
+        CK_OBJECT_CLASS cls; CK_KEY_TYPE kt; CK_BYTE id[64];
+        CK_ATTRIBUTE a[] = { { CKA_CLASS, &cls, sizeof cls }, { CKA_KEY_TYPE, &kt, sizeof kt }, { CKA_ID, id, sizeof id } };
+        p->C_GetAttributeValue(s, hs[i], a, 3);
+    }
+    printf("found %lu\n", (unsigned long)n);
+}
+
 int main(int argc, char **argv) {
     if (argc < 5) { fprintf(stderr, "usage: see the comment at the top of p11limit.c\n"); return 1; }
     open_token(argv[2], argv[3], argv[4]);
@@ -198,6 +213,7 @@ int main(int argc, char **argv) {
     else if (!strcmp(argv[1], "wrap") && argc == 7) wrap(argv[5], argv[6]);
     else if (!strcmp(argv[1], "unwrap") && argc == 7) unwrap(argv[5], argv[6]);
     else if (!strcmp(argv[1], "attrs")) attrs();
+    else if (!strcmp(argv[1], "label") && argc == 6) label(argv[5]);
     else { fprintf(stderr, "bad arguments\n"); return 1; }
     printf("seconds %.4f\n", now() - t0);
     p->C_Logout(s);

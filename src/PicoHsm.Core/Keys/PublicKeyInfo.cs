@@ -8,11 +8,32 @@ public static class PublicKeyInfo
 {
     private const string EcPublicKeyOid = "1.2.840.10045.2.1";
 
+    private const string RsaEncryptionOid = "1.2.840.113549.1.1.1";
+
+    /// <summary>
+    /// The SubjectPublicKeyInfo of an RSA key (rsaEncryption, NULL parameters, RSAPublicKey), DER as
+    /// .NET's ExportSubjectPublicKeyInfo writes it, encoded directly: a listing builds one per key,
+    /// and making an RSA object for each is most of a listing's managed cost.
+    /// </summary>
     public static byte[] FromRsa(byte[] modulus, byte[] exponent)
     {
-        using var rsa = RSA.Create();
-        rsa.ImportParameters(new RSAParameters { Modulus = TrimZeros(modulus), Exponent = TrimZeros(exponent) });
-        return rsa.ExportSubjectPublicKeyInfo();
+        var w = new AsnWriter(AsnEncodingRules.DER);
+        using (w.PushSequence())
+        {
+            using (w.PushSequence())
+            {
+                w.WriteObjectIdentifier(RsaEncryptionOid);
+                w.WriteNull();
+            }
+            var key = new AsnWriter(AsnEncodingRules.DER);
+            using (key.PushSequence())
+            {
+                key.WriteIntegerUnsigned(TrimZeros(modulus));
+                key.WriteIntegerUnsigned(TrimZeros(exponent));
+            }
+            w.WriteBitString(key.Encode());
+        }
+        return w.Encode();
     }
 
     /// <summary>

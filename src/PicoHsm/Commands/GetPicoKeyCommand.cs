@@ -40,7 +40,7 @@ public sealed class GetPicoKeyCommand : PicoSessionCmdletBase
         {
             if (ids is not null && !ids.Contains(k.Id)) continue;
             if (pattern is not null && !pattern.IsMatch(k.Label ?? "")) continue;
-            if (KeyType is not null && !KeyType.Contains(k.KeyType)) continue;
+            if (KeyType is not null && Array.IndexOf(KeyType, k.KeyType) < 0) continue;
             WriteObject(k);
             written++;
         }

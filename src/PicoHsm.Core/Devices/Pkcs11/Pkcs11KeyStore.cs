@@ -7,21 +7,6 @@ namespace PicoHsm.Devices.Pkcs11;
 /// <summary>Finds keys on a token through PKCS#11 and describes them as <see cref="PicoKey"/>.</summary>
 public static class Pkcs11KeyStore
 {
-    private static readonly List<CKA> PrivateAttrs = new()
-    {
-        CKA.CKA_ID, CKA.CKA_LABEL, CKA.CKA_KEY_TYPE, CKA.CKA_EXTRACTABLE, CKA.CKA_SENSITIVE, CKA.CKA_NEVER_EXTRACTABLE,
-        CKA.CKA_SIGN, CKA.CKA_DECRYPT, CKA.CKA_UNWRAP, CKA.CKA_DERIVE, CKA.CKA_MODULUS, CKA.CKA_PUBLIC_EXPONENT, CKA.CKA_EC_PARAMS,
-    };
-    private static readonly List<CKA> SecretAttrs = new()
-    {
-        CKA.CKA_ID, CKA.CKA_LABEL, CKA.CKA_KEY_TYPE, CKA.CKA_EXTRACTABLE, CKA.CKA_SENSITIVE, CKA.CKA_NEVER_EXTRACTABLE,
-        CKA.CKA_SIGN, CKA.CKA_DECRYPT, CKA.CKA_ENCRYPT, CKA.CKA_WRAP, CKA.CKA_UNWRAP, CKA.CKA_DERIVE, CKA.CKA_VALUE_LEN,
-    };
-    private static readonly List<CKA> PublicAttrs = new()
-    {
-        CKA.CKA_ID, CKA.CKA_KEY_TYPE, CKA.CKA_MODULUS, CKA.CKA_PUBLIC_EXPONENT, CKA.CKA_EC_PARAMS, CKA.CKA_EC_POINT,
-    };
-
     public static IObjectAttribute Attr(CKA type, object value) => value switch
     {
         bool b => Pkcs11Connection.Factories.ObjectAttributeFactory.Create(type, b),
@@ -54,12 +39,59 @@ public static class Pkcs11KeyStore
 
     public static string IdHex(byte[]? id) => id is null ? "" : Convert.ToHexString(id).ToLowerInvariant();
 
-    private static readonly List<CKA> IdOnly = new() { CKA.CKA_ID };
+    /// <summary>
+    /// What a listing reads of every object, in one C_GetAttributeValue per object: the attributes of
+    /// a private key, a secret key, a public key and a certificate together (attributes an object
+    /// does not have come back unreadable). The indexes below name the positions.
+    /// </summary>
+    private static readonly List<CKA> ListAttrs = new()
+    {
+        CKA.CKA_CLASS, CKA.CKA_ID, CKA.CKA_LABEL, CKA.CKA_KEY_TYPE, CKA.CKA_EXTRACTABLE, CKA.CKA_SENSITIVE,
+        CKA.CKA_NEVER_EXTRACTABLE, CKA.CKA_SIGN, CKA.CKA_DECRYPT, CKA.CKA_ENCRYPT, CKA.CKA_WRAP, CKA.CKA_UNWRAP,
+        CKA.CKA_DERIVE, CKA.CKA_VALUE_LEN, CKA.CKA_MODULUS, CKA.CKA_PUBLIC_EXPONENT, CKA.CKA_EC_PARAMS, CKA.CKA_EC_POINT,
+    };
+    private const int IClass = 0, IId = 1, ILabel = 2, IKeyType = 3, IExtractable = 4, ISensitive = 5, INeverExtractable = 6,
+        ISign = 7, IDecrypt = 8, IEncrypt = 9, IWrap = 10, IUnwrap = 11, IDerive = 12, IValueLen = 13, IModulus = 14,
+        IExponent = 15, IEcParams = 16, IEcPoint = 17;
+
+    /// <summary>One object's attribute values (raw bytes) by the positions of <see cref="ListAttrs"/>; unreadable ones are null.</summary>
+    private readonly struct Attrs
+    {
+        private readonly byte[]?[] _values;
+        public Attrs(byte[]?[] values) => _values = values;
+        public byte[]? Bytes(int i) => _values[i];
+        public string? String(int i) => _values[i] is { } v ? System.Text.Encoding.UTF8.GetString(v) : null;
+        /// <summary>A CK_ULONG (class, key type, length): as wide as the platform's, in its byte order.</summary>
+        public ulong? Ulong(int i) => _values[i] switch
+        {
+            { Length: 8 } v => BitConverter.ToUInt64(v),
+            { Length: 4 } v => BitConverter.ToUInt32(v),
+            _ => null,
+        };
+        /// <summary>Not readable, or not a CK_BBOOL: false.</summary>
+        public bool Bool(int i) => _values[i] is { Length: 1 } v && v[0] != 0;
+    }
+
+    /// <summary>
+    /// The listing's attributes of one object: in one C_GetAttributeValue where the platform allows
+    /// it (<see cref="Pkcs11OneCallReader"/>), else through Pkcs11Interop (which asks twice: the
+    /// lengths, then the values).
+    /// </summary>
+    private static Attrs ReadListAttrs(ISession s, IObjectHandle h, Pkcs11OneCallReader? fast = null)
+    {
+        if (fast?.TryRead(s.SessionId, h.ObjectId) is { } raw) return new Attrs(raw);
+        var values = s.GetAttributeValue(h, ListAttrs);
+        var bytes = new byte[]?[values.Count];
+        for (int i = 0; i < bytes.Length; i++) bytes[i] = values[i].CannotBeRead ? null : values[i].GetValueAsByteArray();
+        return new Attrs(bytes);
+    }
 
     /// <summary>
     /// All private and secret keys, excluding the module's own DKEK object (it is listed by Get-PicoDkek).
-    /// One C_GetAttributeValue per object; the public keys and certificates are indexed by id
-    /// once per listing, so each key is paired with them by a lookup, not a search.
+    /// One C_FindObjects of every object and one C_GetAttributeValue per object (keys, their public
+    /// halves and certificates alike); each private key is paired with its public key and certificate
+    /// by id from that one pass, not by a search. Sorted by id, then class (duplicate ids keep the
+    /// token's order).
     /// </summary>
     public static List<PicoKey> List(DeviceContext session, ISession s, Func<byte[], string?, bool>? isInfrastructure = null)
     {
@@ -67,42 +99,71 @@ public static class Pkcs11KeyStore
         {
             try
             {
-                var publics = new Dictionary<string, Dictionary<CKA, IObjectAttribute?>>(StringComparer.Ordinal);
-                foreach (var h in Find(s, (CKA.CKA_CLASS, CKO.CKO_PUBLIC_KEY)))
-                {
-                    var a = Read(s, h, PublicAttrs);
-                    publics.TryAdd(IdHex(a[CKA.CKA_ID]?.GetValueAsByteArray()), a);
-                }
+                var publics = new Dictionary<string, Attrs>(StringComparer.Ordinal);
                 var certIds = new HashSet<string>(StringComparer.Ordinal);
-                foreach (var h in Find(s, (CKA.CKA_CLASS, CKO.CKO_CERTIFICATE)))
-                    certIds.Add(IdHex(Read(s, h, IdOnly)[CKA.CKA_ID]?.GetValueAsByteArray()));
+                var privates = new List<(string Id, Attrs A)>();
+                var secrets = new List<(string Id, IObjectHandle H, Attrs A)>();
+                using var fast = Pkcs11OneCallReader.TryCreate(session.Token.ModulePath, ListAttrs);
+                foreach (var h in s.FindAllObjects(new List<IObjectAttribute>()))
+                {
+                    var a = ReadListAttrs(s, h, fast);
+                    if (a.Ulong(IClass) is not ulong cls) continue;
+                    switch ((CKO)cls)
+                    {
+                        case CKO.CKO_PUBLIC_KEY:
+                            publics.TryAdd(IdHex(a.Bytes(IId)), a);
+                            break;
+                        case CKO.CKO_CERTIFICATE:
+                            certIds.Add(IdHex(a.Bytes(IId)));
+                            break;
+                        case CKO.CKO_PRIVATE_KEY:
+                            privates.Add((IdHex(a.Bytes(IId)), a));
+                            break;
+                        case CKO.CKO_SECRET_KEY:
+                            byte[] idBytes = a.Bytes(IId) ?? Array.Empty<byte>();
+                            if (isInfrastructure?.Invoke(idBytes, a.String(ILabel)) == true) continue;
+                            secrets.Add((IdHex(idBytes), h, a));
+                            break;
+                    }
+                }
 
-                var keys = new List<PicoKey>();
-                foreach (var h in Find(s, (CKA.CKA_CLASS, CKO.CKO_PRIVATE_KEY)))
+                var keys = new List<PicoKey>(privates.Count + secrets.Count);
+                foreach (var (id, a) in privates)
+                    keys.Add(DescribePrivate(session, id, a, publics.TryGetValue(id, out var pub) ? pub : null, certIds.Contains(id)));
+                SecretKeyRuler? ruler = null;
+                try
                 {
-                    var a = Read(s, h, PrivateAttrs);
-                    string id = IdHex(a[CKA.CKA_ID]?.GetValueAsByteArray());
-                    publics.TryGetValue(id, out var pub);
-                    keys.Add(DescribePrivate(session, id, a, pub, certIds.Contains(id)));
+                    foreach (var (id, h, a) in secrets)
+                    {
+                        var k = DescribeSecret(session, id, a, certIds.Contains(id));
+                        if (NeedsMeasuring(k)) k = WithMeasuredSize(k, h, ruler ??= new SecretKeyRuler(s));
+                        keys.Add(k);
+                    }
                 }
-                using var ruler = new SecretKeyRuler(s);
-                foreach (var h in Find(s, (CKA.CKA_CLASS, CKO.CKO_SECRET_KEY)))
-                {
-                    var a = Read(s, h, SecretAttrs);
-                    byte[] idBytes = a[CKA.CKA_ID]?.GetValueAsByteArray() ?? Array.Empty<byte>();
-                    string? label = a[CKA.CKA_LABEL]?.GetValueAsString();
-                    if (isInfrastructure?.Invoke(idBytes, label) == true) continue;
-                    string id = IdHex(idBytes);
-                    keys.Add(WithMeasuredSize(DescribeSecret(session, id, a, certIds.Contains(id)), h, ruler));
-                }
-                // Stable (duplicate ids keep the token's order), once per listing.
-                return keys.OrderBy(k => k.Id, StringComparer.Ordinal).ThenBy(k => k.Class).ToList();
+                finally { ruler?.Dispose(); }
+                return SortById(keys);
             }
             catch (Pkcs11Exception ex)
             {
                 throw Pkcs11Errors.Translate(ex, "list the token's keys", session);
             }
         }
+    }
+
+    /// <summary>By id, then class (PrivateKey before SecretKey); stable, so duplicate ids keep the token's order.</summary>
+    private static List<PicoKey> SortById(List<PicoKey> keys)
+    {
+        var order = new int[keys.Count];
+        for (int i = 0; i < order.Length; i++) order[i] = i;
+        Array.Sort(order, (x, y) =>
+        {
+            int c = string.CompareOrdinal(keys[x].Id, keys[y].Id);
+            if (c == 0) c = string.CompareOrdinal(keys[x].Class, keys[y].Class);
+            return c != 0 ? c : x.CompareTo(y);
+        });
+        var sorted = new List<PicoKey>(keys.Count);
+        foreach (int i in order) sorted.Add(keys[i]);
+        return sorted;
     }
 
     /// <summary>
@@ -116,17 +177,19 @@ public static class Pkcs11KeyStore
         {
             try
             {
-                var a = Read(s, key, secret ? SecretAttrs : PrivateAttrs);
-                byte[] idBytes = a[CKA.CKA_ID]?.GetValueAsByteArray() ?? Array.Empty<byte>();
+                var a = ReadListAttrs(s, key);
+                byte[] idBytes = a.Bytes(IId) ?? Array.Empty<byte>();
                 string id = IdHex(idBytes);
                 bool hasCert = Find(s, (CKA.CKA_CLASS, CKO.CKO_CERTIFICATE), (CKA.CKA_ID, idBytes)).Count > 0;
                 if (secret)
                 {
+                    var k = DescribeSecret(session, id, a, hasCert);
+                    if (!NeedsMeasuring(k)) return k;
                     using var ruler = new SecretKeyRuler(s);
-                    return WithMeasuredSize(DescribeSecret(session, id, a, hasCert), key, ruler);
+                    return WithMeasuredSize(k, key, ruler);
                 }
                 var pubs = Find(s, (CKA.CKA_CLASS, CKO.CKO_PUBLIC_KEY), (CKA.CKA_ID, idBytes));
-                var pub = pubs.Count > 0 ? Read(s, pubs[0], PublicAttrs) : null;
+                Attrs? pub = pubs.Count > 0 ? ReadListAttrs(s, pubs[0]) : null;
                 return DescribePrivate(session, id, a, pub, hasCert);
             }
             catch (Pkcs11Exception ex)
@@ -136,25 +199,17 @@ public static class Pkcs11KeyStore
         }
     }
 
-    private static bool Bool(Dictionary<CKA, IObjectAttribute?> a, CKA t)
+    private static PicoKey DescribePrivate(DeviceContext session, string id, Attrs a, Attrs? pub, bool hasCert)
     {
-        // Attributes not asked for (CKA_ENCRYPT of a private key) or not readable read as false.
-        if (!a.TryGetValue(t, out var v) || v is null) return false;
-        try { return v.GetValueAsBool(); } catch { return false; }
-    }
-
-    private static PicoKey DescribePrivate(DeviceContext session, string id, Dictionary<CKA, IObjectAttribute?> a,
-        Dictionary<CKA, IObjectAttribute?>? pub, bool hasCert)
-    {
-        var ckk = a[CKA.CKA_KEY_TYPE] is { } kt ? (CKK)kt.GetValueAsUlong() : CKK.CKK_VENDOR_DEFINED;
+        var ckk = a.Ulong(IKeyType) is ulong kt ? (CKK)kt : CKK.CKK_VENDOR_DEFINED;
         KeyKind kind = ckk switch { CKK.CKK_RSA => KeyKind.Rsa, CKK.CKK_EC => KeyKind.Ec, _ => KeyKind.Unknown };
         int size = 0;
         string? curve = null;
         byte[]? spki = null;
         if (kind == KeyKind.Rsa)
         {
-            byte[]? mod = pub?[CKA.CKA_MODULUS]?.GetValueAsByteArray() ?? a[CKA.CKA_MODULUS]?.GetValueAsByteArray();
-            byte[]? exp = pub?[CKA.CKA_PUBLIC_EXPONENT]?.GetValueAsByteArray() ?? a[CKA.CKA_PUBLIC_EXPONENT]?.GetValueAsByteArray();
+            byte[]? mod = pub?.Bytes(IModulus) ?? a.Bytes(IModulus);
+            byte[]? exp = pub?.Bytes(IExponent) ?? a.Bytes(IExponent);
             if (mod is { Length: > 0 })
             {
                 size = BitLength(mod);
@@ -163,44 +218,52 @@ public static class Pkcs11KeyStore
         }
         else if (kind == KeyKind.Ec)
         {
-            byte[]? prm = a[CKA.CKA_EC_PARAMS]?.GetValueAsByteArray() ?? pub?[CKA.CKA_EC_PARAMS]?.GetValueAsByteArray();
+            byte[]? prm = a.Bytes(IEcParams) ?? pub?.Bytes(IEcParams);
             var c = EcCurves.FromEcParams(prm);
             curve = c?.Name;
             size = c?.Bits ?? 0;
-            byte[]? point = pub?[CKA.CKA_EC_POINT]?.GetValueAsByteArray();
+            byte[]? point = pub?.Bytes(IEcPoint);
             if (prm is not null && point is { Length: > 0 }) spki = PublicKeyInfo.FromEc(prm, point);
         }
-        return Common(session, id, a, hasCert) with
-        {
-            Class = "PrivateKey",
-            KeyType = kind,
-            Size = size,
-            Curve = curve,
-            HasPublicKey = pub is not null,
-            PublicKeyInfo = spki,
-            PublicKeyFingerprint = spki is null ? null : Keys.PublicKeyInfo.Fingerprint(spki),
-        };
+        // A private key has no CKA_ENCRYPT or CKA_WRAP: those usages are its public half's.
+        return NewKey(session, id, a, hasCert, "PrivateKey", kind, size, canEncryptAndWrap: false,
+            curve, hasPublicKey: pub is not null, spki);
+    }
+
+    private static PicoKey DescribeSecret(DeviceContext session, string id, Attrs a, bool hasCert)
+    {
+        var ckk = a.Ulong(IKeyType) is ulong kt ? (CKK)kt : CKK.CKK_VENDOR_DEFINED;
+        KeyKind kind = ckk switch { CKK.CKK_AES => KeyKind.Aes, CKK.CKK_GENERIC_SECRET => KeyKind.GenericSecret, _ => KeyKind.Unknown };
+        int size = a.Ulong(IValueLen) is ulong vl ? (int)vl * 8 : 0;
+        return NewKey(session, id, a, hasCert, "SecretKey", kind, size, canEncryptAndWrap: true, curve: null, hasPublicKey: false, spki: null);
     }
 
     /// <summary>What private and secret keys share: identity, protection, usage, token, exportability.</summary>
-    private static PicoKey Common(DeviceContext session, string id, Dictionary<CKA, IObjectAttribute?> a, bool hasCert)
+    private static PicoKey NewKey(DeviceContext session, string id, Attrs a, bool hasCert, string cls, KeyKind kind, int size,
+        bool canEncryptAndWrap, string? curve, bool hasPublicKey, byte[]? spki)
     {
-        bool extractable = Bool(a, CKA.CKA_EXTRACTABLE);
+        bool extractable = a.Bool(IExtractable);
         return new PicoKey
         {
             Id = id,
-            Label = a[CKA.CKA_LABEL]?.GetValueAsString(),
-            Class = "",
+            Label = a.String(ILabel),
+            Class = cls,
+            KeyType = kind,
+            Size = size,
+            Curve = curve,
             Extractable = extractable,
-            Sensitive = Bool(a, CKA.CKA_SENSITIVE),
-            NeverExtractable = Bool(a, CKA.CKA_NEVER_EXTRACTABLE),
-            CanSign = Bool(a, CKA.CKA_SIGN),
-            CanDecrypt = Bool(a, CKA.CKA_DECRYPT),
-            CanEncrypt = Bool(a, CKA.CKA_ENCRYPT),
-            CanWrap = Bool(a, CKA.CKA_WRAP),
-            CanUnwrap = Bool(a, CKA.CKA_UNWRAP),
-            CanDerive = Bool(a, CKA.CKA_DERIVE),
+            Sensitive = a.Bool(ISensitive),
+            NeverExtractable = a.Bool(INeverExtractable),
+            CanSign = a.Bool(ISign),
+            CanDecrypt = a.Bool(IDecrypt),
+            CanEncrypt = canEncryptAndWrap && a.Bool(IEncrypt),
+            CanWrap = canEncryptAndWrap && a.Bool(IWrap),
+            CanUnwrap = a.Bool(IUnwrap),
+            CanDerive = a.Bool(IDerive),
+            HasPublicKey = hasPublicKey,
             HasCertificate = hasCert,
+            PublicKeyInfo = spki,
+            PublicKeyFingerprint = spki is null ? null : Keys.PublicKeyInfo.Fingerprint(spki),
             TokenLabel = session.TokenLabel,
             TokenSerial = session.SerialNumber,
             SessionId = session.SessionId,
@@ -209,13 +272,7 @@ public static class Pkcs11KeyStore
         };
     }
 
-    private static PicoKey DescribeSecret(DeviceContext session, string id, Dictionary<CKA, IObjectAttribute?> a, bool hasCert)
-    {
-        var ckk = a[CKA.CKA_KEY_TYPE] is { } kt ? (CKK)kt.GetValueAsUlong() : CKK.CKK_VENDOR_DEFINED;
-        KeyKind kind = ckk switch { CKK.CKK_AES => KeyKind.Aes, CKK.CKK_GENERIC_SECRET => KeyKind.GenericSecret, _ => KeyKind.Unknown };
-        int size = a[CKA.CKA_VALUE_LEN] is { } vl ? (int)vl.GetValueAsUlong() * 8 : 0;
-        return Common(session, id, a, hasCert) with { Class = "SecretKey", KeyType = kind, Size = size };
-    }
+    private static bool NeedsMeasuring(PicoKey k) => k.Size == 0 && k.KeyType == KeyKind.Aes && k.Extractable;
 
     /// <summary>An AES key the token reports as CKA_VALUE_LEN 0 (SoftHSM2 after C_UnwrapKey), measured when it can be.</summary>
     private static PicoKey WithMeasuredSize(PicoKey k, IObjectHandle h, SecretKeyRuler ruler) =>
