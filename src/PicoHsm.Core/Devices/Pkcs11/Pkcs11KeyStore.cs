@@ -104,7 +104,9 @@ public static class Pkcs11KeyStore
                 var privates = new List<(string Id, Attrs A)>();
                 var secrets = new List<(string Id, IObjectHandle H, Attrs A)>();
                 using var fast = Pkcs11OneCallReader.TryCreate(session.Token.ModulePath, ListAttrs);
-                foreach (var h in s.FindAllObjects(new List<IObjectAttribute>()))
+                // Token objects only: session objects (a backup run's MAC key, a restore test's
+                // temporary key, made by this or another session of the process) are never keys to list.
+                foreach (var h in s.FindAllObjects(new List<IObjectAttribute> { Attr(CKA.CKA_TOKEN, true) }))
                 {
                     var a = ReadListAttrs(s, h, fast);
                     if (a.Ulong(IClass) is not ulong cls) continue;
