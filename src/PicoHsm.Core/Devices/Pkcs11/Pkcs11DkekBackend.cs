@@ -71,6 +71,8 @@ public sealed class Pkcs11DkekBackend : IDeviceBackend, IKeyGenerator, IKeyRemov
     {
         lock (_session.Gate)
         {
+            // Check and create as one step for every process of this host (see TokenLock).
+            using var tokenLock = TokenLock.Acquire(_session.Token, CancellationToken.None);
             var refusals = CheckGenerate(kind, size, curve, id);
             if (refusals.Count > 0) throw refusals[0];
             return Pkcs11KeyGenerator.Generate(_session, S, kind, size, curve, id, label, extractable);
@@ -108,6 +110,7 @@ public sealed class Pkcs11DkekBackend : IDeviceBackend, IKeyGenerator, IKeyRemov
     {
         lock (_session.Gate)
         {
+            using var tokenLock = TokenLock.Acquire(_session.Token, CancellationToken.None);
             try { return _dkek.Import(dkek, label, id); }
             catch (Pkcs11Exception ex) { throw Pkcs11Errors.Translate(ex, "import the DKEK", _session); }
         }
@@ -204,7 +207,13 @@ public sealed class Pkcs11DkekBackend : IDeviceBackend, IKeyGenerator, IKeyRemov
 
     public PicoKey Restore(WrappedKeyFile b, byte[]? newId, string? newLabel, bool force)
     {
-        lock (_session.Gate) return _restorer.Restore(b, newId, newLabel, force);
+        lock (_session.Gate)
+        {
+            // Plan and create as one step for every process of this host: of two restores racing for an
+            // id, the second finds the first's key and reports it as already present (see TokenLock).
+            using var tokenLock = TokenLock.Acquire(_session.Token, CancellationToken.None);
+            return _restorer.Restore(b, newId, newLabel, force);
+        }
     }
 
     // ---------- restore test ----------

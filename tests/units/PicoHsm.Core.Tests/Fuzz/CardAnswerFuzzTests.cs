@@ -53,9 +53,11 @@ public sealed class CardAnswerFuzzTests(ITestOutputHelper output)
         foreach (var wky in VectorFiles.Wrapped.Take(3)) h.Backend.Restore(VectorFiles.Backup(wky), new RestoreRequest());
         int seed = RandomNumberGenerator.GetInt32(int.MaxValue);
         var m = new Mutator(seed);
-        int n = Math.Max(1, Count / 10), ok = 0, refused = 0, lies = 0;
+        // Runs until the card has told Count lies (each lie is one input to the answer parsers), at most
+        // Count runs: a lie early in a run ends it before the later parsers are reached.
+        int n = 0, ok = 0, refused = 0, lies = 0;
         using var pin = SecretBytes.CopyOf(Encoding.ASCII.GetBytes(CardHarness.Pin));
-        for (int i = 0; i < n; i++)
+        for (int i = 0; lies < Count && i < Count; i++, n++)
         {
             var lying = new LyingChannel(h.Channel, m, oneIn: 2 + m.Next(20));
             int changesBefore = h.Channel.Changes();
@@ -90,7 +92,7 @@ public sealed class CardAnswerFuzzTests(ITestOutputHelper output)
         var m = new Mutator(seed);
         var seeds = VectorFiles.Wrapped.Select(VectorFiles.Read).ToList();
         var dir = Directory.CreateTempSubdirectory("picohsm-fuzz-").FullName;
-        int n = Math.Max(1, Count / 10), refused = 0, unchanged = 0;
+        int n = Count, refused = 0, unchanged = 0;
         try
         {
             for (int i = 0; i < n; i++)
