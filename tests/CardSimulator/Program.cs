@@ -17,7 +17,8 @@ public static class Program
   --dkek-share HEX64       a share already imported at start (repeatable, with --initialized)
   --state FILE             keep the card in FILE (loaded if it exists, saved after every change)
   --verbose                log every APDU to stderr
-  --fault afterINS:N[:error[:SW]|:remove]   inject one fault into the N-th command after INS (e.g. after74:2:remove)
+  --fault afterINS[xK]:N[:error[:SW]|:remove]   inject one fault into the N-th command after the K-th (default 1st)
+                           successful INS (e.g. after74:2:remove; after72x3:1:remove: the card leaves after the 3rd WRAP)
   --replay TRACE...        replay recorded traces against a fresh card; exit 1 on a mismatch
   --selftest [VECTORS]     check the blob codec and the card against the interop vectors";
 

@@ -139,14 +139,15 @@ public sealed class ScHsmSimulator
                 r = Sw(0x6F00);
             }
             opts.Log?.Invoke("> " + Hex.Of(commandApdu, " ") + "\n< " + Hex.Of(r, " "));
-            if (opts.Fault is { Fired: false } f && faultCountdown == 0 && commandApdu.Length >= 4 && commandApdu[1] == f.AfterIns && r[^2] == 0x90 && r[^1] == 0x00)
+            if (opts.Fault is { Fired: false } f && faultCountdown == 0 && commandApdu.Length >= 4 && commandApdu[1] == f.AfterIns && r[^2] == 0x90 && r[^1] == 0x00
+                && ++faultTriggers >= f.AfterCount)
                 faultCountdown = f.CommandNumber;
             if (dirty) { dirty = false; Save(); }
             return r;
         }
     }
 
-    int faultCountdown;
+    int faultCountdown, faultTriggers;
     bool removed;
 
     /// <summary>Whether a <see cref="FaultMode.Remove"/> fault took the card out of the reader.</summary>

@@ -152,8 +152,7 @@ public static class DeviceBackupService
     /// read-only, no permission, a file that cannot be replaced).
     /// </summary>
     private static bool StopsTheRun(PicoHsmException p, Exception ex) =>
-        p.Reason is "TokenRemoved" or "SessionClosed" or "CardUnavailable" or "PcscError" or "FileError" or "FileAccessDenied" or "FileNotFound"
-        || IsFileSystem(ex);
+        ErrorTranslation.IsDeviceGone(p) || p.Reason is "FileError" or "FileAccessDenied" or "FileNotFound" || IsFileSystem(ex);
 
     private static bool IsFileSystem(Exception? ex)
     {

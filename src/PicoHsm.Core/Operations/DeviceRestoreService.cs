@@ -96,7 +96,7 @@ public static class DeviceRestoreService
             {
                 // A device that went away fails every key after it: stop with one error that says what
                 // was restored and what not, instead of one long error per remaining key.
-                if (p.Reason is "TokenRemoved" or "SessionClosed" or "CardUnavailable" or "PcscError")
+                if (ErrorTranslation.IsDeviceGone(p))
                 {
                     var notReached = todo.Skip(i).Select(t => t.Entry.IdHex).ToList();
                     string list = notReached.Count <= 20 ? string.Join(", ", notReached) : string.Join(", ", notReached.Take(20)) + $" and {notReached.Count - 20} more";

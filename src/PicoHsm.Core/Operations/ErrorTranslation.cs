@@ -18,6 +18,17 @@ namespace PicoHsm.Operations;
 /// </summary>
 public static class ErrorTranslation
 {
+    /// <summary>
+    /// The device went away: the token was removed, the session was closed, the card does not answer or
+    /// PC/SC lost it. Every later command to that device fails too, so a run over many keys (backup,
+    /// restore) stops at the first such error instead of failing each remaining key.
+    /// </summary>
+    public static bool IsDeviceGone(PicoHsmException p)
+    {
+        ArgumentNullException.ThrowIfNull(p);
+        return p.Reason is "TokenRemoved" or "SessionClosed" or "CardUnavailable" or "PcscError";
+    }
+
     public static PicoHsmException? Translate(Exception ex) => ex switch
     {
         PicoHsmException p => p,

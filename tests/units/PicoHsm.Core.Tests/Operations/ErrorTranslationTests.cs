@@ -72,4 +72,17 @@ public sealed class ErrorTranslationTests
         PinRules.ValidateUserPin("123456"u8);
         PinRules.ValidateUserPin(new byte[16]);
     }
+
+    /// <summary>The one "device gone" rule backup and restore stop by: a removed token, a closed session, a card that
+    /// does not answer, a PC/SC failure; not a file error or a refusal.</summary>
+    [Fact]
+    public void IsDeviceGone_TheReasonsThatStopABackupOrARestore()
+    {
+        foreach (string gone in new[] { "TokenRemoved", "SessionClosed", "CardUnavailable", "PcscError" })
+            Assert.True(ErrorTranslation.IsDeviceGone(new PicoHsmException(PicoErrorKind.ResourceUnavailable, gone, "x", null)), gone);
+        foreach (string other in new[] { "FileError", "IdInUse", "DkekMismatch", "KeyNotExportable" })
+            Assert.False(ErrorTranslation.IsDeviceGone(new PicoHsmException(PicoErrorKind.ResourceUnavailable, other, "x", null)), other);
+        // what a PC/SC failure translates to counts
+        Assert.True(ErrorTranslation.IsDeviceGone(ErrorTranslation.Translate(new PcscException("gone"))!));
+    }
 }

@@ -18,23 +18,104 @@ internal sealed class ScHsmCardCatalogue(ScHsmCard card, ScHsmCardPin pin, ScHsm
 
     public sealed record CardKey(byte Kid, byte[]? Prkd, ScHsmKeyDescription? Description, byte[]? Certificate);
 
-    /// <summary>The keys with their PRKD (and, unless <paramref name="withCertificates"/> is false, their CE file).</summary>
-    public List<CardKey> ReadCardKeys(bool withCertificates = true)
+    // The catalogue cache (issue 14 Seen 7: the cost of a restore must not grow with the keys on the card). Every
+    // operation reads the card's file list (ENUMERATE OBJECTS, one APDU); the PRKD and certificate of a key are read
+    // once and kept while (a) this card client has sent no command that changes the card since they were read
+    // (ScHsmCard.Changes; the module's own restore and removal tell the cache what they wrote instead), and (b) the
+    // key is listed with the same files (CC, C4, CE) as when it was read. So a key or file another program adds or
+    // deletes is seen at once; a PRKD another program rewrites in place, while this session is open, is not (the
+    // card has no change counter to ask); a new session reads everything again.
+    private sealed class Cached
     {
-        var list = new List<CardKey>();
-        foreach (var e in _card.ListKeys())
+        public ScHsmKeyEntry? Listed; // null: written by this module, adopts the next listing
+        public byte[]? Prkd;
+        public bool CertificateKnown;
+        public byte[]? Certificate;
+    }
+
+    private readonly Dictionary<byte, Cached> _cache = new();
+    private long _validAt = -1;
+
+    private void Validate()
+    {
+        if (_card.Changes == _validAt) return;
+        _cache.Clear();
+        _validAt = _card.Changes;
+    }
+
+    /// <summary>The card's file list (ENUMERATE OBJECTS).</summary>
+    public HashSet<ushort> ReadFileIds() => new(_card.EnumerateObjects());
+
+    /// <summary>
+    /// The keys with their PRKD (and, unless <paramref name="withCertificates"/> is false, their CE file), from the
+    /// file list <paramref name="fids"/> (read when not given) and the catalogue cache.
+    /// </summary>
+    public List<CardKey> ReadCardKeys(bool withCertificates = true, IReadOnlySet<ushort>? fids = null)
+    {
+        fids ??= ReadFileIds();
+        Validate();
+        var listed = _card.KeysIn(fids);
+        var present = new HashSet<byte>(listed.Select(e => e.KeyReference));
+        foreach (byte gone in _cache.Keys.Where(k => !present.Contains(k)).ToList()) _cache.Remove(gone);
+        var list = new List<CardKey>(listed.Count);
+        foreach (var e in listed)
         {
-            byte[]? prkd = e.HasPrivateKeyDescription ? _card.ReadPrivateKeyDescription(e.KeyReference) : null;
-            ScHsmKeyDescription? desc = null;
-            if (prkd is { Length: > 0 })
+            if (!_cache.TryGetValue(e.KeyReference, out var c) || (c.Listed is not null && c.Listed != e))
             {
-                try { desc = ScHsmKeyDescription.Parse(prkd); }
-                catch (ScHsmFormatException) { }
+                c = new Cached { Listed = e, Prkd = e.HasPrivateKeyDescription ? _card.ReadPrivateKeyDescription(e.KeyReference) : null };
+                if (e.HasCertificate == false) c.CertificateKnown = true;
+                _cache[e.KeyReference] = c;
             }
-            byte[]? cert = e.HasCertificate == false || !withCertificates ? null : _card.ReadCertificate(e.KeyReference);
-            list.Add(new CardKey(e.KeyReference, prkd, desc, cert is { Length: > 0 } ? cert : null));
+            c.Listed ??= e;
+            if (withCertificates && !c.CertificateKnown)
+            {
+                c.Certificate = _card.ReadCertificate(e.KeyReference) is { Length: > 0 } cert ? cert : null;
+                c.CertificateKnown = true;
+            }
+            list.Add(Make(e.KeyReference, c.Prkd, c.CertificateKnown ? c.Certificate : null));
         }
         return list;
+    }
+
+    /// <summary>The certificate / request (CE kid) of a listed key, from the cache or read once.</summary>
+    public byte[]? CertificateOf(byte kid)
+    {
+        Validate();
+        if (_cache.TryGetValue(kid, out var c) && c.CertificateKnown) return c.Certificate;
+        byte[]? cert = _card.ReadCertificate(kid) is { Length: > 0 } b ? b : null;
+        if (c is not null) { c.Certificate = cert; c.CertificateKnown = true; }
+        return cert;
+    }
+
+    /// <summary>A key as its files describe it.</summary>
+    public static CardKey Make(byte kid, byte[]? prkd, byte[]? certificate)
+    {
+        ScHsmKeyDescription? desc = null;
+        if (prkd is { Length: > 0 })
+        {
+            try { desc = ScHsmKeyDescription.Parse(prkd); }
+            catch (ScHsmFormatException) { }
+        }
+        return new CardKey(kid, prkd, desc, certificate is { Length: > 0 } ? certificate : null);
+    }
+
+    /// <summary>
+    /// The module wrote key <paramref name="kid"/> with these files (a restore): the cache keeps them, and stays
+    /// valid when nothing else changed the card since <paramref name="changesBefore"/> (else it starts again).
+    /// </summary>
+    public void Wrote(byte kid, long changesBefore, byte[] prkd, byte[]? certificate)
+    {
+        if (_validAt != changesBefore) _cache.Clear();
+        _validAt = _card.Changes;
+        _cache[kid] = new Cached { Prkd = prkd, Certificate = certificate, CertificateKnown = true };
+    }
+
+    /// <summary>The module removed key <paramref name="kid"/> and its files.</summary>
+    public void Removed(byte kid, long changesBefore)
+    {
+        if (_validAt != changesBefore) _cache.Clear();
+        _validAt = _card.Changes;
+        _cache.Remove(kid);
     }
 
     /// <summary>The keys on the card (every CC kid but the device key), read from the card alone.</summary>

@@ -24,7 +24,9 @@ internal sealed class ScHsmCardRemover(ScHsmCard card, ScHsmCardPin pin, ScHsmCa
             byte kid = catalogue.ResolveKeyReference(key);
             var found = catalogue.ReadCardKeys(withCertificates: false).FirstOrDefault(k => k.Kid == kid);
             string label = found?.Description?.Label is { Length: > 0 } l ? $" ('{l}')" : "";
+            long before = card.Changes;
             ScHsmCardRestore.RemoveFiles(card, kid);
+            catalogue.Removed(kid, before);
             return $"key reference {kid} (id {key.Id}){label} on '{context.TokenLabel}': the key, its PRKD and its certificate";
         });
     }

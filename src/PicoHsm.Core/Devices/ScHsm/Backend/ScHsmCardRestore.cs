@@ -55,6 +55,7 @@ internal sealed class ScHsmCardRestore(ScHsmCard card, ScHsmCardPin pin, ScHsmCa
     private PicoKey Write(PicoKeyBackup backup, ScHsmParsedBackup p, RestoreRequest request, ScHsmRestoreTarget target)
     {
         byte kid = target.Kid;
+        long before = _card.Changes;
         // Changes start here.
         try
         {
@@ -67,9 +68,12 @@ internal sealed class ScHsmCardRestore(ScHsmCard card, ScHsmCardPin pin, ScHsmCa
         }
         try
         {
-            WriteCompanionFiles(kid, p, request, target.Replaced, backup);
-            var restored = _catalogue.ReadCardKeys().First(k => k.Kid == kid);
-            return _catalogue.ToPicoKey(restored, _card.EnumerateKeyDomains());
+            var (prkd, cert, certKnown) = WriteCompanionFiles(kid, p, request, target.Replaced, backup);
+            // Described from what was written (no re-read of the catalogue): only a request the firmware made at
+            // UNWRAP, when the backup brings no certificate, is read back.
+            if (!certKnown) cert = _card.ReadCertificate(kid) is { Length: > 0 } c ? c : null;
+            _catalogue.Wrote(kid, before, prkd, cert);
+            return _catalogue.ToPicoKey(ScHsmCardCatalogue.Make(kid, prkd, cert), target.Domains);
         }
         catch (Exception ex) when (ex is ScHsmCardException or PcscException or PicoHsmException or InvalidOperationException)
         {
@@ -123,17 +127,34 @@ internal sealed class ScHsmCardRestore(ScHsmCard card, ScHsmCardPin pin, ScHsmCa
     /// The certificate / request, then the PRKD. A file of the replaced key that the backup does not bring and
     /// the firmware did not rewrite at UNWRAP (it still reads as before) is deleted, so nothing describes the
     /// new key wrongly. A backup without a PRKD gets one (its file name as label) so the key is not an orphan.
+    /// Returns the PRKD written and the CE file as it now is (when known without reading it).
     /// </summary>
-    private void WriteCompanionFiles(byte kid, ScHsmParsedBackup p, RestoreRequest request, ScHsmCardCatalogue.CardKey? replaced, PicoKeyBackup backup)
+    private (byte[] Prkd, byte[]? Certificate, bool CertificateKnown) WriteCompanionFiles(byte kid, ScHsmParsedBackup p, RestoreRequest request, ScHsmCardCatalogue.CardKey? replaced, PicoKeyBackup backup)
     {
         ushort c4 = (ushort)(ScHsmCard.PrkdPrefix << 8 | kid);
         ushort ce = (ushort)(ScHsmCard.CertificatePrefix << 8 | kid);
+        byte[]? certNow = null;
+        bool certKnown = false;
         if (p.File.Certificate is { } cert)
+        {
             _card.WriteFile(ce, cert);
-        else if (replaced?.Certificate is { } oldCert && _card.TryReadFile(ce) is { } nowCert && nowCert.AsSpan().SequenceEqual(oldCert))
-            _card.DeleteFile(ce); // the replaced key's certificate
-        else if (p.Blob.Kind == KeyKind.Aes && _card.FileExists(ce))
-            _card.DeleteFile(ce); // a stale certificate: a secret key has none
+            (certNow, certKnown) = (cert, true);
+        }
+        else if (replaced?.Certificate is { } oldCert)
+        {
+            certNow = _card.TryReadFile(ce);
+            certKnown = true;
+            if (certNow is not null && (certNow.AsSpan().SequenceEqual(oldCert) || p.Blob.Kind == KeyKind.Aes))
+            {
+                _card.DeleteFile(ce); // the replaced key's certificate (a secret key has none)
+                certNow = null;
+            }
+        }
+        else if (p.Blob.Kind == KeyKind.Aes)
+        {
+            if (_card.FileExists(ce)) _card.DeleteFile(ce); // a stale certificate: a secret key has none
+            certKnown = true;
+        }
 
         var d = p.Description;
         byte[] prkd;
@@ -145,7 +166,8 @@ internal sealed class ScHsmCardRestore(ScHsmCard card, ScHsmCardPin pin, ScHsmCa
             if (size == 0)
             {
                 // Pico writes a request (RSA/EC) and a minimal PRKD with the size at unwrap: read the size from them.
-                var own = _card.ReadCertificate(kid);
+                var own = certKnown ? certNow : _card.ReadCertificate(kid);
+                (certNow, certKnown) = (own is { Length: > 0 } ? own : null, true);
                 size = ScHsmCardFiles.ReadPublicKey(own)?.SizeBits ?? 0;
                 if (size == 0 && _card.ReadPrivateKeyDescription(kid) is { Length: > 0 } ownPrkd)
                 {
@@ -165,5 +187,6 @@ internal sealed class ScHsmCardRestore(ScHsmCard card, ScHsmCardPin pin, ScHsmCa
         }
         // Last: the PRKD with the backup's id and label is what makes the key complete (not an orphan).
         _card.WriteFile(c4, prkd);
+        return (prkd, certNow, certKnown);
     }
 }

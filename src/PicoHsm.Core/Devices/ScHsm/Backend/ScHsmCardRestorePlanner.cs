@@ -7,8 +7,9 @@ using PicoHsm.Keys;
 
 namespace PicoHsm.Devices.ScHsm.Backend;
 
-/// <summary>Where a planned card restore goes: the key reference, and the key there it replaces (or completes).</summary>
-internal sealed record ScHsmRestoreTarget(byte Kid, ScHsmCardCatalogue.CardKey? Replaced);
+/// <summary>Where a planned card restore goes: the key reference, the key there it replaces (or completes), and the key
+/// domains the plan read (so the restored key is described without asking the card again).</summary>
+internal sealed record ScHsmRestoreTarget(byte Kid, ScHsmCardCatalogue.CardKey? Replaced, IReadOnlyList<ScHsmKeyDomainStatus> Domains);
 
 /// <summary>
 /// The pre-flight of a card restore, changing nothing on the card: key reference in range, DKEK domain complete
@@ -55,9 +56,10 @@ internal sealed class ScHsmCardRestorePlanner(ScHsmCard card, DeviceContext cont
         if (refusals.Count > 0)
             return (RestorePlan.Refuse(idHex, label, $"a new key on '{token}'", refusals.ToArray()), null);
 
-        var fids = new HashSet<ushort>(_card.EnumerateObjects());
-        // PRKDs of every key; certificates only where a decision needs them (the cost of a restore must not grow per key).
-        var keys = _catalogue.ReadCardKeys(withCertificates: false);
+        // One ENUMERATE; PRKDs from the catalogue cache; certificates only where a decision needs them (the cost of a
+        // restore must not grow with the keys on the card).
+        var fids = _catalogue.ReadFileIds();
+        var keys = _catalogue.ReadCardKeys(withCertificates: false, fids);
         var holder = id is { Length: > 0 } ? keys.FirstOrDefault(k => k.Description?.Id is { } other && other.AsSpan().SequenceEqual(id)) : null;
         if (holder is not null) holder = WithCertificate(holder);
 
@@ -71,15 +73,15 @@ internal sealed class ScHsmCardRestorePlanner(ScHsmCard card, DeviceContext cont
                     $"Id {idHex} is already used by {Words(holder)} on '{token}'; a restore to key reference {kid} would give two keys that id. " +
                     "Restore under another id (-Id), or without -KeyReference and with -Force to replace that key. Nothing was changed.", backup)), null);
             if (occupant is null && !_catalogue.IsOccupied(kid, fids))
-                return (new RestorePlan(RestoreAction.Create, idHex, label, where), new ScHsmRestoreTarget(kid, null));
+                return (new RestorePlan(RestoreAction.Create, idHex, label, where), new ScHsmRestoreTarget(kid, null, domains));
             if (occupant is not null && holder?.Kid == kid && SameKey(occupant, p) == true && !_catalogue.IsOrphan(occupant))
-                return (new RestorePlan(RestoreAction.AlreadyPresent, idHex, label, where, Existing: ToKey(occupant)), null);
+                return (new RestorePlan(RestoreAction.AlreadyPresent, idHex, label, where, Existing: ToKey(occupant, domains)), null);
             string victim = occupant is null ? $"the files left at key reference {kid} (no key)" : Words(occupant);
             if (!request.Force)
                 return (Refused(idHex, label, where, new PicoHsmException(PicoErrorKind.ResourceExists, "KeyReferenceInUse",
                     $"Key reference {kid} on '{token}' holds {victim}: restoring there would destroy it. " +
                     "Choose a free -KeyReference, or add -Force to replace that key. Nothing was changed.", backup)), null);
-            return (new RestorePlan(RestoreAction.Replace, idHex, label, where, Replaces: victim), new ScHsmRestoreTarget(kid, occupant));
+            return (new RestorePlan(RestoreAction.Replace, idHex, label, where, Replaces: victim), new ScHsmRestoreTarget(kid, occupant, domains));
         }
 
         if (holder is not null)
@@ -88,10 +90,10 @@ internal sealed class ScHsmCardRestorePlanner(ScHsmCard card, DeviceContext cont
             bool? same = SameKey(holder, p);
             bool orphan = _catalogue.IsOrphan(holder);
             if (same == true && !orphan)
-                return (new RestorePlan(RestoreAction.AlreadyPresent, idHex, label, where, Existing: ToKey(holder)), null);
+                return (new RestorePlan(RestoreAction.AlreadyPresent, idHex, label, where, Existing: ToKey(holder, domains)), null);
             if (same == true)
                 return (new RestorePlan(RestoreAction.Replace, idHex, label, where, Replaces: $"the incomplete copy of this key ({Words(holder)})"),
-                    new ScHsmRestoreTarget(holder.Kid, holder));
+                    new ScHsmRestoreTarget(holder.Kid, holder, domains));
             if (!request.Force)
             {
                 string proof = same is null ? " (a secret key's material cannot be compared on the card, so it counts as another key)" : " (another key)";
@@ -99,7 +101,7 @@ internal sealed class ScHsmCardRestorePlanner(ScHsmCard card, DeviceContext cont
                     $"Id {idHex} is already used by {Words(holder)} on '{token}'{proof}. " +
                     "Restore under another id (-Id <another id>), or use -Force to replace that key (its key, PRKD and certificate). Nothing was changed.", backup)), null);
             }
-            return (new RestorePlan(RestoreAction.Replace, idHex, label, where, Replaces: Words(holder)), new ScHsmRestoreTarget(holder.Kid, holder));
+            return (new RestorePlan(RestoreAction.Replace, idHex, label, where, Replaces: Words(holder)), new ScHsmRestoreTarget(holder.Kid, holder, domains));
         }
 
         // No key has the id: an orphan of this very key (an interrupted restore) is completed where it is.
@@ -108,7 +110,7 @@ internal sealed class ScHsmCardRestorePlanner(ScHsmCard card, DeviceContext cont
             if (SameKey(orphan, p) != true) continue;
             string where = $"key reference {orphan.Kid} on '{token}'";
             return (new RestorePlan(RestoreAction.Replace, idHex, label, where, Replaces: $"the incomplete copy of this key ({Words(orphan)})"),
-                new ScHsmRestoreTarget(orphan.Kid, orphan));
+                new ScHsmRestoreTarget(orphan.Kid, orphan, domains));
         }
 
         byte? free = _catalogue.FirstFreeReference(fids, fromTop: false);
@@ -116,7 +118,7 @@ internal sealed class ScHsmCardRestorePlanner(ScHsmCard card, DeviceContext cont
             return (Refused(idHex, label, $"a new key on '{token}'", new PicoHsmException(PicoErrorKind.ResourceUnavailable, "NoFreeKeyReference",
                 $"Every key reference (1-254) on '{token}' is in use. Delete a key (Remove-PicoKey), or restore with -KeyReference and -Force. Nothing was changed.", backup)), null);
         return (new RestorePlan(RestoreAction.Create, idHex, label, $"{(idHex.Length > 0 ? "id " + idHex + " at " : "")}key reference {f} on '{token}'"),
-            new ScHsmRestoreTarget(f, null));
+            new ScHsmRestoreTarget(f, null, domains));
     }
 
     /// <summary>"key reference 2 (id 02, 'rsa-a')", and "an orphan" when it lacks its description.</summary>
@@ -173,9 +175,9 @@ internal sealed class ScHsmCardRestorePlanner(ScHsmCard card, DeviceContext cont
     }
 
     private ScHsmCardCatalogue.CardKey WithCertificate(ScHsmCardCatalogue.CardKey k) =>
-        k.Certificate is not null ? k : k with { Certificate = _card.ReadCertificate(k.Kid) is { Length: > 0 } c ? c : null };
+        k.Certificate is not null ? k : k with { Certificate = _catalogue.CertificateOf(k.Kid) };
 
-    private PicoKey ToKey(ScHsmCardCatalogue.CardKey k) => _catalogue.ToPicoKey(k, _card.EnumerateKeyDomains());
+    private PicoKey ToKey(ScHsmCardCatalogue.CardKey k, IReadOnlyList<ScHsmKeyDomainStatus> domains) => _catalogue.ToPicoKey(k, domains);
 
     private static RestorePlan Refused(string idHex, string? label, string where, PicoHsmException ex) => RestorePlan.Refuse(idHex, label, where, ex);
 

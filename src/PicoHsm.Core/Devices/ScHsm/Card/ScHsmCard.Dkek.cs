@@ -40,6 +40,7 @@ public sealed partial class ScHsmCard
             apdu = GC.AllocateArray<byte>(5 + len, pinned: true);
             apdu[0] = 0x80; apdu[1] = 0x50; apdu[2] = 0x00; apdu[3] = 0x00; apdu[4] = (byte)len;
             data.CopyTo(apdu, 5);
+            CountChange();
             ResponseApdu r = ResponseApdu.Parse(Channel.Transmit(apdu));
             Check(r, ScHsmCommands.InitializeDevice);
             AppletInfo = null;
@@ -78,6 +79,7 @@ public sealed partial class ScHsmCard
             apdu[4] = DkekShareLength;
             share.CopyTo(apdu.AsSpan(5));
             apdu[^1] = 0x00;
+            CountChange();
             r = ResponseApdu.Parse(Channel.Transmit(apdu));
         }
         finally

@@ -26,7 +26,13 @@ public sealed partial class ScHsmCard
     public IReadOnlyList<ScHsmKeyEntry> ListKeys(bool probeCertificates = false)
     {
         using IDisposable tx = Channel.BeginTransaction();
-        var fids = new HashSet<ushort>(EnumerateObjects());
+        return KeysIn(new HashSet<ushort>(EnumerateObjects()), probeCertificates);
+    }
+
+    /// <summary>The keys an ENUMERATE OBJECTS answer lists (see <see cref="ListKeys"/>).</summary>
+    public IReadOnlyList<ScHsmKeyEntry> KeysIn(IReadOnlySet<ushort> fids, bool probeCertificates = false)
+    {
+        ArgumentNullException.ThrowIfNull(fids);
         var keys = new List<ScHsmKeyEntry>();
         foreach (ushort fid in fids.Order())
         {

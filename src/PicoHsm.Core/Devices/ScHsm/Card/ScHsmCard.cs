@@ -77,7 +77,29 @@ public sealed partial class ScHsmCard
 
     private static byte[] Fid(ushort fid) => [(byte)(fid >> 8), (byte)fid];
 
-    private ResponseApdu Send(CommandApdu command, TransmitOptions? options = null) => Channel.Transmit(command, options);
+    private ResponseApdu Send(CommandApdu command, TransmitOptions? options = null)
+    {
+        if (ChangesTheCard(command)) Changes++;
+        return Channel.Transmit(command, options);
+    }
+
+    /// <summary>
+    /// How many commands that may change the card's files or keys this client has sent (UNWRAP, GENERATE,
+    /// UPDATE BINARY, DELETE FILE, INITIALIZE, key domain changes), counted before each is sent, whatever it
+    /// answered. A cache of what the card holds is valid only while this number is the one it was read at.
+    /// </summary>
+    public long Changes { get; private set; }
+
+    /// <summary>Counts a change sent as raw bytes (INITIALIZE, IMPORT DKEK SHARE: their buffers are zeroed after).</summary>
+    private void CountChange() => Changes++;
+
+    private static bool ChangesTheCard(CommandApdu c) => c.Ins switch
+    {
+        0x74 or 0x46 or 0xD7 or 0xD6 or 0xE4 => true,
+        0x50 => c.Nc > 0,   // INITIALIZE with data (without: the status query)
+        0x52 => c.P1 != 0x00 || c.Nc > 0, // create / delete a key domain, a share (not the status query)
+        _ => false,
+    };
 
     private static void Check(ResponseApdu r, string command, string? detail = null)
     {

@@ -95,4 +95,26 @@ public sealed class ScHsmCardRestoreFaultTests : CardKeyTestBase
         Assert.Equal(2, h.Backend.ListKeys().Count(k => !k.IsOrphan) + h.Backend.ListKeys().Count(k => k.IsOrphan));
         Assert.True(h.Backend.ListKeys().Single(k => k.KeyReference == 1).IsOrphan);
     }
+
+    /// <summary>The fault can follow the K-th WRAP KEY, so a backup is interrupted at its K-th key (--fault after72x3:1:remove).</summary>
+    [Fact]
+    public void AFaultAfterTheThirdWrap_TakesTheCardAwayAtTheThirdKey()
+    {
+        var f = Sim.SimulatedFault.Parse("after72x3:1:remove");
+        Assert.Equal((0x72, 3, 1, Sim.FaultMode.Remove), (f.AfterIns, f.AfterCount, f.CommandNumber, f.Mode));
+        Assert.Equal(1, Sim.SimulatedFault.Parse("after74:2").AfterCount);
+        Assert.Throws<ArgumentException>(() => Sim.SimulatedFault.Parse("after72x0:1"));
+
+        using var h = WithFault(f);
+        for (int i = 1; i <= 4; i++)
+            h.Backend.Restore(VectorFiles.Backup("ec256.wky"), new RestoreRequest(NewId: [(byte)i], NewLabel: $"k{i}"));
+        var keys = h.Backend.ListKeys();
+        h.Backend.Wrap(keys[0]);
+        h.Backend.Wrap(keys[1]);
+        Assert.False(f.Fired);
+        var ex = Assert.Throws<PicoHsmException>(() => h.Backend.Wrap(keys[2]));
+        Assert.True(f.Fired);
+        Assert.Equal("CardUnavailable", ex.Reason);
+        Assert.True(h.Simulator.IsRemoved);
+    }
 }
