@@ -41,6 +41,12 @@ public static class SessionConnector
         var module = Pkcs11Modules.Resolve(o.ModulePath);
         string path = module.Path;
         o.Verbose?.Invoke($"PKCS#11 module: '{path}', {module.Reason}.");
+        // OpenSC reads a card's PKCS#15 view only at C_Initialize: with no session using the module,
+        // it is loaded afresh, so a card initialised or changed since the last load is seen as it is.
+        bool wasLoaded = Pkcs11Modules.IsLoaded(path);
+        using var use = Pkcs11Modules.Use(path, refresh: true);
+        if (wasLoaded && !Pkcs11Modules.IsLoaded(path))
+            o.Verbose?.Invoke($"No session used '{path}': the module was reinitialised to read its tokens afresh.");
         var (slot, token) = TokenDiscovery.Select(path, o.TokenLabel, o.SerialNumber, o.SlotId, module.Reason);
         o.Verbose?.Invoke($"Token: '{token.Label}' serial {token.SerialNumber} in slot {token.SlotId} ('{token.SlotDescription}').");
 
@@ -121,6 +127,14 @@ public static class SessionConnector
     /// or uninitialised card can still be initialised): for Initialize-PicoHsm -Reader.
     /// </summary>
     public static PicoHsmSession OpenCardOnly(string reader) => new(ScHsmCardBackend.ConnectCardOnly(reader, null));
+
+    /// <summary>
+    /// A card was changed behind the PKCS#11 modules' back (initialised over its card channel): each
+    /// loaded module is finalised now, or once the last session using it closes, so the next connect
+    /// reads the card afresh (OpenSC reads a card's PKCS#15 view only at C_Initialize).
+    /// </summary>
+    /// <returns>Whether every module was refreshed at once (no session still uses one).</returns>
+    public static bool RefreshModules() => Pkcs11Modules.MarkStale();
 
     /// <summary>Readers holding a SmartCard-HSM family card (by ATR; nothing is sent to any card).</summary>
     public static IReadOnlyList<string> FindCardReaders() => ScHsmCardBackend.FindReaders();
