@@ -28,6 +28,12 @@ public static class Pkcs11Modules
         lock (Gate) return InUse.GetValueOrDefault(fullPath);
     }
 
+    /// <summary>Whether any connection or lease uses any module (then none is finalised).</summary>
+    public static bool AnyInUse
+    {
+        get { lock (Gate) return InUse.Count > 0; }
+    }
+
     /// <summary>Whether the module at <paramref name="fullPath"/> is loaded (its C_Initialize done, no C_Finalize since).</summary>
     public static bool IsLoaded(string fullPath)
     {
@@ -104,13 +110,18 @@ public static class Pkcs11Modules
             int n = InUse.GetValueOrDefault(fullPath) - 1;
             if (n > 0) InUse[fullPath] = n;
             else InUse.Remove(fullPath);
-            if (n <= 0 && Stale.Contains(fullPath)) FinaliseIfUnused(fullPath);
+            if (InUse.Count == 0)
+                foreach (var p in Stale.ToList()) FinaliseIfUnused(p);
         }
     }
 
+    /// <summary>
+    /// Only when no module at all is in use: two paths may reach one native library (pkcs11-spy or
+    /// p11-kit in front of SoftHSM2 or OpenSC), and a C_Finalize through one ends the other's sessions.
+    /// </summary>
     private static bool FinaliseIfUnused(string fullPath)
     {
-        if (InUse.GetValueOrDefault(fullPath) > 0) return false;
+        if (InUse.Count > 0) return false;
         Stale.Remove(fullPath);
         if (Loaded.Remove(fullPath, out var lib))
         {
