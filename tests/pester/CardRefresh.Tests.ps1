@@ -73,6 +73,17 @@ Describe 'Sessions on a card that was wiped (issue 14 Seen 6)' {
         @(Get-PicoHsmSession).Count | Should -Be 0
     }
 
+    It 'a wrong PIN through OpenSC says how many tries are left, as the card path does' {
+        Disconnect-PicoHsm -All
+        $bad = ConvertTo-SecureString '111111' -AsPlainText -Force
+        $e = { Connect-PicoHsm -ModulePath $OpenSc -Pin $bad } | Should -Throw -PassThru
+        $e.FullyQualifiedErrorId | Should -BeLike 'ConnectPicoHsmWrongPin,*'
+        $e.Exception.Message | Should -Match '2 tries left before the PIN is blocked'
+        $e.Exception.Message | Should -Not -Match '111111'
+        (Connect-PicoHsm -ModulePath $OpenSc -Pin $Pin).IsLoggedIn | Should -BeTrue # a right PIN resets the counter
+        Disconnect-PicoHsm -All
+    }
+
     It 'shows the firmware as major.minor on both paths (6.0, never 6.00), as OpenSC''s tools do' {
         $p = Connect-PicoHsm -ModulePath $OpenSc -Pin $Pin
         $c = Connect-PicoHsm -Reader $Reader -Pin $Pin

@@ -88,6 +88,12 @@ public static class SessionConnector
                 // Every Connect proves its PIN: by the token's C_Login, or against the login this process already has.
                 login = Pkcs11LoginRegistry.Login(path, token, session, pin, o.Verbose, FinalTry);
             }
+            catch (PicoHsmException ex) when (ex.InnerException is Pkcs11Exception { RV: CKR.CKR_PIN_INCORRECT })
+            {
+                // The token spent a try: say how many are left, as the card path does.
+                try { session.CloseSession(); } catch (Pkcs11Exception) { }
+                throw new PicoHsmException(ex.Kind, ex.Reason, $"{ex.Message} {TriesLeft(slot, token)}", ex.Target, ex.InnerException);
+            }
             catch
             {
                 try { session.CloseSession(); } catch (Pkcs11Exception) { }
@@ -127,6 +133,37 @@ public static class SessionConnector
     /// or uninitialised card can still be initialised): for Initialize-PicoHsm -Reader.
     /// </summary>
     public static PicoHsmSession OpenCardOnly(string reader) => new(ScHsmCardBackend.ConnectCardOnly(reader, null));
+
+    /// <summary>
+    /// The tries left after a wrong PIN: the exact count from the card's own channel for a SmartCard-HSM
+    /// (OpenSC reports only CKF_USER_PIN_COUNT_LOW / FINAL_TRY / LOCKED), else what the token's flags say.
+    /// </summary>
+    internal static string TriesLeft(ISlot slot, PicoHsmToken token)
+    {
+        if (token.IsScHsmFamily && !string.IsNullOrEmpty(token.SlotDescription))
+        {
+            try
+            {
+                using var card = ScHsmCardBackend.ConnectCardOnly(token.SlotDescription, null);
+                var st = card.ReadPinStatus();
+                if (st.State == ScHsmPinState.Blocked) return "No tries are left: the PIN is now blocked (unblock it with the SO-PIN, e.g. sc-hsm-tool --unlock-pin).";
+                if (st.TriesLeft is int n) return $"{n} {(n == 1 ? "try" : "tries")} left before the PIN is blocked.";
+            }
+            catch (PicoHsmException) { /* no card channel: the flags below */ }
+        }
+        try
+        {
+            var f = slot.GetTokenInfo().TokenFlags;
+            return f.UserPinLocked ? "The token reports the PIN locked now (unblock it with the SO-PIN)."
+                : f.UserPinFinalTry ? "The token reports one try left before the PIN is locked."
+                : f.UserPinCountLow ? "The token reports fewer tries left than its maximum (it does not say how many)."
+                : "The token does not say how many tries are left.";
+        }
+        catch (Pkcs11Exception)
+        {
+            return "The token does not say how many tries are left.";
+        }
+    }
 
     /// <summary>
     /// A card was changed behind the PKCS#11 modules' back (initialised over its card channel): each
