@@ -19,16 +19,19 @@ internal sealed class SessionRegistry
 
     public PicoHsmSession? Default { get; private set; }
 
+    /// <summary>
+    /// Every session not disconnected, open or not: one whose card was wiped, removed or restarted
+    /// stays listed (IsOpen False) until Disconnect-PicoHsm, so a script sees that it went stale.
+    /// </summary>
     public IReadOnlyList<PicoHsmSession> Sessions
     {
-        get { lock (_sessions) return _sessions.Where(s => s.IsOpen).ToList(); }
+        get { lock (_sessions) return _sessions.ToList(); }
     }
 
     public void Add(PicoHsmSession session)
     {
         lock (_sessions)
         {
-            _sessions.RemoveAll(s => !s.IsOpen);
             _sessions.Add(session);
             Default = session;
         }
@@ -48,6 +51,28 @@ internal sealed class SessionRegistry
     public string DescribeDefault(string when) => Default is { IsOpen: true } d
         ? $"The default session is {when} {d.Id} ('{d.TokenLabel}', serial {d.SerialNumber}); pass -Session to use another."
         : $"There is {when} no default session: run Connect-PicoHsm, or pass -Session.";
+
+    /// <summary>
+    /// The card in <paramref name="reader"/> was initialised (wiped) or otherwise changed behind the
+    /// PKCS#11 module's back: every session of this runspace on that card is closed (it shows
+    /// IsOpen False; using it is a SessionClosed error saying to connect again), and every loaded
+    /// PKCS#11 module is refreshed once no session uses it, so Connect-PicoHsm sees the card as it is now.
+    /// </summary>
+    /// <param name="keep">A session to leave open (the one that did the change and still reads from it), or null.</param>
+    public void CardChanged(string reader, PicoHsmSession? keep = null)
+    {
+        List<PicoHsmSession> stale;
+        lock (_sessions)
+        {
+            stale = _sessions.Where(s => !ReferenceEquals(s, keep) && s.IsOpen && OnReader(s, reader)).ToList();
+            if (Default is { } d && stale.Contains(d)) Default = null;
+        }
+        foreach (var s in stale) s.Dispose();
+        SessionConnector.RefreshModules();
+    }
+
+    private static bool OnReader(PicoHsmSession s, string reader) =>
+        s.ReaderName == reader || (s.ReaderName.Length > 0 && (reader.StartsWith(s.ReaderName, StringComparison.Ordinal) || s.ReaderName.StartsWith(reader, StringComparison.Ordinal)));
 
     public void CloseAll()
     {

@@ -80,7 +80,7 @@ public sealed class ScHsmSimulator
             return;
         }
         deviceKey = CardKey.GenerateEc("secp256k1", rnd);
-        CreateDeviceFiles();
+        CreateDeviceFiles(withCertificate: false);
         if (opts.Initialized)
         {
             var tlv = new MemoryStream();
@@ -241,13 +241,18 @@ public sealed class ScHsmSimulator
     static ushort PrkdFid(byte id) => (ushort)(0xC400 | id);
     static ushort CertFid(byte id) => (ushort)(0xCE00 | id);
 
-    void CreateDeviceFiles()
+    /// <summary>
+    /// The device's own files. A blank Pico HSM (empty flash) has an empty EF.C_DevAut: its firmware writes the
+    /// device certificate in INITIALIZE (pico-hsm cmd_initialize), so OpenSC's PKCS#15 bind of a blank device
+    /// fails and its PKCS#11 token shows no user PIN until OpenSC reads the card again.
+    /// </summary>
+    void CreateDeviceFiles(bool withCertificate)
     {
         files.RemoveAll(f => f.Static);
         files.InsertRange(0, new[]
         {
             new CardFile { Fid = 0x2F00, Data = EmbeddedData.EfDir, Static = true },
-            new CardFile { Fid = 0x2F02, Data = EmbeddedData.DeviceCertificates, Static = true },
+            new CardFile { Fid = 0x2F02, Data = withCertificate ? EmbeddedData.DeviceCertificates : Array.Empty<byte>(), Static = true },
             new CardFile { Fid = 0x2F03, Data = EmbeddedData.TokenInfo, Static = true },
             new CardFile { Fid = 0xC400, Data = EmbeddedData.DevicePrkd, Static = true, Descriptor = 0x08 },
             new CardFile { Fid = 0xCE00, Data = EmbeddedData.DeviceRequest, Static = true, Descriptor = 0x08 },
@@ -600,7 +605,7 @@ public sealed class ScHsmSimulator
         var tlvs = Tlv.Parse(data);
         // wipe everything but the device identity
         files.RemoveAll(f => !f.Static);
-        CreateDeviceFiles();
+        CreateDeviceFiles(withCertificate: true);
         currentEf = null;
         deviceOptions = 0;
         userPin = Array.Empty<byte>();

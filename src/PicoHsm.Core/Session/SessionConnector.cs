@@ -41,6 +41,12 @@ public static class SessionConnector
         var module = Pkcs11Modules.Resolve(o.ModulePath);
         string path = module.Path;
         o.Verbose?.Invoke($"PKCS#11 module: '{path}', {module.Reason}.");
+        // OpenSC reads a card's PKCS#15 view only at C_Initialize: with no session using the module,
+        // it is loaded afresh, so a card initialised or changed since the last load is seen as it is.
+        bool wasLoaded = Pkcs11Modules.IsLoaded(path);
+        using var use = Pkcs11Modules.Use(path, refresh: true);
+        if (wasLoaded && !Pkcs11Modules.IsLoaded(path))
+            o.Verbose?.Invoke($"No session used '{path}': the module was reinitialised to read its tokens afresh.");
         var (slot, token) = TokenDiscovery.Select(path, o.TokenLabel, o.SerialNumber, o.SlotId, module.Reason);
         o.Verbose?.Invoke($"Token: '{token.Label}' serial {token.SerialNumber} in slot {token.SlotId} ('{token.SlotDescription}').");
 
@@ -82,6 +88,12 @@ public static class SessionConnector
                 // Every Connect proves its PIN: by the token's C_Login, or against the login this process already has.
                 login = Pkcs11LoginRegistry.Login(path, token, session, pin, o.Verbose, FinalTry);
             }
+            catch (PicoHsmException ex) when (ex.InnerException is Pkcs11Exception { RV: CKR.CKR_PIN_INCORRECT })
+            {
+                // The token spent a try: say how many are left, as the card path does.
+                try { session.CloseSession(); } catch (Pkcs11Exception) { }
+                throw new PicoHsmException(ex.Kind, ex.Reason, $"{ex.Message} {TriesLeft(slot, token)}", ex.Target, ex.InnerException);
+            }
             catch
             {
                 try { session.CloseSession(); } catch (Pkcs11Exception) { }
@@ -121,6 +133,45 @@ public static class SessionConnector
     /// or uninitialised card can still be initialised): for Initialize-PicoHsm -Reader.
     /// </summary>
     public static PicoHsmSession OpenCardOnly(string reader) => new(ScHsmCardBackend.ConnectCardOnly(reader, null));
+
+    /// <summary>
+    /// The tries left after a wrong PIN: the exact count from the card's own channel for a SmartCard-HSM
+    /// (OpenSC reports only CKF_USER_PIN_COUNT_LOW / FINAL_TRY / LOCKED), else what the token's flags say.
+    /// </summary>
+    internal static string TriesLeft(ISlot slot, PicoHsmToken token)
+    {
+        if (token.IsScHsmFamily && !string.IsNullOrEmpty(token.SlotDescription))
+        {
+            try
+            {
+                using var card = ScHsmCardBackend.ConnectCardOnly(token.SlotDescription, null);
+                var st = card.ReadPinStatus();
+                if (st.State == ScHsmPinState.Blocked) return "No tries are left: the PIN is now blocked (unblock it with the SO-PIN, e.g. sc-hsm-tool --unlock-pin).";
+                if (st.TriesLeft is int n) return $"{n} {(n == 1 ? "try" : "tries")} left before the PIN is blocked.";
+            }
+            catch (PicoHsmException) { /* no card channel: the flags below */ }
+        }
+        try
+        {
+            var f = slot.GetTokenInfo().TokenFlags;
+            return f.UserPinLocked ? "The token reports the PIN locked now (unblock it with the SO-PIN)."
+                : f.UserPinFinalTry ? "The token reports one try left before the PIN is locked."
+                : f.UserPinCountLow ? "The token reports fewer tries left than its maximum (it does not say how many)."
+                : "The token does not say how many tries are left.";
+        }
+        catch (Pkcs11Exception)
+        {
+            return "The token does not say how many tries are left.";
+        }
+    }
+
+    /// <summary>
+    /// A card was changed behind the PKCS#11 modules' back (initialised over its card channel): each
+    /// loaded module is finalised now, or once the last session using it closes, so the next connect
+    /// reads the card afresh (OpenSC reads a card's PKCS#15 view only at C_Initialize).
+    /// </summary>
+    /// <returns>Whether every module was refreshed at once (no session still uses one).</returns>
+    public static bool RefreshModules() => Pkcs11Modules.MarkStale();
 
     /// <summary>Readers holding a SmartCard-HSM family card (by ATR; nothing is sent to any card).</summary>
     public static IReadOnlyList<string> FindCardReaders() => ScHsmCardBackend.FindReaders();

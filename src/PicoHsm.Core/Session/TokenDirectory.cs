@@ -25,6 +25,13 @@ public static class TokenDirectory
     /// <summary>Every slot of the module in one line, for messages ("slot 0 'ca' serial ...; slot 1 (no token)").</summary>
     public static string DescribeSlots(string modulePath) => TokenDiscovery.DescribeSlots(modulePath);
 
-    /// <summary>The slots and tokens of a module, read without logging in.</summary>
-    public static IReadOnlyList<PicoHsmToken> ListTokens(string modulePath) => TokenDiscovery.List(modulePath);
+    /// <summary>
+    /// The slots and tokens of a module, read without logging in; read afresh (module reinitialised)
+    /// when no session uses it, so a card initialised since shows as it is now.
+    /// </summary>
+    public static IReadOnlyList<PicoHsmToken> ListTokens(string modulePath)
+    {
+        using var use = Pkcs11Modules.Use(Pkcs11Modules.ResolvePath(modulePath), refresh: true);
+        return TokenDiscovery.List(modulePath);
+    }
 }

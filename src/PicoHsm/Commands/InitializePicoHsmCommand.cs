@@ -86,8 +86,12 @@ public sealed class InitializePicoHsmCommand : PicoCmdletBase
                 Array.Clear(pin);
                 Array.Clear(soBytes);
             }
-            WriteWarning($"The card in '{reader}' was initialised. Sessions opened before (and OpenSC's PKCS#11 view of it) are stale: connect again.");
-            foreach (var d in Run(() => session.Device.GetDkek())) WriteObject(d);
+            var dkek = Run(() => session.Device.GetDkek());
+            // Every session on the wiped card is closed (listed IsOpen False until Disconnect-PicoHsm), and the
+            // PKCS#11 modules are finalised once no session uses them, so the next connect reads the card afresh.
+            SessionRegistry.Current.CardChanged(reader);
+            WriteWarning($"The card in '{reader}' was initialised. Sessions opened on it before were closed: connect again with Connect-PicoHsm.");
+            foreach (var d in dkek) WriteObject(d);
         }
         finally
         {

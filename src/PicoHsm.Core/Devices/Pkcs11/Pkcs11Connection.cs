@@ -30,6 +30,7 @@ public sealed class Pkcs11Connection : IDisposable
         _session = session;
         _context = context;
         _login = login;
+        Pkcs11Modules.Acquire(modulePath);
     }
 
     public string ModulePath { get; }
@@ -52,6 +53,7 @@ public sealed class Pkcs11Connection : IDisposable
             else if (_context.IsLoggedIn) Logout(s); // a connection made without the registry owns its login alone
             try { s.CloseSession(); } catch (Pkcs11Exception) { }
             _context.SetLoggedIn(false);
+            Pkcs11Modules.Release(ModulePath);
         }
     }
 

@@ -7,7 +7,11 @@ namespace PicoHsm.Devices.Pkcs11;
 /// <summary>
 /// One loaded PKCS#11 library per module path per process. Disposing an IPkcs11Library calls
 /// C_Finalize, which ends every session any other user of the same module has, so libraries
-/// are loaded once and kept for the life of the process.
+/// are loaded once and kept while any session uses them. OpenSC reads a card's PKCS#15 view once,
+/// at C_Initialize, and never again while the card stays in its reader: after the card was changed
+/// behind its back (Initialize-PicoHsm wipes it over the card channel) the module is marked stale
+/// (<see cref="MarkStale"/>) and finalised once no <see cref="Pkcs11Connection"/> uses it, so the
+/// next load reads the card afresh.
 /// </summary>
 public static class Pkcs11Modules
 {
@@ -15,6 +19,117 @@ public static class Pkcs11Modules
 
     private static readonly object Gate = new();
     private static readonly Dictionary<string, IPkcs11Library> Loaded = new(StringComparer.Ordinal);
+    private static readonly Dictionary<string, int> InUse = new(StringComparer.Ordinal);
+    private static readonly HashSet<string> Stale = new(StringComparer.Ordinal);
+
+    /// <summary>How many open connections use the module at <paramref name="fullPath"/> (for tests and -Verbose).</summary>
+    public static int UseCount(string fullPath)
+    {
+        lock (Gate) return InUse.GetValueOrDefault(fullPath);
+    }
+
+    /// <summary>Whether any connection or lease uses any module (then none is finalised).</summary>
+    public static bool AnyInUse
+    {
+        get { lock (Gate) return InUse.Count > 0; }
+    }
+
+    /// <summary>Whether the module at <paramref name="fullPath"/> is loaded (its C_Initialize done, no C_Finalize since).</summary>
+    public static bool IsLoaded(string fullPath)
+    {
+        lock (Gate) return Loaded.ContainsKey(fullPath);
+    }
+
+    /// <summary>
+    /// The module's view of its tokens is out of date (a card was initialised or changed through
+    /// another channel): finalise it now when no connection uses it, else when the last one closes
+    /// (the next <see cref="Load"/> does it as well). Null marks every loaded module.
+    /// </summary>
+    /// <returns>Whether every module marked was finalised at once (none is still in use).</returns>
+    public static bool MarkStale(string? fullPath = null)
+    {
+        lock (Gate)
+        {
+            var paths = fullPath is null ? Loaded.Keys.ToList() : Loaded.ContainsKey(fullPath) ? new List<string> { fullPath } : new List<string>();
+            bool all = true;
+            foreach (var p in paths)
+            {
+                Stale.Add(p);
+                if (!FinaliseIfUnused(p)) all = false;
+            }
+            return all;
+        }
+    }
+
+    /// <summary>
+    /// Finalise the module when it is loaded and no connection uses it, so the next load reads its
+    /// tokens afresh (a card initialised, inserted or restarted since). Called before a connect and a
+    /// token listing; a module in use is left as it is (finalising would end its sessions).
+    /// </summary>
+    /// <returns>Whether the module is now unloaded (refreshed, or never loaded).</returns>
+    public static bool RefreshIfUnused(string fullPath)
+    {
+        lock (Gate) return FinaliseIfUnused(fullPath);
+    }
+
+    /// <summary>
+    /// Holds the module in use for a piece of work that has no connection yet (a connect, a token
+    /// listing), so no refresh finalises it half-way; with <paramref name="refresh"/>, first finalises it
+    /// when nothing uses it (in the same lock), so the work reads the tokens afresh.
+    /// </summary>
+    public static IDisposable Use(string fullPath, bool refresh)
+    {
+        lock (Gate)
+        {
+            if (refresh) FinaliseIfUnused(fullPath);
+            InUse[fullPath] = InUse.GetValueOrDefault(fullPath) + 1;
+        }
+        return new Lease(fullPath);
+    }
+
+    private sealed class Lease(string path) : IDisposable
+    {
+        private int _done;
+        public void Dispose()
+        {
+            if (Interlocked.Exchange(ref _done, 1) == 0) Release(path);
+        }
+    }
+
+    /// <summary>A connection starts using the module (see <see cref="Pkcs11Connection"/>).</summary>
+    internal static void Acquire(string fullPath)
+    {
+        lock (Gate) InUse[fullPath] = InUse.GetValueOrDefault(fullPath) + 1;
+    }
+
+    /// <summary>A connection stopped using the module; the last one finalises a stale module.</summary>
+    internal static void Release(string fullPath)
+    {
+        lock (Gate)
+        {
+            int n = InUse.GetValueOrDefault(fullPath) - 1;
+            if (n > 0) InUse[fullPath] = n;
+            else InUse.Remove(fullPath);
+            if (InUse.Count == 0)
+                foreach (var p in Stale.ToList()) FinaliseIfUnused(p);
+        }
+    }
+
+    /// <summary>
+    /// Only when no module at all is in use: two paths may reach one native library (pkcs11-spy or
+    /// p11-kit in front of SoftHSM2 or OpenSC), and a C_Finalize through one ends the other's sessions.
+    /// </summary>
+    private static bool FinaliseIfUnused(string fullPath)
+    {
+        if (InUse.Count > 0) return false;
+        Stale.Remove(fullPath);
+        if (Loaded.Remove(fullPath, out var lib))
+        {
+            try { lib.Dispose(); } // C_Finalize and unload
+            catch (Exception ex) when (ex is Pkcs11Exception or UnmanagedException) { /* already gone: the next load starts afresh */ }
+        }
+        return true;
+    }
 
     public static Pkcs11InteropFactories Factories { get; } = new();
 
@@ -107,6 +222,7 @@ public static class Pkcs11Modules
         NativeLibraryResolver.EnsureInstalled();
         lock (Gate)
         {
+            if (Stale.Contains(fullPath)) FinaliseIfUnused(fullPath);
             if (Loaded.TryGetValue(fullPath, out var lib)) return lib;
             try
             {

@@ -12,7 +12,7 @@ public static class TokenDiscovery
         var lib = Pkcs11Modules.Load(modulePath);
         try
         {
-            return lib.GetSlotList(SlotsType.WithTokenPresent).Select(s => PicoHsmToken.From(modulePath, s)).ToList();
+            return lib.GetSlotList(SlotsType.WithTokenPresent).Select(s => Describe(modulePath, s)).ToList();
         }
         catch (Pkcs11Exception ex)
         {
@@ -29,7 +29,7 @@ public static class TokenDiscovery
         var lib = Pkcs11Modules.Load(modulePath);
         try
         {
-            return DescribeSlots(lib.GetSlotList(SlotsType.WithOrWithoutTokenPresent).Select(s => PicoHsmToken.From(modulePath, s)));
+            return DescribeSlots(lib.GetSlotList(SlotsType.WithOrWithoutTokenPresent).Select(s => Describe(modulePath, s)));
         }
         catch (Pkcs11Exception ex)
         {
@@ -61,7 +61,7 @@ public static class TokenDiscovery
         try
         {
             var slots = lib.GetSlotList(SlotsType.WithOrWithoutTokenPresent);
-            everySlot = slots.Select(s => PicoHsmToken.From(modulePath, s)).ToList();
+            everySlot = slots.Select(s => Describe(modulePath, s)).ToList();
             all = slots.Zip(everySlot).Where(p => p.Second.TokenPresent).Select(p => (p.First, p.Second)).ToList();
         }
         catch (Pkcs11Exception ex)
@@ -94,6 +94,29 @@ public static class TokenDiscovery
         }
         throw new PicoHsmException(PicoErrorKind.InvalidArgument, "AmbiguousToken",
             $"Several tokens of {module} match{(how.Length > 0 ? " " + how.Trim() : "")}: {inventory}. Choose one with -TokenLabel, -SerialNumber or -SlotId.", modulePath);
+    }
+
+    /// <summary>
+    /// A slot and its token; a token the module does not recognise (CKR_TOKEN_NOT_RECOGNIZED: OpenSC's bind of a
+    /// blank SmartCard-HSM / Pico HSM, which has no device certificate before INITIALIZE) is listed as present
+    /// and not initialised, never chosen, instead of failing the whole listing.
+    /// </summary>
+    private static PicoHsmToken Describe(string modulePath, ISlot slot)
+    {
+        try
+        {
+            return PicoHsmToken.From(modulePath, slot);
+        }
+        catch (Pkcs11Exception ex) when (ex.RV == CKR.CKR_TOKEN_NOT_RECOGNIZED)
+        {
+            return new PicoHsmToken
+            {
+                ModulePath = modulePath,
+                SlotId = slot.SlotId,
+                SlotDescription = slot.GetSlotInfo().SlotDescription.Trim(),
+                TokenPresent = true,
+            };
+        }
     }
 
     private static string Capital(string s) => s.Length == 0 ? s : char.ToUpperInvariant(s[0]) + s[1..];

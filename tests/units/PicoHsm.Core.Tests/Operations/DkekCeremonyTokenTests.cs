@@ -61,6 +61,7 @@ public sealed class DkekCeremonyTokenTests : IDisposable
     private static PicoHsmSession NewToken()
     {
         const string label = "core-ceremony", soPin = "3537363231383830";
+        using var use = Pkcs11Modules.Use(SoftHsmTokens.Module, refresh: false); // raw PKCS#11 work: no connect may reload the module under it
         var lib = Pkcs11Modules.Load(SoftHsmTokens.Module);
         var slot = lib.GetSlotList(SlotsType.WithTokenPresent).First(x => x.GetTokenInfo() is { TokenFlags.TokenInitialized: true, Label: label });
         slot.InitToken(soPin, label);

@@ -74,6 +74,7 @@ public sealed class Pkcs11LoginRegistryTests
     [SoftHsmFact(needsSpy: true)]
     public void ALoginMadeOutsidePicoHsm_IsNotTakenAsProofOfThePin()
     {
+        using var use = Pkcs11Modules.Use(SoftHsmTokens.Spy, refresh: false); // raw PKCS#11 work: no connect may reload the module under it
         var lib = Pkcs11Modules.Load(SoftHsmTokens.Spy);
         var slot = lib.GetSlotList(SlotsType.WithTokenPresent).Single(s => s.GetTokenInfo().Label.Trim() == Token);
         using var raw = slot.OpenSession(SessionType.ReadWrite);
