@@ -75,9 +75,9 @@ public static class OfflineBackupCheck
         {
             key = f.WrapMechanism == "CKM_AES_KEY_WRAP_PAD"
                 ? AesKeyWrap.UnwrapPad(dkek.Span, f.WrappedKey)
-                : AesKeyUnwrap(dkek.Span, f.WrappedKey);
+                : AesKeyWrap.Unwrap(dkek.Span, f.WrappedKey);
         }
-        catch (Exception ex) when (ex is Org.BouncyCastle.Crypto.InvalidCipherTextException or CryptographicException)
+        catch (CryptographicException)
         {
             return Result(b, false, new[] { "The wrapped key does not unwrap under this DKEK: the file is damaged." }, null);
         }
@@ -129,19 +129,4 @@ public static class OfflineBackupCheck
         Detail = detail is not null && b.Authenticated == true ? detail + " Its authentication tag verifies." : detail,
         Warnings = b.AuthenticationWarning is { } w ? new[] { w } : Array.Empty<string>(),
     };
-
-    private static byte[] AesKeyUnwrap(ReadOnlySpan<byte> kek, byte[] wrapped)
-    {
-        var engine = new Org.BouncyCastle.Crypto.Engines.AesWrapEngine();
-        byte[] k = kek.ToArray();
-        try
-        {
-            engine.Init(false, new Org.BouncyCastle.Crypto.Parameters.KeyParameter(k));
-            return engine.Unwrap(wrapped, 0, wrapped.Length);
-        }
-        finally
-        {
-            CryptographicOperations.ZeroMemory(k);
-        }
-    }
 }

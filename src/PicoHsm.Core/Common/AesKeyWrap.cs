@@ -107,6 +107,47 @@ public static class AesKeyWrap
         }
     }
 
+    /// <summary>
+    /// RFC 3394 AES key unwrap (PKCS#11's CKM_AES_KEY_WRAP, for backups of keys whose length is a
+    /// multiple of 8 bytes), here for the same reason as RFC 5649: no copy of the DKEK's key schedule
+    /// in a library's managed arrays. A wrong key or a changed byte fails the integrity check.
+    /// </summary>
+    public static byte[] Unwrap(ReadOnlySpan<byte> kek, ReadOnlySpan<byte> wrapped)
+    {
+        if (wrapped.Length < 24 || wrapped.Length % 8 != 0)
+            throw new CryptographicException("An RFC 3394 wrapped key is a multiple of 8 bytes, at least 24.");
+        int n = wrapped.Length / 8 - 1;
+        byte[] work = wrapped.ToArray();
+        Span<byte> block = stackalloc byte[16];
+        using var aes = CreateAes(kek);
+        try
+        {
+            for (int j = 5; j >= 0; j--)
+            {
+                for (int i = n; i >= 1; i--)
+                {
+                    ulong t = (ulong)(n * j + i);
+                    BinaryPrimitives.WriteUInt64BigEndian(block, BinaryPrimitives.ReadUInt64BigEndian(work) ^ t);
+                    work.AsSpan(8 * i, 8).CopyTo(block[8..]);
+                    aes.DecryptEcb(block, block, PaddingMode.None);
+                    block[..8].CopyTo(work);
+                    block[8..].CopyTo(work.AsSpan(8 * i, 8));
+                }
+            }
+            if (BinaryPrimitives.ReadUInt64BigEndian(work) != DefaultIv)
+                throw new CryptographicException("The wrapped key failed its integrity check: wrong key-encryption key, or the data was changed.");
+            return work.AsSpan(8).ToArray();
+        }
+        finally
+        {
+            CryptographicOperations.ZeroMemory(work);
+            CryptographicOperations.ZeroMemory(block);
+        }
+    }
+
+    /// <summary>RFC 3394's default initial value, A6A6A6A6A6A6A6A6.</summary>
+    private const ulong DefaultIv = 0xA6A6A6A6A6A6A6A6;
+
     private static Aes CreateAes(ReadOnlySpan<byte> kek)
     {
         if (kek.Length is not (16 or 24 or 32)) throw new ArgumentException("An AES key is 16, 24 or 32 bytes.", nameof(kek));
