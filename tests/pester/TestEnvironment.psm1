@@ -129,6 +129,9 @@ function Stop-PcscDaemon {
     if ($PidFile -and (Test-Path $PidFile)) {
         $p = [int](Get-Content $PidFile)
         Stop-Process -Id $p -ErrorAction Ignore
+        # Wait until it is gone, so the next test file's Start-PcscDaemon does not find it shutting down.
+        Wait-Process -Id $p -Timeout 20 -ErrorAction Ignore
+        if (Get-Process -Id $p -ErrorAction Ignore) { Stop-Process -Id $p -Force -ErrorAction Ignore; Wait-Process -Id $p -Timeout 5 -ErrorAction Ignore }
         Remove-Item $PidFile -ErrorAction Ignore
     }
 }
