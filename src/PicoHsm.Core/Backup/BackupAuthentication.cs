@@ -93,7 +93,7 @@ public sealed record BackupAuthentication(string MacMechanism, string KeyWrapMec
     {
         byte[] macKey;
         try { macKey = Wrap(false, dkek, WrappedMacKey, KeyWrapMechanism); }
-        catch (Exception ex) when (ex is Org.BouncyCastle.Crypto.InvalidCipherTextException or CryptographicException or ArgumentException)
+        catch (Exception ex) when (ex is CryptographicException or ArgumentException)
         {
             return false;
         }
@@ -109,22 +109,9 @@ public sealed record BackupAuthentication(string MacMechanism, string KeyWrapMec
         }
     }
 
-    private static byte[] Wrap(bool wrap, ReadOnlySpan<byte> kek, byte[] data, string mechanism)
-    {
-        if (mechanism == "CKM_AES_KEY_WRAP_PAD")
-            return wrap ? AesKeyWrap.WrapPad(kek, data) : AesKeyWrap.UnwrapPad(kek, data);
-        var engine = new Org.BouncyCastle.Crypto.Engines.AesWrapEngine();
-        byte[] k = kek.ToArray();
-        try
-        {
-            engine.Init(wrap, new Org.BouncyCastle.Crypto.Parameters.KeyParameter(k));
-            return wrap ? engine.Wrap(data, 0, data.Length) : engine.Unwrap(data, 0, data.Length);
-        }
-        finally
-        {
-            CryptographicOperations.ZeroMemory(k);
-        }
-    }
+    private static byte[] Wrap(bool wrap, ReadOnlySpan<byte> kek, byte[] data, string mechanism) => mechanism == "CKM_AES_KEY_WRAP_PAD"
+        ? (wrap ? AesKeyWrap.WrapPad(kek, data) : AesKeyWrap.UnwrapPad(kek, data))
+        : (wrap ? AesKeyWrap.Wrap(kek, data) : AesKeyWrap.Unwrap(kek, data));
 
     /// <summary>The warning for a file of format version 1 (no tag).</summary>
     public static string UnauthenticatedWarning(string? path) =>

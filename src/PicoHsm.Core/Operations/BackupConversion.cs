@@ -92,14 +92,14 @@ public static class BackupConversion
         {
             try
             {
-                key = pad ? AesKeyWrap.UnwrapPad(oldDkek.Span, f.WrappedKey) : AesWrap(false, oldDkek.Span, f.WrappedKey);
+                key = pad ? AesKeyWrap.UnwrapPad(oldDkek.Span, f.WrappedKey) : AesKeyWrap.Unwrap(oldDkek.Span, f.WrappedKey);
             }
-            catch (Exception ex) when (ex is Org.BouncyCastle.Crypto.InvalidCipherTextException or CryptographicException)
+            catch (CryptographicException ex)
             {
                 throw new PicoHsmException(PicoErrorKind.InvalidData, "BackupDamaged",
                     "The wrapped key does not unwrap under the old DKEK although the KCV names it: the file is damaged. Nothing was converted for it.", f.SourceName, ex);
             }
-            byte[] wrapped = pad ? AesKeyWrap.WrapPad(newDkek.Span, key) : AesWrap(true, newDkek.Span, key);
+            byte[] wrapped = pad ? AesKeyWrap.WrapPad(newDkek.Span, key) : AesKeyWrap.Wrap(newDkek.Span, key);
             var converted = new WrappedKeyFile
             {
                 Created = f.Created, ToolVersion = ProductInfo.ToolVersion, SourceToken = f.SourceToken,
@@ -144,20 +144,4 @@ public static class BackupConversion
     }
 
     private static string Kcv(SecretBytes dkek) => KeyCheckValue.ToHex(KeyCheckValue.Compute(dkek.Span));
-
-    /// <summary>RFC 3394 AES key wrap (CKM_AES_KEY_WRAP), either way.</summary>
-    private static byte[] AesWrap(bool wrap, ReadOnlySpan<byte> kek, byte[] data)
-    {
-        var engine = new Org.BouncyCastle.Crypto.Engines.AesWrapEngine();
-        byte[] k = kek.ToArray();
-        try
-        {
-            engine.Init(wrap, new Org.BouncyCastle.Crypto.Parameters.KeyParameter(k));
-            return wrap ? engine.Wrap(data, 0, data.Length) : engine.Unwrap(data, 0, data.Length);
-        }
-        finally
-        {
-            CryptographicOperations.ZeroMemory(k);
-        }
-    }
 }

@@ -50,8 +50,9 @@ public class AesKeyWrapTests
     [InlineData("000102030405060708090a0b0c0d0e0f", "00112233445566778899aabbccddeeff", "1fa68b0a8112b447aef34bd8fb5a7b829d3e862371d2cfe5")]
     [InlineData("000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f", "00112233445566778899aabbccddeeff000102030405060708090a0b0c0d0e0f",
         "28c9f404c4b810f4cbccb35cfb87f8263f5786e2d80ed326cbc7f0e71a99f43bfb988b9b7a02dd21")]
-    public void Unwrap_RfcVectors(string kekHex, string keyHex, string wrappedHex)
+    public void WrapAndUnwrap_RfcVectors(string kekHex, string keyHex, string wrappedHex)
     {
+        Assert.Equal(wrappedHex, Convert.ToHexString(AesKeyWrap.Wrap(Convert.FromHexString(kekHex), Convert.FromHexString(keyHex))).ToLowerInvariant());
         byte[] key = AesKeyWrap.Unwrap(Convert.FromHexString(kekHex), Convert.FromHexString(wrappedHex));
         Assert.Equal(keyHex, Convert.ToHexString(key).ToLowerInvariant());
     }
@@ -61,12 +62,13 @@ public class AesKeyWrapTests
     [InlineData(24)]
     [InlineData(32)]
     [InlineData(1216)]
-    public void Unwrap_AgreesWithBouncyCastle_AndRefusesAWrongKeyOrAChangedByte(int length)
+    public void WrapAndUnwrap_AgreeWithBouncyCastle_AndUnwrapRefusesAWrongKeyOrAChangedByte(int length)
     {
         byte[] kek = RandomNumberGenerator.GetBytes(32), key = RandomNumberGenerator.GetBytes(length);
         var engine = new AesWrapEngine();
         engine.Init(true, new KeyParameter(kek));
         byte[] wrapped = engine.Wrap(key, 0, key.Length);
+        Assert.Equal(wrapped, AesKeyWrap.Wrap(kek, key));
         Assert.Equal(key, AesKeyWrap.Unwrap(kek, wrapped));
         Assert.Throws<CryptographicException>(() => AesKeyWrap.Unwrap(RandomNumberGenerator.GetBytes(32), wrapped));
         wrapped[length / 2] ^= 1;
