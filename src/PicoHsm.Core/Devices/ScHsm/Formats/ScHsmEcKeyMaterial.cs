@@ -141,7 +141,7 @@ public sealed class ScHsmEcKeyMaterial : ScHsmKeyMaterial
         trimmed.CopyTo(scalar.Span[(size - trimmed.Length)..]);
         try
         {
-            using var ec = ECDiffieHellman.Create();
+            using var ec = ECDsa.Create();
             ec.ImportParameters(new ECParameters { Curve = curve.ToECCurve(), D = scalar.UnsafeArray });
             var pub = ec.ExportParameters(includePrivateParameters: false);
             if (pub.Q.X is null || pub.Q.Y is null) return null;
