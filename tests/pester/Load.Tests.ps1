@@ -75,6 +75,7 @@ Describe 'ForEach-Object -Parallel over one session' {
             "  Import-Module `$using:m; Import-PicoWrappedKey -Session `$using:d -Path `$_.FullName -Confirm:`$false -ErrorAction Continue } 2>&1; " +
             "`$restored = @(`$e2 | Where-Object { `$_ -is [PicoHsm.Keys.PicoKey] }); `$e2 = @(`$e2 | Where-Object { `$_ -is [Management.Automation.ErrorRecord] }); " +
             "'IMPORTED:' + `$restored.Count + ' distinct ' + @(`$restored.Id | Sort-Object -Unique).Count + '; module sees ' + @(Get-PicoKey -Session `$d -KeyType Aes | Where-Object Label -like 'load-*').Count; " +
+            "'STRAY:' + ((@(`$restored | Where-Object { `$_.Id -notlike '7a*' -or `$_.Label -ne ('load-' + [Convert]::ToInt32(`$_.Id.Substring(2), 16)) }) | ForEach-Object { `$_.Id + '=' + `$_.Label }) -join ', '); " +
             "'IMPORT-ERRORS:' + @(`$e2).Count; `$e2 | Select-Object -First 3 | ForEach-Object { 'E:' + `$_.FullyQualifiedErrorId + ' ' + `$_.Exception.Message }; " +
             "`$bad = @(Get-ChildItem '$dir' -Filter *.pkb | Test-PicoKeyBackup -Session `$s | Where-Object { -not (`$_.Valid -and `$_.DkekMatch) }).Count; 'INVALID:' + `$bad")
         $script:ParFiles = @(Get-ChildItem $dir -Filter *.pkb)
@@ -88,9 +89,15 @@ Describe 'ForEach-Object -Parallel over one session' {
 
     It 'restores every file from four runspaces: every key once, none missing, none doubled' {
         $Par.Output | Should -Contain 'IMPORT-ERRORS:0' -Because ($Par.Output -join "`n")
-        $ids = Get-Ids 'load-par' | Where-Object { $_ -like '7a*' } | Sort-Object
+        $all = @(Get-Ids 'load-par')
+        $ids = $all | Where-Object { $_ -like '7a*' } | Sort-Object
         $missing = @($SourceIds | Where-Object { $ids -notcontains $_ })
-        $ids.Count | Should -Be $KeyCount -Because "missing: $($missing -join ', '); $($Par.Output | Where-Object { $_ -like 'IMPORTED:*' })"
+        $ids.Count | Should -Be $KeyCount -Because "missing: $($missing -join ', '); $($Par.Output | Where-Object { $_ -like 'IMPORTED:*' -or $_ -like 'STRAY:*' })"
+        # No key under another id (once seen: a template freed under the module while it read the id; see
+        # Pkcs11KeepAliveSession): the token holds the restored keys and its DKEK, nothing else.
+        $all.Count | Should -Be ($KeyCount + 1) -Because "ids not of the backup: $(@($all | Where-Object { $_ -notlike '7a*' }) -join ', ')"
+        $Par.Output | Should -Contain 'STRAY:' -Because 'every restored key must come back with its own id and label'
+
         @($ids | Select-Object -Unique).Count | Should -Be $KeyCount -Because 'no key may be restored twice'
         Compare-Object $SourceIds $ids | Should -BeNullOrEmpty
     }
