@@ -5,9 +5,10 @@
 # Every PicoHsm call runs in child pwsh processes on a SoftHSM2 environment of their own (SoftHSM2
 # reads SOFTHSM2_CONF when a process first loads it), so two processes can share one token the way
 # two admins' scripts would. PICOHSM_LOAD_KEYS sets the key count: 500 by default, which keeps the
-# CI run within its time; the issue's 1,000 is `PICOHSM_LOAD_KEYS=1000`. One CI run at 1,000 once found
-# 999 keys after the parallel restore with no error reported (not reproduced since, at 300 and 1,000):
-# the failure message names the missing ids and what the module saw.
+# CI run within its time; the issue's 1,000 is `PICOHSM_LOAD_KEYS=1000` (docs/reliability.md has both run
+# times). One CI run at 1,000 found 999 keys after the parallel restore with no error: PKCS#11 templates
+# freed by the GC while SoftHSM2 read them (see Pkcs11KeepAliveSession; xUnit Pkcs11OneSessionLoadTests
+# reproduces it in seconds). The failure message names the missing ids, and any key under another id.
 BeforeAll {
     . (Join-Path $PSScriptRoot 'Common.ps1')
     $script:KeyCount = if ($env:PICOHSM_LOAD_KEYS) { [int] $env:PICOHSM_LOAD_KEYS } else { 500 }
