@@ -275,7 +275,7 @@ internal sealed class Pkcs11KeyRestorer
             {
                 handle = Unwrap(b, p, out var publicKey);
                 // Described from the objects just made: no search for its public key or certificate.
-                return WithSize(Pkcs11KeyStore.Describe(_context, S, handle, secret: b.KeyClass == KeyClass.Secret, publicKey, hasCertificate: b.Certificate is not null), b);
+                return WithSize(Pkcs11KeyStore.Describe(_context, S, handle, secret: b.KeyClass == KeyClass.Secret, publicKey, hasCertificate: b.Certificate is not null, knownSizeBits: b.SizeBits), b);
             }
         }
         catch (Pkcs11Exception ex)

@@ -230,9 +230,11 @@ public static class Pkcs11KeyStore
     /// <summary>
     /// As above, for a key whose objects the caller just made: <paramref name="publicKey"/> (when not
     /// null) is its public key and <paramref name="hasCertificate"/> (when not null) says whether it
-    /// has a certificate, so neither is searched for.
+    /// has a certificate, so neither is searched for. <paramref name="knownSizeBits"/> (when over 0)
+    /// is the size of a secret key the token reports as 0 (SoftHSM2 after C_UnwrapKey), so it is not
+    /// measured with a throwaway key and a wrap.
     /// </summary>
-    public static PicoKey Describe(DeviceContext session, ISession s, IObjectHandle key, bool secret, IObjectHandle? publicKey, bool? hasCertificate)
+    public static PicoKey Describe(DeviceContext session, ISession s, IObjectHandle key, bool secret, IObjectHandle? publicKey, bool? hasCertificate, int knownSizeBits = 0)
     {
         lock (session.Gate)
         {
@@ -247,6 +249,7 @@ public static class Pkcs11KeyStore
                 {
                     var k = DescribeSecret(session, id, a, hasCert);
                     if (!NeedsMeasuring(k)) return k;
+                    if (knownSizeBits > 0) return k with { Size = knownSizeBits };
                     using var ruler = new SecretKeyRuler(s);
                     return WithMeasuredSize(k, key, ruler);
                 }
