@@ -29,7 +29,8 @@ param(
     [int[]] $Count = @(100, 1000, 5000),
     # Listing only (no backup or restore) for these N: the C attribute read vs Get-PicoKey.
     [int[]] $ListCount = @(),
-    # Peak memory only (a Backup-PicoHsm of N keys each): the ratio is taken over these when given.
+    # Peak memory only (a Backup-PicoHsm of N keys each): the smallest is compared with the largest N
+    # (default with 5,000 in -Count: 500).
     [int[]] $MemoryCount = @(),
     # Only these parts (for profiling one of them; the full run measures all). Memory comes with Backup.
     [ValidateSet('Backup', 'Pipe', 'Tool', 'Restore', 'List', 'Startup')] [string[]] $Operations = @('Backup', 'Pipe', 'Tool', 'Restore', 'List', 'Startup'),
@@ -37,6 +38,8 @@ param(
 )
 $ErrorActionPreference = 'Stop'
 if ($Quick) { $Count = @(100, 300) }
+# The memory target compares a 500-key backup with a 5,000-key one.
+elseif (-not $PSBoundParameters.ContainsKey('MemoryCount') -and $Count -contains 5000 -and $Count -notcontains 500) { $MemoryCount = @(500) }
 $ModulePath = (Resolve-Path $ModulePath).ProviderPath
 Import-Module (Join-Path $PSScriptRoot '../tests/pester/TestEnvironment.psm1')
 $pwsh = Get-PwshCommand
@@ -218,6 +221,8 @@ if ($startup) {
     "Start-up on the {0}-key token (medians of 5): bare pwsh {1} s; pwsh making the PIN SecureString {2} s; that + Import-Module + Connect-PicoHsm + Get-PicoKey -Label key-1 {3} s" -f $startup.N, $startup.BarePwsh, $startup.PwshWithPin, $startup.ImportConnectList
     "  added: +{0} ms over bare pwsh, +{1} ms over pwsh with the PIN (target <= 300 ms); the C limit (load + initialise the module, log in, find the key) alone: {2} ms" -f $startup.AddedMs, $startup.AddedOverPinMs, $startup.CLimitMs
 }
-if ($memoryOnly.Count -ge 2) { $memory = $memoryOnly }
-$small = [int]($memory.Keys | Measure-Object -Minimum).Minimum; $large = [int]($memory.Keys | Measure-Object -Maximum).Maximum
+# The smallest memory-only run (else the smallest N) against the largest N of either.
+$small = [int](@(if ($memoryOnly.Count -gt 0) { $memoryOnly.Keys } else { $memory.Keys }) | Measure-Object -Minimum).Minimum
+foreach ($k in @($memoryOnly.Keys)) { if (-not $memory.ContainsKey($k)) { $memory[$k] = $memoryOnly[$k] } }
+$large = [int]($memory.Keys | Measure-Object -Maximum).Maximum
 if ($small -ne $large) { "Peak memory of Backup-PicoHsm: {0} MiB (N={1}) -> {2} MiB (N={3}): {4:N2}x (target <= 1.3x)" -f [math]::Round($memory[$small] / 1024), $small, [math]::Round($memory[$large] / 1024), $large, ($memory[$large] / $memory[$small]) }
