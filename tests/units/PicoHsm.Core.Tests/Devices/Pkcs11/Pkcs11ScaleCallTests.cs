@@ -52,7 +52,8 @@ public sealed class Pkcs11ScaleCallTests
         }
         // What one call wrapped unwraps again: the restored key is the very key (the restore proves a
         // secret key the same by wrapping it and comparing the bytes).
-        var file = b.Wrap(keys[2]);
+        var aes = keys.Find(k => k.Label == "scale-c")!;
+        var file = b.Wrap(aes);
         var restored = b.Restore(file, NewId(), "scale-c-again", force: false);
         Assert.Equal(KeyKind.Aes, restored.KeyType);
         Assert.Equal(RestoreAction.AlreadyPresent, b.Plan(file, Convert.FromHexString(restored.Id), null, force: false).Action);
