@@ -45,7 +45,7 @@ internal sealed class Pkcs11KeyRestorer
 
     private bool StillDkek(DkekObjects d)
     {
-        if (Pkcs11ObjectIndex.StillIs(S, d.Key, CKO.CKO_SECRET_KEY, d.Id)) return true;
+        if (Pkcs11HandleCheck.StillIs(S, d.Key, CKO.CKO_SECRET_KEY, d.Id)) return true;
         _provenDkek = null;
         return false;
     }

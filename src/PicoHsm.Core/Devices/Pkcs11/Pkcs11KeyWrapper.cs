@@ -203,9 +203,12 @@ internal sealed class Pkcs11KeyWrapper
         return wrapped;
     }
 
+    /// <summary>How long a catalogue's misses are trusted: objects another tool adds are seen by the next operation after it.</summary>
+    private static readonly TimeSpan CatalogueMaxAge = TimeSpan.FromSeconds(30);
+
     private Catalogue Catalog()
     {
-        if (_catalogue is { } c && c.Age.Elapsed < Pkcs11ObjectIndex.MaxAge) return c;
+        if (_catalogue is { } c && c.Age.Elapsed < CatalogueMaxAge) return c;
         MakeReaders();
         return _catalogue = Catalogue.Scan(S, h => ReadRaw(h, _classIdReader, ClassAndId));
     }
@@ -245,7 +248,7 @@ internal sealed class Pkcs11KeyWrapper
     /// objects and one C_GetAttributeValue (class, id) per object: a find per exported key would make
     /// a backup of n keys cost n² attribute matches on tokens that scan every object per find
     /// (SoftHSM2). Key hits are checked against the token at use; a certificate miss is trusted for
-    /// the catalogue's life (<see cref="Pkcs11ObjectIndex.MaxAge"/>, or until the next listing).
+    /// the catalogue's life (<see cref="CatalogueMaxAge"/>, or until the next listing).
     /// </summary>
     private sealed class Catalogue
     {
