@@ -60,7 +60,7 @@
     'Get-PicoKey' = @{
         Synopsis = 'Lists the keys of a token.'
         Description = 'Returns PicoKey objects for private and secret keys (public keys and certificates are matched by id): id, label, class, type and size or curve, extractable, sensitive, the SHA-256 fingerprint of the public key, whether a certificate exists, and whether the key can be exported under the DKEK (and why not). On a SmartCard-HSM also the key reference.'
-        Parameters = @{ Session = 'The session; the default session when not given.'; Id = 'Only keys with these ids (hex).'; Label = 'Only keys whose label matches (wildcards).'; KeyType = 'Only keys of these types (Rsa, Ec, Aes, GenericSecret).' }
+        Parameters = @{ Session = 'The session; the default session when not given.'; Id = 'Only keys with these ids (hex).'; Label = 'Only keys whose label matches (wildcards; case-insensitive). A label without wildcards is first looked up on the token itself, which compares exactly: when a key has exactly that label, only the keys with exactly that label are returned (so -Label web does not also return a key labelled Web); otherwise every key whose label matches regardless of case is.'; KeyType = 'Only keys of these types (Rsa, Ec, Aes, GenericSecret).' }
         Links = @('New-PicoKey', 'Export-PicoWrappedKey', 'Backup-PicoHsm', 'about_PicoHsm')
         Defaults = @{ Session = 'The default session'; Id = 'None: every key'; Label = 'None: every key'; KeyType = 'None: every type' }
         Examples = @(
