@@ -62,17 +62,20 @@ public sealed partial class ScHsmCard
         => TryReadFile(fid) ?? throw new ScHsmCardException(ScHsmCommands.SelectFile, 0x6A82, $"EF {fid:X4}");
 
     /// <summary>
-    /// SELECT EF, then READ BINARY with odd INS (00 B1 00 00 04 54 02 offset Le 00) in chunks until an
-    /// answer carries no data. 61xx after a full chunk (Pico: "more left") counts as success here.
-    /// Null when the file does not exist.
+    /// SELECT EF, then READ BINARY with odd INS (00 B1 00 00 04 54 02 offset Le 00) in chunks until the
+    /// size the SELECT's FCP gives is read, or, without one, until an answer carries no data. 61xx after a
+    /// full chunk (Pico: "more left") counts as success here. Null when the file does not exist.
     /// </summary>
     public byte[]? TryReadFile(ushort fid)
     {
         using IDisposable tx = Channel.BeginTransaction();
-        if (SelectFile(fid) is null) return null;
+        if (SelectFile(fid) is not { } fcp) return null;
+        // The firmware's FCP carries the file size (81 02 size): reading up to it saves the empty read
+        // OpenSC ends on (one APDU per file; a listing or a restore reads two files per key).
+        int? size = FcpFileSize(fcp);
         using var content = new MemoryStream();
         int offset = 0;
-        while (offset <= 0xFFFF)
+        while (offset <= 0xFFFF && !(offset >= size))
         {
             byte[] data = [0x54, 0x02, (byte)(offset >> 8), (byte)offset];
             ResponseApdu r = Send(new CommandApdu(0x00, 0xB1, 0x00, 0x00, data, 256), ReadBinaryOptions);
@@ -85,6 +88,26 @@ public sealed partial class ScHsmCard
             if (r.SW == 0x6282) break;
         }
         return content.ToArray();
+    }
+
+    /// <summary>The file size from an FCP (62 L, then 80 or 81 with 1–3 size bytes), or null when it carries none.</summary>
+    internal static int? FcpFileSize(ReadOnlySpan<byte> fcp)
+    {
+        if (fcp.Length < 2 || fcp[0] != 0x62 || fcp[1] > 0x7F) return null;
+        var body = fcp.Slice(2, Math.Min(fcp[1], fcp.Length - 2));
+        while (body.Length >= 2)
+        {
+            byte tag = body[0], len = body[1];
+            if (len > 0x7F || len > body.Length - 2) return null;
+            if ((tag is 0x80 or 0x81) && len is >= 1 and <= 3)
+            {
+                int v = 0;
+                foreach (byte b in body.Slice(2, len)) v = (v << 8) | b;
+                return v;
+            }
+            body = body[(2 + len)..];
+        }
+        return null;
     }
 
     /// <summary>The PKCS#15 private key description of a key (EF C4 kid), or null when there is none.</summary>

@@ -213,6 +213,39 @@ public sealed class ScHsmCardTests
         Assert.True(ch.TransactionsBegun >= 1);
     }
 
+    /// <summary>
+    /// Issue 9 item 6: the firmware's SELECT FCP gives the file size (trace 08: 81 02 00 2A for a PRKD of 42 bytes);
+    /// the read ends there instead of with the empty READ BINARY OpenSC ends on: one APDU less per file, two per key
+    /// listed or exported. Before, this script failed on the unexpected read at offset 002A.
+    /// </summary>
+    [Fact]
+    public void ReadFile_StopsAtTheSizeTheFcpGives_WithoutAnEmptyRead()
+    {
+        string prkd = "A028300D0C04742D6563030206C0040101300B0401210303073080020101A10A3008300204000202" + "0100";
+        string cert = Convert.ToHexString(Enumerable.Range(0, 490).Select(i => (byte)i).ToArray());
+        var ch = new ScriptedChannel()
+            .Expect("00A4000002C40100", "620E8102002A8201018302C4018A0105" + "9000")
+            .Expect("00B10000045402000000", prkd + "9000")
+            .Expect("00A4000002CE0100", "620E810201EA8201018302CE018A0105" + "9000")
+            .Expect("00B10000045402000000", cert[..512] + "9000")
+            .Expect("00B10000045402010000", cert[512..] + "9000");
+        var card = new ScHsmCard(ch);
+        Assert.Equal(42, card.ReadPrivateKeyDescription(1)!.Length);
+        Assert.Equal(490, card.ReadCertificate(1)!.Length);
+        ch.AssertDone();
+    }
+
+    [Theory]
+    [InlineData("620E8102002A8201018302C4018A0105", 42)]
+    [InlineData("620E810201EA8201018302CE018A0105", 490)]
+    [InlineData("6203800110", 16)]
+    [InlineData("620A82013883023F008A0105", null)] // the applet's DF: no size
+    [InlineData("", null)]
+    [InlineData("6F03800110", null)]               // not an FCP
+    [InlineData("620581FF0000", null)]             // a length past the end
+    public void FcpFileSize_ReadsTag80Or81(string fcp, int? size) =>
+        Assert.Equal(size, ScHsmCard.FcpFileSize(Convert.FromHexString(fcp)));
+
     [Fact]
     public void ReadFile_Missing()
     {
