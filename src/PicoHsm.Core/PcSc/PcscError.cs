@@ -41,6 +41,15 @@ public static class PcscError
     public const uint SCARD_W_RESET_CARD = 0x80100068;
     public const uint SCARD_W_REMOVED_CARD = 0x80100069;
 
+    /// <summary>
+    /// Codes that say a card handle will never reach its card again: the card left the reader (a card put back,
+    /// or the device restarted, is a new card to PC/SC), the reader or pcscd went away. A reset is not: the
+    /// handle reconnects. <see cref="PcscException.IsCardAbsent"/> is the first two.
+    /// </summary>
+    public static bool IsConnectionGone(uint code) => code is SCARD_W_REMOVED_CARD or SCARD_E_NO_SMARTCARD
+        or SCARD_E_INVALID_HANDLE or SCARD_E_READER_UNAVAILABLE or SCARD_E_UNKNOWN_READER
+        or SCARD_E_NO_SERVICE or SCARD_E_SERVICE_STOPPED;
+
     public static string Name(uint code) => code switch
     {
         SCARD_S_SUCCESS => "SCARD_S_SUCCESS",

@@ -47,4 +47,19 @@ public class PcscErrorTests
         Assert.True(new PcscException(PcscError.SCARD_W_REMOVED_CARD, null).IsCardAbsent);
         Assert.True(new PcscException(PcscError.SCARD_E_NO_SMARTCARD, null).IsCardAbsent);
     }
+
+    [Theory]
+    [InlineData(PcscError.SCARD_W_REMOVED_CARD, true)]
+    [InlineData(PcscError.SCARD_E_NO_SMARTCARD, true)]
+    [InlineData(PcscError.SCARD_E_INVALID_HANDLE, true)]
+    [InlineData(PcscError.SCARD_E_READER_UNAVAILABLE, true)]
+    [InlineData(PcscError.SCARD_E_NO_SERVICE, true)]
+    [InlineData(PcscError.SCARD_W_RESET_CARD, false)] // reconnects
+    [InlineData(PcscError.SCARD_E_TIMEOUT, false)]
+    public void IsConnectionGone_AbsentCardsAndLostReaders_NotAReset(uint code, bool gone)
+    {
+        Assert.Equal(gone, PcscError.IsConnectionGone(code));
+        // every absent card is a gone connection
+        if (new PcscException(code, null).IsCardAbsent) Assert.True(gone);
+    }
 }

@@ -34,7 +34,7 @@ internal sealed class ScHsmCardTransactions(DeviceContext context, ICardChannel 
             {
                 tx = channel.BeginTransaction();
             }
-            catch (PcscException ex) when (IsGone(ex.ErrorCode))
+            catch (PcscException ex) when (PcscError.IsConnectionGone(ex.ErrorCode))
             {
                 MarkGone(ex.ErrorCode);
                 throw Closed(ex);
@@ -71,7 +71,7 @@ internal sealed class ScHsmCardTransactions(DeviceContext context, ICardChannel 
         {
             if (IsClosed) return false;
             uint rc = pcsc.CheckStatus();
-            if (!IsGone(rc)) return true;
+            if (!PcscError.IsConnectionGone(rc)) return true;
             MarkGone(rc);
             return false;
         }
@@ -81,14 +81,6 @@ internal sealed class ScHsmCardTransactions(DeviceContext context, ICardChannel 
         }
     }
 
-    /// <summary>
-    /// PC/SC codes that say this handle will never reach its card again: the card left the reader (a card put back,
-    /// or the device restarted, is a new card to PC/SC), the reader or pcscd went away. A reset is not: the channel
-    /// reconnects and the PIN copy VERIFYs again.
-    /// </summary>
-    public static bool IsGone(uint rc) => rc is PcscError.SCARD_W_REMOVED_CARD or PcscError.SCARD_E_NO_SMARTCARD
-        or PcscError.SCARD_E_INVALID_HANDLE or PcscError.SCARD_E_READER_UNAVAILABLE or PcscError.SCARD_E_UNKNOWN_READER
-        or PcscError.SCARD_E_NO_SERVICE or PcscError.SCARD_E_SERVICE_STOPPED;
 
     private void MarkGone(uint rc)
     {
