@@ -7,7 +7,8 @@
     -Task Test   builds, runs the xUnit and Pester suites and ends with
                  "Tests: N passed, N failed, N skipped" (a skipped test shows its reason above).
     -Task Demo   runs the backup/restore drill on throwaway tokens.
-    -Task Bench  prints benchmark figures: bench/Invoke-Bench.ps1 (per-operation costs) and
+    -Task Bench  prints benchmark figures: bench/Invoke-Bench.ps1 (per-operation costs),
+                 bench/Invoke-CardBench.ps1 (the card path against sc-hsm-tool, Linux) and
                  bench/Invoke-ScaleBench.ps1 (backup, restore and listing of 100, 1,000 and 5,000
                  keys against the C limit and pkcs11-tool; start-up; memory). -Quick: 100 and 300 keys.
     -Task Fuzz   runs the parser fuzz tests with 80,000 inputs per parser (over 1,000,000 in all)
@@ -287,5 +288,10 @@ switch ($Task) {
         if ($Quick) { $scale += '-Quick' }
         & $pwsh[0] @($pwsh | Select-Object -Skip 1) @scale
         if ($LASTEXITCODE -ne 0) { exit $LASTEXITCODE }
+        # The Pico path: the card simulator through pcscd + vpcd against one sc-hsm-tool process per key.
+        if ($IsLinux) {
+            & $pwsh[0] @($pwsh | Select-Object -Skip 1) -NoProfile -NonInteractive -File (Join-Path $root 'bench/Invoke-CardBench.ps1') -ModulePath (Join-Path $moduleOut 'PicoHsm.psd1') -Count ($Quick ? 10 : 20)
+            if ($LASTEXITCODE -ne 0) { exit $LASTEXITCODE }
+        }
     }
 }
