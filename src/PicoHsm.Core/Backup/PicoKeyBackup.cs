@@ -1,3 +1,4 @@
+using PicoHsm.Common;
 using PicoHsm.Keys;
 
 namespace PicoHsm.Backup;
@@ -37,10 +38,39 @@ public sealed class PicoKeyBackup
     /// <summary>The warning to give before using an unauthenticated (version 1) .pkb; null otherwise.</summary>
     public string? AuthenticationWarning => Authenticated == false ? BackupAuthentication.UnauthenticatedWarning(Path) : null;
 
-    /// <summary>The parsed content of a PicoHsm-format file (generic tokens).</summary>
-    internal Backup.WrappedKeyFile? Content { get; init; }
-    /// <summary>The raw bytes of an sc-hsm-tool file (card path).</summary>
-    internal byte[]? ScHsmFile { get; init; }
+    private readonly WrappedKeyFile? _content;
+    private readonly byte[]? _scHsmFile;
+
+    /// <summary>The parsed content of a PicoHsm-format file (generic tokens); of a description <see cref="OnDisk"/>, read from the file when asked.</summary>
+    internal WrappedKeyFile? Content { get => _content ?? (OnDisk ? ReadBack().Content : null); init => _content = value; }
+    /// <summary>The raw bytes of an sc-hsm-tool file (card path); of a description <see cref="OnDisk"/>, read from the file when asked.</summary>
+    internal byte[]? ScHsmFile { get => _scHsmFile ?? (OnDisk ? ReadBack().ScHsmFile : null); init => _scHsmFile = value; }
+
+    /// <summary>
+    /// A description that does not hold the file (the set Backup-PicoHsm returns: thousands of keys must
+    /// not each keep their parsed file in memory): a restore or a test reads the file at
+    /// <see cref="Path"/> when it needs it, each time, and refuses one that is no longer the file
+    /// described (its SHA-256 differs).
+    /// </summary>
+    internal bool OnDisk { get; init; }
+
+    private PicoKeyBackup ReadBack()
+    {
+        var b = BackupFiles.Read(Path);
+        if (!string.Equals(b.Sha256, Sha256, StringComparison.OrdinalIgnoreCase))
+            throw new PicoHsmException(PicoErrorKind.InvalidData, "BackupChanged",
+                $"'{Path}' is not the file that was backed up: its SHA-256 changed since. Read it again with Get-PicoKeyBackup to use it as it is now, or restore from another copy of the backup.", Path);
+        return b;
+    }
+
+    /// <summary>This description at <paramref name="path"/> without the file's content (see <see cref="OnDisk"/>).</summary>
+    internal PicoKeyBackup WithoutContent(string path) => new()
+    {
+        Path = path, Format = Format, Id = Id, Label = Label, KeyClass = KeyClass, KeyType = KeyType, Size = Size, Curve = Curve,
+        Kcv = Kcv, Sha256 = Sha256, Created = Created, Mechanism = Mechanism, SourceToken = SourceToken, SourceSerial = SourceSerial,
+        HasPublicKey = HasPublicKey, HasCertificate = HasCertificate, PublicKeyFingerprint = PublicKeyFingerprint,
+        KeyReference = KeyReference, Authenticated = Authenticated, OnDisk = true,
+    };
 
     public string Algorithm => KeyType switch
     {

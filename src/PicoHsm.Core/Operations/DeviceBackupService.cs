@@ -42,9 +42,13 @@ public static class DeviceBackupService
             ?? throw new PicoHsmException(PicoErrorKind.NotFound, "NoDkek",
                 $"'{token.Label}' has no DKEK with a known KCV, so nothing can be backed up. Create one with New-PicoDkek or import it with Import-PicoDkek.", device.Context);
         string kcv = dkek.KeyCheckValue!;
-        var keys = device.ListKeys();
+        // One slot per key, emptied once the key is done: the run holds the keys not reached yet (what
+        // a stopped run names), not the whole listing.
+        PicoKey?[] keys = device.ListKeys().ToArray();
+        int exportable = 0;
+        foreach (var k in keys) if (k!.Exportable) exportable++;
         bool resume = Directory.Exists(folder.Staging) || state == BackupFolderState.Incomplete;
-        if (!host.ShouldProcess(folder.Target, $"{(resume ? "Finish the interrupted backup of" : "Back up")} {keys.Count(k => k.Exportable)} of {keys.Count} keys of '{token.Label}' under DKEK {kcv}"))
+        if (!host.ShouldProcess(folder.Target, $"{(resume ? "Finish the interrupted backup of" : "Back up")} {exportable} of {keys.Length} keys of '{token.Label}' under DKEK {kcv}"))
             return null;
 
         OnDisk(folder, "prepare the staging folder", null, () =>
@@ -55,37 +59,45 @@ public static class DeviceBackupService
         });
         if (resume) host.Verbose($"Resuming the interrupted backup staged in '{folder.Staging}'.");
 
-        var backups = new List<PicoKeyBackup>();
+        // Per key backed up, only its description without the file (PicoKeyBackup.WithoutContent, at
+        // the path it has once published): what the manifest lists and the set returns. The parsed file
+        // and its bytes are garbage as soon as the file is written; nothing is read back at the end.
+        var backups = new List<PicoKeyBackup>(exportable);
         var notExported = new List<NotExportedKey>();
         int reused = 0;
         // The key files' directory entries are made durable once, by the fsync of the staging folder
         // when the loop ends (and again by the manifest's write), not once per key.
         using (AtomicFile.DeferDirectorySync())
-        for (int i = 0; i < keys.Count; i++)
+        for (int i = 0; i < keys.Length; i++)
         {
-            var key = keys[i];
+            var key = keys[i]!;
             if (host.Cancellation.IsCancellationRequested)
             {
                 host.Warning(Summary(folder, keys, i, backups.Count, force) + $" Rerun Backup-PicoHsm -Directory '{folder.Target}' to finish it; the staged keys are kept.");
                 host.Cancellation.ThrowIfCancellationRequested();
             }
-            host.Progress(new OperationProgress($"Key {key.Id} '{key.Label}' ({i + 1} of {keys.Count})", 100 * i / Math.Max(1, keys.Count)));
+            host.Progress(new OperationProgress($"Key {key.Id} '{key.Label}' ({i + 1} of {keys.Length})", 100 * i / Math.Max(1, keys.Length)));
             if (!key.Exportable)
             {
                 notExported.Add(new NotExportedKey(key.Id, key.Label ?? "", key.KeyType, key.ExportBlockedReason ?? "not exportable"));
                 host.Warning($"Key {key.Id} '{key.Label}' is not backed up: {key.ExportBlockedReason}.");
+                keys[i] = null;
                 continue;
             }
-            string path = Path.Combine(folder.Staging, BackupFiles.DefaultFileName(key, device.BackupExtension));
+            string name = BackupFiles.DefaultFileName(key, device.BackupExtension);
+            string path = Path.Combine(folder.Staging, name);
+            string published = Path.Combine(folder.Target, name);
             try
             {
                 if (Reusable(path, key, kcv, token.SerialNumber) is { } staged)
                 {
-                    backups.Add(staged);
+                    backups.Add(staged.WithoutContent(published));
                     reused++;
-                    continue;
                 }
-                backups.Add(device.Export(key, path, overwrite: true));
+                else
+                {
+                    backups.Add(device.Export(key, path, overwrite: true).WithoutContent(published));
+                }
             }
             catch (Exception ex) when (ex is not OperationCanceledException && ErrorTranslation.Translate(ex) is { } p)
             {
@@ -94,6 +106,7 @@ public static class DeviceBackupService
                 notExported.Add(new NotExportedKey(key.Id, key.Label ?? "", key.KeyType, p.Message));
                 host.ItemFailed(p, key);
             }
+            keys[i] = null;
         }
         if (reused > 0) host.Verbose($"{reused} key file(s) staged by the interrupted run were intact and kept.");
 
@@ -123,7 +136,7 @@ public static class DeviceBackupService
         {
             Directory = folder.Target, ManifestPath = folder.ManifestPath, Created = manifest.Created, Kcv = kcv,
             SourceToken = token.Label, SourceSerial = token.SerialNumber,
-            Backups = manifest.Entries.Select(e => BackupFiles.Read(Path.Combine(folder.Target, e.FileName))).ToArray(),
+            Backups = backups.ToArray(),
             NotExported = notExported.Select(n => $"{n.IdHex} '{n.Label}': {n.Reason}").ToArray(),
         };
     }
@@ -164,19 +177,20 @@ public static class DeviceBackupService
         return false;
     }
 
-    private static string Summary(BackupFolder folder, IReadOnlyList<PicoKey> keys, int stoppedAt, int staged, bool force)
+    private static string Summary(BackupFolder folder, PicoKey?[] keys, int stoppedAt, int staged, bool force)
     {
-        var notReached = keys.Skip(stoppedAt).Select(k => k.Id).ToList();
+        var notReached = new List<string>(keys.Length - stoppedAt);
+        for (int i = stoppedAt; i < keys.Length; i++) notReached.Add(keys[i]!.Id);
         string list = notReached.Count <= 20 ? string.Join(", ", notReached) : string.Join(", ", notReached.Take(20)) + $" and {notReached.Count - 20} more";
         string published = Directory.Exists(folder.Target) && force
             ? $"nothing was published: the previous backup in '{folder.Target}' is untouched"
             : $"nothing was published to '{folder.Target}'";
-        return $"The backup stopped at key {stoppedAt + 1} of {keys.Count}: {staged} key file(s) are staged in '{folder.Staging}' and {published}; not reached: {list}.";
+        return $"The backup stopped at key {stoppedAt + 1} of {keys.Length}: {staged} key file(s) are staged in '{folder.Staging}' and {published}; not reached: {list}.";
     }
 
-    private static PicoHsmException Stopped(PicoHsmException cause, BackupFolder folder, IReadOnlyList<PicoKey> keys, int stoppedAt, int staged, bool force)
+    private static PicoHsmException Stopped(PicoHsmException cause, BackupFolder folder, PicoKey?[] keys, int stoppedAt, int staged, bool force)
     {
-        var key = keys[stoppedAt];
+        var key = keys[stoppedAt]!;
         string rerun = $"Rerun Backup-PicoHsm -Directory '{folder.Target}'{(force ? " -Force" : "")} to finish it; the staged keys are kept.";
         return new PicoHsmException(cause.Kind, cause.Reason,
             $"Key {key.Id} '{key.Label}': {cause.Message} {Summary(folder, keys, stoppedAt, staged, force)} {rerun}", folder.Target, cause);

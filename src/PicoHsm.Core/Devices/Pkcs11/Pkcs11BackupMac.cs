@@ -73,8 +73,23 @@ internal sealed class Pkcs11BackupMac
             }
         }
         byte[] data = BackupAuthentication.AuthenticatedBytes(file, BackupAuthentication.HmacSha256, c.Wrap, c.Wrapped);
-        byte[] tag = S.Sign(Pkcs11Mechanisms.Create(CKM.CKM_SHA256_HMAC), c.Key, data);
+        byte[] tag = Sign(c.Key, data);
         return file.WithAuthentication(new BackupAuthentication(BackupAuthentication.HmacSha256, c.Wrap, c.Wrapped, tag));
+    }
+
+    /// <summary>
+    /// The HMAC-SHA256 tag in two token calls (C_SignInit, one C_Sign into a 32-byte buffer: see
+    /// <see cref="Pkcs11OneCallReader.TrySign"/>); where that path is not available, Pkcs11Interop's
+    /// three (it asks the length first).
+    /// </summary>
+    private byte[] Sign(IObjectHandle key, byte[] data)
+    {
+        var tag = new byte[BackupAuthentication.TagLength];
+        int n = Pkcs11OneCallReader.TrySign(_p11.ModulePath, S.SessionId, CKM.CKM_SHA256_HMAC, key.ObjectId, data, tag, out byte[]? larger);
+        if (n < 0) return S.Sign(Pkcs11Mechanisms.Create(CKM.CKM_SHA256_HMAC), key, data);
+        if (larger is not null) return larger;
+        if (n < tag.Length) Array.Resize(ref tag, n);
+        return tag;
     }
 
     /// <summary>

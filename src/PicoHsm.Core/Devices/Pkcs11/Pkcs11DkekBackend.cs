@@ -31,15 +31,17 @@ public sealed class Pkcs11DkekBackend : IDeviceBackend, IKeyGenerator, IKeyRemov
     private readonly Pkcs11KeyRestorer _restorer;
     private readonly Pkcs11RestoreTest _restoreTest;
     private readonly Pkcs11BackupMac _mac;
+    private readonly Pkcs11HandleCheck _handles;
 
     public Pkcs11DkekBackend(DeviceContext context, Pkcs11Connection connection)
     {
         _session = context ?? throw new ArgumentNullException(nameof(context));
         _p11 = connection ?? throw new ArgumentNullException(nameof(connection));
         _mechanisms = new Pkcs11Mechanisms(connection.Slot, context);
-        _dkek = new Pkcs11DkekStore(context, connection, _mechanisms);
+        _handles = new Pkcs11HandleCheck(connection);
+        _dkek = new Pkcs11DkekStore(context, connection, _mechanisms, _handles);
         _mac = new Pkcs11BackupMac(context, connection, _mechanisms);
-        _wrapper = new Pkcs11KeyWrapper(context, connection, _mechanisms, _dkek, _mac);
+        _wrapper = new Pkcs11KeyWrapper(context, connection, _mechanisms, _dkek, _mac, _handles);
         _restorer = new Pkcs11KeyRestorer(context, connection, _mechanisms, _dkek, _mac);
         _restoreTest = new Pkcs11RestoreTest(context, connection, _dkek, _restorer);
     }
@@ -58,7 +60,19 @@ public sealed class Pkcs11DkekBackend : IDeviceBackend, IKeyGenerator, IKeyRemov
     /// <summary>The PKCS#11 session (for tests that read the objects this backend made).</summary>
     internal Pkcs11Connection Connection => _p11;
 
-    public void Dispose() => _p11.Dispose();
+    /// <summary>The export's readers and the handle check (for tests that check Dispose releases their native buffers).</summary>
+    internal bool ReadersReleased => _wrapper.Released && _handles.Released;
+
+    /// <summary>Closes the session and releases the native buffers of the one-call readers (export, handle check).</summary>
+    public void Dispose()
+    {
+        lock (_session.Gate)
+        {
+            _wrapper.Dispose();
+            _handles.Dispose();
+        }
+        _p11.Dispose();
+    }
 
     private ISession S => _p11.Session;
 

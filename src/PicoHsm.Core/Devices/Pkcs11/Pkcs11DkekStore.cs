@@ -31,13 +31,36 @@ internal sealed class Pkcs11DkekStore
     private readonly DeviceContext _context;
     private readonly Pkcs11Connection _p11;
     private readonly Pkcs11Mechanisms _mechanisms;
+    private readonly Pkcs11HandleCheck _handles;
 
-    public Pkcs11DkekStore(DeviceContext context, Pkcs11Connection connection, Pkcs11Mechanisms mechanisms)
+    /// <summary>
+    /// The DKEK this backend proved (the token wrapped the probe key to the recorded proof), shared by
+    /// export and restore: afterwards only checked to be the same object with the same id (one
+    /// C_GetAttributeValue, <see cref="Pkcs11HandleCheck"/>); finding and proving it is two object scans
+    /// and a wrap. A DKEK replaced or deleted by another tool has a new or an invalid handle, and is
+    /// found and proven again. Dropped by <see cref="Forget"/> (a listing starts an operation afresh).
+    /// </summary>
+    private DkekObjects? _proven;
+
+    public Pkcs11DkekStore(DeviceContext context, Pkcs11Connection connection, Pkcs11Mechanisms mechanisms, Pkcs11HandleCheck handles)
     {
         _context = context;
         _p11 = connection;
         _mechanisms = mechanisms;
+        _handles = handles;
     }
+
+    /// <summary>The DKEK proven earlier, if its handle still is that object (one handle check); else null, and forgotten.</summary>
+    public DkekObjects? Proven()
+    {
+        if (_proven is not { } d) return null;
+        if (_handles.StillIs(d.Key, CKO.CKO_SECRET_KEY, d.Id)) return d;
+        _proven = null;
+        return null;
+    }
+
+    /// <summary>Forgets the proven DKEK: the next use finds and proves it again.</summary>
+    public void Forget() => _proven = null;
 
     private ISession S => _p11.Session;
 
@@ -72,12 +95,19 @@ internal sealed class Pkcs11DkekStore
     private List<IObjectHandle> FindKeys(byte[] id) =>
         Find(S, (CKA.CKA_CLASS, CKO.CKO_SECRET_KEY), (CKA.CKA_KEY_TYPE, CKK.CKK_AES), (CKA.CKA_ID, id));
 
-    /// <summary>Whether the token's DKEK object wraps the probe key to the recorded proof.</summary>
-    public bool Verify(DkekObjects d) => CryptographicOperations.FixedTimeEquals(WrapProbe(d.Key), d.ProofBytes);
+    /// <summary>Whether the token's DKEK object wraps the probe key to the recorded proof (the DKEK is then <see cref="Proven"/>).</summary>
+    public bool Verify(DkekObjects d)
+    {
+        bool ok = CryptographicOperations.FixedTimeEquals(WrapProbe(d.Key), d.ProofBytes);
+        if (ok) _proven = d;
+        else if (_proven is { } p && p.Key.ObjectId == d.Key.ObjectId) _proven = null;
+        return ok;
+    }
 
-    /// <summary>The DKEK, proven to be the one its record names; otherwise an error saying what to do.</summary>
+    /// <summary>The DKEK, proven to be the one its record names (once: see <see cref="Proven"/>); otherwise an error saying what to do.</summary>
     public DkekObjects RequireVerified()
     {
+        if (Proven() is { } proven) return proven;
         var d = FindDkek() ?? throw new PicoHsmException(PicoErrorKind.NotFound, "NoDkek",
             $"The token '{_context.TokenLabel}' has no DKEK. Create one with New-PicoDkek or restore it from shares with Import-PicoDkek.", _context);
         if (!Verify(d))
@@ -143,6 +173,7 @@ internal sealed class Pkcs11DkekStore
     {
         byte[] kcv = KeyCheckValue.Compute(dkek.Span);
         byte[] proof = DkekProof.Compute(dkek.Span);
+        _proven = null;
         var existing = FindDkek();
         if (existing is not null)
         {
@@ -213,6 +244,7 @@ internal sealed class Pkcs11DkekStore
     /// <summary>Removes the DKEK and its record (for wiping a token in the drill).</summary>
     public bool Remove()
     {
+        _proven = null;
         var d = FindDkek();
         if (d is null) return false;
         S.DestroyObject(d.Key);

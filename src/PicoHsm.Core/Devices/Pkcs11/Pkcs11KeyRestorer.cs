@@ -41,15 +41,6 @@ internal sealed class Pkcs11KeyRestorer
 
     private ISession S => _p11.Session;
 
-    private DkekObjects? _provenDkek;
-
-    private bool StillDkek(DkekObjects d)
-    {
-        if (Pkcs11HandleCheck.StillIs(S, d.Key, CKO.CKO_SECRET_KEY, d.Id)) return true;
-        _provenDkek = null;
-        return false;
-    }
-
     private string Token => _context.TokenLabel ?? "";
 
     /// <summary>
@@ -64,10 +55,11 @@ internal sealed class Pkcs11KeyRestorer
         string target = $"id {idHex} on '{Token}'";
         var refusals = new List<PicoHsmException>();
 
-        // The DKEK proven by an earlier plan of this backend, if its handle still is that object (one
-        // attribute read): finding it is two object scans and proving it a wrap, per key otherwise.
-        bool proven = _provenDkek is { } pd && StillDkek(pd);
-        var d = proven ? _provenDkek : _dkek.FindDkek();
+        // The DKEK proven earlier by this backend (a plan, an export), if its handle still is that object
+        // (one attribute read): finding it is two object scans and proving it a wrap, per key otherwise.
+        var d = _dkek.Proven();
+        bool proven = d is not null;
+        d ??= _dkek.FindDkek();
         bool dkekOk = false;
         if (d is null)
             refusals.Add(new PicoHsmException(PicoErrorKind.NotFound, "NoDkek",
@@ -79,10 +71,7 @@ internal sealed class Pkcs11KeyRestorer
             refusals.Add(new PicoHsmException(PicoErrorKind.InvalidData, "DkekMismatch",
                 $"The DKEK object on '{Token}' does not match the KCV recorded for it ({KeyCheckValue.ToHex(d.Kcv)}). Something replaced it; re-import the DKEK from its shares.", target));
         else
-        {
             dkekOk = true;
-            _provenDkek = d;
-        }
 
         // A version 2 file's tag, checked by the token under the DKEK before anything else reads the
         // file's attributes: a changed label, id, key type or usage flag refuses the restore here.

@@ -12,10 +12,9 @@ namespace PicoHsm.Devices.Pkcs11;
 /// <see cref="WrappedKeyFile"/> (usage attributes, curve, public key, certificate), authenticated by
 /// the token under the run's MAC key (<see cref="Pkcs11BackupMac"/>; a listing starts a new run).
 /// </summary>
-internal sealed class Pkcs11KeyWrapper
+internal sealed class Pkcs11KeyWrapper : IDisposable
 {
     private static readonly List<CKA> CertificateAttrs = new() { CKA.CKA_CLASS, CKA.CKA_ID, CKA.CKA_VALUE, CKA.CKA_LABEL };
-    private static readonly List<CKA> ClassAndId = new() { CKA.CKA_CLASS, CKA.CKA_ID };
 
     /// <summary>
     /// What an export reads of a key, in one C_GetAttributeValue: its class and id (the check that the
@@ -41,15 +40,16 @@ internal sealed class Pkcs11KeyWrapper
     private readonly Pkcs11Mechanisms _mechanisms;
     private readonly Pkcs11DkekStore _dkek;
     private readonly Pkcs11BackupMac _mac;
-    private DkekObjects? _verifiedDkek;
+    private readonly Pkcs11HandleCheck _handles;
     private Catalogue? _catalogue;
-    private Pkcs11OneCallReader? _keyReader, _classIdReader;
-    private bool _readersMade;
+    private Pkcs11OneCallReader? _keyReader;
+    private bool _readerMade, _disposed;
     private byte[]? _wrapBuffer;
 
-    public Pkcs11KeyWrapper(DeviceContext context, Pkcs11Connection connection, Pkcs11Mechanisms mechanisms, Pkcs11DkekStore dkek, Pkcs11BackupMac mac)
+    public Pkcs11KeyWrapper(DeviceContext context, Pkcs11Connection connection, Pkcs11Mechanisms mechanisms, Pkcs11DkekStore dkek, Pkcs11BackupMac mac, Pkcs11HandleCheck handles)
     {
         _mac = mac;
+        _handles = handles;
         _context = context;
         _p11 = connection;
         _mechanisms = mechanisms;
@@ -60,31 +60,28 @@ internal sealed class Pkcs11KeyWrapper
     public void Reset()
     {
         _catalogue = null;
-        _verifiedDkek = null;
+        _dkek.Forget();
         _mac.Reset();
-    }
-
-    /// <summary>
-    /// The DKEK, proven (the token wraps the probe key to the recorded proof) once, then only checked
-    /// to be the same object with the same id at each export (one C_GetAttributeValue): proving it per
-    /// key costs a wrap and three object scans per key. A DKEK replaced or deleted by another tool has
-    /// a new or an invalid handle, and is found and proven again.
-    /// </summary>
-    private DkekObjects VerifiedDkek()
-    {
-        if (_verifiedDkek is { } d && Is(d.Key, CKO.CKO_SECRET_KEY, d.Id)) return d;
-        return _verifiedDkek = _dkek.RequireVerified();
     }
 
     private ISession S => _p11.Session;
 
-    private void MakeReaders()
+    private void MakeReader()
     {
-        if (_readersMade) return;
-        _readersMade = true;
-        // Kept for the backend's life (two small native buffers each), like the session.
+        if (_readerMade || _disposed) return;
+        _readerMade = true;
+        // Kept for the backend's life (small native buffers), released by its Dispose.
         _keyReader = Pkcs11OneCallReader.TryCreate(_context.Token.ModulePath, KeyAttrs);
-        _classIdReader = Pkcs11OneCallReader.TryCreate(_context.Token.ModulePath, ClassAndId);
+    }
+
+    /// <summary>Whether the key reader's native buffers are released (for tests).</summary>
+    internal bool Released => _disposed;
+
+    public void Dispose()
+    {
+        _disposed = true;
+        _keyReader?.Dispose();
+        _keyReader = null;
     }
 
     /// <summary>Values of <paramref name="types"/> in one call where the platform allows it, else through Pkcs11Interop; unreadable ones null.</summary>
@@ -97,23 +94,10 @@ internal sealed class Pkcs11KeyWrapper
         return bytes;
     }
 
-    private static bool IsClassAndId(byte[]?[] v, CKO cko, byte[] id) =>
-        UlongOf(v[KClass]) == (ulong)cko && v[KId] is { } got && got.AsSpan().SequenceEqual(id);
+    // KeyAttrs starts with class and id, in the order of Pkcs11HandleCheck.ClassAndId.
+    private static bool IsClassAndId(byte[]?[] v, CKO cko, byte[] id) => Pkcs11HandleCheck.Is(v, cko, id);
 
-    private static ulong? UlongOf(byte[]? v) => v switch
-    {
-        { Length: 8 } b => BitConverter.ToUInt64(b, 0),
-        { Length: 4 } b => BitConverter.ToUInt32(b, 0),
-        _ => null,
-    };
-
-    /// <summary>Whether the handle still names an object of that class with that id (false once it is gone).</summary>
-    private bool Is(IObjectHandle h, CKO cko, byte[] id)
-    {
-        MakeReaders();
-        try { return IsClassAndId(ReadRaw(h, _classIdReader, ClassAndId), cko, id); }
-        catch (Pkcs11Exception) { return false; } // the handle is gone (CKR_OBJECT_HANDLE_INVALID)
-    }
+    private static ulong? UlongOf(byte[]? v) => Pkcs11HandleCheck.UlongOf(v);
 
     public WrappedKeyFile Wrap(PicoKey key)
     {
@@ -121,7 +105,8 @@ internal sealed class Pkcs11KeyWrapper
         {
             try
             {
-                var dkek = VerifiedDkek();
+                // Proven once, then only checked by its handle (see Pkcs11DkekStore.RequireVerified).
+                var dkek = _dkek.RequireVerified();
                 if (!key.Extractable)
                     throw new PicoHsmException(PicoErrorKind.PermissionDenied, "KeyNotExtractable",
                         $"Key {key.Id} '{key.Label}' is not extractable (CKA_EXTRACTABLE is false), so the token will not wrap it. It cannot be backed up; it was created that way.", key);
@@ -209,8 +194,7 @@ internal sealed class Pkcs11KeyWrapper
     private Catalogue Catalog()
     {
         if (_catalogue is { } c && c.Age.Elapsed < CatalogueMaxAge) return c;
-        MakeReaders();
-        return _catalogue = Catalogue.Scan(S, h => ReadRaw(h, _classIdReader, ClassAndId));
+        return _catalogue = Catalogue.Scan(S, _handles.ReadClassAndId);
     }
 
     /// <summary>
@@ -220,7 +204,7 @@ internal sealed class Pkcs11KeyWrapper
     /// </summary>
     private (IObjectHandle Handle, byte[]?[] Attrs) FindKey(byte[] id, string idHex, string keyClass)
     {
-        MakeReaders();
+        MakeReader();
         var cko = keyClass == "SecretKey" ? CKO.CKO_SECRET_KEY : CKO.CKO_PRIVATE_KEY;
         var h = Catalog().Keys(cko, id);
         if (h is { Count: 1 })

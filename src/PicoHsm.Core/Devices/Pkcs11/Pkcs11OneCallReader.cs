@@ -80,6 +80,40 @@ internal sealed class Pkcs11OneCallReader : IDisposable
         return len <= (ulong)buffer.Length ? (int)len : -1;
     }
 
+    /// <summary>
+    /// C_SignInit, then ONE C_Sign into <paramref name="signature"/> (sized by the caller: 32 bytes for
+    /// CKM_SHA256_HMAC), as a C program does; Pkcs11Interop's Sign asks the length first (a second
+    /// C_Sign). Returns the signature's length, or -1 to sign the usual way (this platform's ABI is not
+    /// LowLevelAPI80; the init was not made). Where the signature did not fit, the operation the init
+    /// began is finished with a second C_Sign into a buffer of the length the token gave, and that
+    /// value returned in <paramref name="signature"/>'s place through <paramref name="larger"/>.
+    /// A mechanism without parameters only (the struct is a local: nothing for the GC to collect
+    /// during the call; <paramref name="data"/> is pinned by the marshaller). Any failure is the
+    /// token's, thrown as the <see cref="Pkcs11Exception"/> Pkcs11Interop would throw. Callers hold the
+    /// session's gate.
+    /// </summary>
+    public static int TrySign(string modulePath, ulong session, CKM mechanism, ulong key, byte[] data, byte[] signature, out byte[]? larger)
+    {
+        larger = null;
+        if (Library(modulePath) is not { } lib) return -1;
+        var m = new LL.CK_MECHANISM { Mechanism = (ulong)mechanism, Parameter = IntPtr.Zero, ParameterLen = 0 };
+        CKR rv = lib.C_SignInit(session, ref m, key);
+        if (rv != CKR.CKR_OK) throw new Pkcs11Exception("C_SignInit", rv);
+        ulong len = (ulong)signature.Length;
+        rv = lib.C_Sign(session, data, (ulong)data.Length, signature, ref len);
+        if (rv == CKR.CKR_BUFFER_TOO_SMALL)
+        {
+            // The operation is still active (PKCS#11 2.40, 5.2): finish it with the room the token asked for.
+            larger = new byte[(int)len];
+            rv = lib.C_Sign(session, data, (ulong)data.Length, larger, ref len);
+            if (rv != CKR.CKR_OK) throw new Pkcs11Exception("C_Sign", rv);
+            if ((int)len < larger.Length) Array.Resize(ref larger, (int)len);
+            return larger.Length;
+        }
+        if (rv != CKR.CKR_OK) throw new Pkcs11Exception("C_Sign", rv);
+        return (int)len;
+    }
+
     /// <summary>The values in the order of the types (null: the object has no such attribute or will not reveal it), or null to read it another way.</summary>
     public byte[]?[]? TryRead(ulong session, ulong handle)
     {

@@ -29,7 +29,7 @@ public sealed class Pkcs11ScaleCallTests
     private static byte[] NewId() => Guid.NewGuid().ToByteArray()[..6];
 
     [SoftHsmFact(needsSpy: true)]
-    public void Wrap_AfterTheFirstKey_IsOneCWrapKey_NoSearch_AndTwoAttributeReads()
+    public void Wrap_AfterTheFirstKey_IsOneCWrapKey_OneCSign_NoSearch_AndTwoAttributeReads()
     {
         using var s = SoftHsmTokens.Connect("core-count", module: SoftHsmTokens.Spy);
         var b = WithDkek(s);
@@ -42,11 +42,15 @@ public sealed class Pkcs11ScaleCallTests
 
         foreach (var k in keys.GetRange(1, 2))
         {
-            int wraps = 0, finds = 0;
+            int wraps = 0, finds = 0, signInits = 0, signs = 0;
             int reads = _hsm.CountCalls("C_GetAttributeValue", () =>
                 finds = _hsm.CountCalls("C_FindObjectsInit", () =>
-                    wraps = _hsm.CountCalls("C_WrapKey", () => b.Wrap(k))));
+                    wraps = _hsm.CountCalls("C_WrapKey", () =>
+                        signInits = _hsm.CountCalls("C_SignInit", () =>
+                            signs = _hsm.CountCalls("C_Sign", () => b.Wrap(k))))));
             Assert.Equal(1, wraps);   // was 2: Pkcs11Interop asks the length first
+            Assert.Equal(1, signInits); // the HMAC tag under the run's MAC key
+            Assert.Equal(1, signs);   // was 2: Pkcs11Interop asks the tag's length first
             Assert.Equal(0, finds);   // the key and its certificate come from the run's catalogue
             Assert.True(reads is > 0 and <= 2, $"{reads} C_GetAttributeValue for one key (was 6: the DKEK, the key's handle and its usage, each asked twice)");
         }
@@ -100,5 +104,37 @@ public sealed class Pkcs11ScaleCallTests
         Assert.Equal(0, wraps); // was 1: the DKEK proven again by wrapping the probe key
         var restored = b.Restore(file, NewId(), "scale-restored", force: false);
         Assert.Equal(key.KeyType, restored.KeyType);
+    }
+
+    [SoftHsmFact(needsSpy: true)]
+    public void PlanRestore_AfterAnExport_UsesTheDkekTheExportProved_OneCacheForBoth()
+    {
+        using var s = SoftHsmTokens.Connect("core-count", module: SoftHsmTokens.Spy);
+        var b = WithDkek(s);
+        var key = b.GenerateKey(KeyKind.Aes, 256, null, NewId(), "scale-one-cache", extractable: true);
+        var file = b.Wrap(key); // proves the DKEK (the store's one cache)
+        int wraps = 0;
+        int finds = _hsm.CountCalls("C_FindObjectsInit", () =>
+            wraps = _hsm.CountCalls("C_WrapKey", () => Assert.Equal(RestoreAction.Create, b.Plan(file, NewId(), null, force: false).Action)));
+        Assert.Equal(1, finds); // the target id's occupants only; was 3: the restorer kept its own proof and found the DKEK again
+        Assert.Equal(0, wraps); // was 1: the DKEK the export proved was proven again by the restore's plan
+        // and the other way round: an export after a plan checks the DKEK by its handle only
+        var other = b.GenerateKey(KeyKind.Aes, 128, null, NewId(), "scale-one-cache-2", extractable: true);
+        b.ListKeys(); // a listing starts afresh: the proof is forgotten
+        b.Plan(file, NewId(), null, force: false); // proves it again
+        int probes = _hsm.CountCalls("C_CreateObject", () => b.Wrap(other));
+        Assert.Equal(0, probes); // was 1: the wrapper kept its own proof, and proved the DKEK again with a probe key
+    }
+
+    [SoftHsmFact]
+    public void Dispose_ReleasesTheExportReadersAndTheHandleCheck()
+    {
+        var s = SoftHsmTokens.Connect("core-count");
+        var b = WithDkek(s);
+        var key = b.GenerateKey(KeyKind.Aes, 256, null, NewId(), "scale-dispose", extractable: true);
+        b.Wrap(key); // makes the readers
+        Assert.False(b.ReadersReleased);
+        s.Dispose();
+        Assert.True(b.ReadersReleased); // was never: the two readers of the wrapper lived as long as the process
     }
 }
