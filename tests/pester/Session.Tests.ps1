@@ -180,6 +180,16 @@ Describe 'Disconnect-PicoHsm and Get-PicoHsmSession' {
     }
 }
 
+Describe 'Start-up (issue 9)' {
+    It 'Import-Module loads no PKCS#11 code; the first connect does' {
+        $cmd = "Import-Module '$ModuleUnderTest'; `$n = { [AppDomain]::CurrentDomain.GetAssemblies().GetName().Name -contains 'Pkcs11Interop' }; & `$n; " +
+            "`$null = Connect-PicoHsm -ModulePath '$SoftHsm' -TokenLabel pico-test-a -Pin (ConvertTo-SecureString '$PinText' -AsPlainText -Force); & `$n; @(Get-PicoKey -Label 'no-such-key-label').Count"
+        $r = Invoke-FreshPwsh -Command $cmd
+        $r.ExitCode | Should -Be 0 -Because ($r.Output -join "`n")
+        $r.Output | Should -Be @('False', 'True', '0')
+    }
+}
+
 Describe 'Get-PicoKey' {
     BeforeAll {
         Remove-TestObjects -Token 'pico-test-b'

@@ -10,9 +10,6 @@ namespace PicoHsm.Session;
 /// </summary>
 public static class TokenDirectory
 {
-    /// <summary>Once per process, before any module loads: Pkcs11Interop's libdl mapping on Linux.</summary>
-    public static void PrepareNativeLoading() => NativeLibraryResolver.EnsureInstalled();
-
     /// <summary>Where OpenSC's and SoftHSM2's modules are usually installed on this platform.</summary>
     public static IReadOnlyList<string> WellKnownModulePaths() => Pkcs11Modules.WellKnownPaths();
 

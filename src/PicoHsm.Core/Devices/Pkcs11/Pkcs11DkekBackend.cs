@@ -146,8 +146,9 @@ public sealed class Pkcs11DkekBackend : IDeviceBackend, IKeyGenerator, IKeyRemov
     // ---------- keys and export ----------
 
     /// <summary>
-    /// The key catalogue. The DKEK object is found once per listing (not once per secret key) and
-    /// left out; it is listed by Get-PicoDkek.
+    /// The key catalogue. The DKEK is recognised from the listing's own pass over the token (its record
+    /// names its id) and left out; it is listed by Get-PicoDkek. Only when several records name a key
+    /// is it looked up (and proven) as Get-PicoDkek does.
     /// </summary>
     public List<PicoKey> ListKeys()
     {
@@ -156,10 +157,7 @@ public sealed class Pkcs11DkekBackend : IDeviceBackend, IKeyGenerator, IKeyRemov
             // A listing starts an operation: exports after it see the token as it is now, objects
             // other tools added included (the wrapper's object index and DKEK proof start afresh).
             _wrapper.Reset();
-            byte[]? dkekId;
-            try { dkekId = _session.IsLoggedIn ? _dkek.FindDkek()?.Id : null; }
-            catch (Pkcs11Exception ex) { throw Pkcs11Errors.Translate(ex, "list the token's keys", _session); }
-            return Pkcs11KeyStore.List(_session, S, dkekId is null ? null : (id, _) => dkekId.AsSpan().SequenceEqual(id));
+            return Pkcs11KeyStore.List(_session, S, () => _dkek.FindDkek()?.Id);
         }
     }
 
@@ -171,7 +169,7 @@ public sealed class Pkcs11DkekBackend : IDeviceBackend, IKeyGenerator, IKeyRemov
             _wrapper.Reset();
             byte[]? dkekId = null;
             bool looked = false;
-            bool IsDkek(byte[] id, string? _)
+            bool IsDkek(byte[] id)
             {
                 if (!looked)
                 {

@@ -87,63 +87,99 @@ public static class Pkcs11KeyStore
     }
 
     /// <summary>
-    /// All private and secret keys, excluding the module's own DKEK object (it is listed by Get-PicoDkek).
-    /// One C_FindObjects of every object and one C_GetAttributeValue per object (keys, their public
-    /// halves and certificates alike); each private key is paired with its public key and certificate
-    /// by id from that one pass, not by a search. Sorted by id, then class (duplicate ids keep the
-    /// token's order).
+    /// What one pass over a token's objects found, classified from the listing's one read per object:
+    /// public keys and certificates by id (to pair with private keys), the private and secret keys, and
+    /// the ids the DKEK records name (data objects of <see cref="Pkcs11DkekBackend.ProofApplication"/>).
     /// </summary>
-    public static List<PicoKey> List(DeviceContext session, ISession s, Func<byte[], string?, bool>? isInfrastructure = null)
+    private sealed class Catalogue
+    {
+        public readonly Dictionary<string, Attrs> Publics = new(StringComparer.Ordinal);
+        public readonly HashSet<string> CertIds = new(StringComparer.Ordinal);
+        public readonly List<(string Id, Attrs A)> Privates = new();
+        public readonly List<(string Id, byte[] IdBytes, IObjectHandle H, Attrs A)> Secrets = new();
+        public readonly List<byte[]> DkekRecordIds = new();
+        public readonly HashSet<ulong> Seen = new();
+
+        /// <summary>Reads the object once (unless already read) and files it by its class.</summary>
+        public void Add(ISession s, IObjectHandle h, Pkcs11OneCallReader? fast, bool keys = true)
+        {
+            if (!Seen.Add(h.ObjectId)) return;
+            var a = ReadListAttrs(s, h, fast);
+            if (a.Ulong(IClass) is not ulong cls) return;
+            switch ((CKO)cls)
+            {
+                case CKO.CKO_PUBLIC_KEY:
+                    Publics.TryAdd(IdHex(a.Bytes(IId)), a);
+                    break;
+                case CKO.CKO_CERTIFICATE:
+                    CertIds.Add(IdHex(a.Bytes(IId)));
+                    break;
+                case CKO.CKO_PRIVATE_KEY when keys:
+                    Privates.Add((IdHex(a.Bytes(IId)), a));
+                    break;
+                case CKO.CKO_SECRET_KEY when keys:
+                    byte[] idBytes = a.Bytes(IId) ?? Array.Empty<byte>();
+                    Secrets.Add((IdHex(idBytes), idBytes, h, a));
+                    break;
+                case CKO.CKO_DATA when keys:
+                    // Only the DKEK's record is read further (its value names the DKEK's id); a data
+                    // object of another application costs this one extra read of its application.
+                    if (Read(s, h, ApplicationOnly)[CKA.CKA_APPLICATION]?.GetValueAsString() == Pkcs11DkekBackend.ProofApplication &&
+                        Pkcs11DkekStore.TryParseRecord(Read(s, h, ValueOnly)[CKA.CKA_VALUE]?.GetValueAsByteArray(), out _, out byte[] dkekId, out _))
+                        DkekRecordIds.Add(dkekId);
+                    break;
+            }
+        }
+
+        /// <summary>
+        /// The DKEK's id as <see cref="Pkcs11DkekStore.FindDkek"/> chooses it, from what this pass read: a
+        /// record whose AES secret key is there (an orphan record is ignored). With several such records
+        /// the token must prove which is the DKEK: <paramref name="ambiguous"/> decides (a search and a wrap).
+        /// </summary>
+        public byte[]? DkekId(Func<byte[]?>? ambiguous)
+        {
+            byte[]? found = null;
+            int candidates = 0;
+            foreach (var rid in DkekRecordIds)
+            {
+                foreach (var sk in Secrets)
+                {
+                    if (sk.A.Ulong(IKeyType) != (ulong)CKK.CKK_AES || !sk.IdBytes.AsSpan().SequenceEqual(rid)) continue;
+                    candidates++;
+                    found ??= rid;
+                    break;
+                }
+            }
+            return candidates > 1 && ambiguous is not null ? ambiguous() : found;
+        }
+    }
+
+    private static readonly List<CKA> ApplicationOnly = new() { CKA.CKA_APPLICATION };
+    private static readonly List<CKA> ValueOnly = new() { CKA.CKA_VALUE };
+
+    /// <summary>
+    /// All private and secret keys, excluding the module's own DKEK object (it is listed by Get-PicoDkek).
+    /// One C_FindObjects of every token object and one C_GetAttributeValue per object (keys, their public
+    /// halves and certificates alike); each private key is paired with its public key and certificate by
+    /// id from that one pass, not by a search, and the DKEK is recognised from the same pass (its record's
+    /// data object names its id), not by searches of its own. <paramref name="ambiguousDkek"/> is asked
+    /// only when several records name an AES key on the token. Sorted by id, then class (duplicate ids
+    /// keep the token's order).
+    /// </summary>
+    public static List<PicoKey> List(DeviceContext session, ISession s, Func<byte[]?>? ambiguousDkek = null)
     {
         lock (session.Gate)
         {
             try
             {
-                var publics = new Dictionary<string, Attrs>(StringComparer.Ordinal);
-                var certIds = new HashSet<string>(StringComparer.Ordinal);
-                var privates = new List<(string Id, Attrs A)>();
-                var secrets = new List<(string Id, IObjectHandle H, Attrs A)>();
+                var c = new Catalogue();
                 using var fast = Pkcs11OneCallReader.TryCreate(session.Token.ModulePath, ListAttrs);
                 // Token objects only: session objects (a backup run's MAC key, a restore test's
                 // temporary key, made by this or another session of the process) are never keys to list.
                 foreach (var h in s.FindAllObjects(new List<IObjectAttribute> { Attr(CKA.CKA_TOKEN, true) }))
-                {
-                    var a = ReadListAttrs(s, h, fast);
-                    if (a.Ulong(IClass) is not ulong cls) continue;
-                    switch ((CKO)cls)
-                    {
-                        case CKO.CKO_PUBLIC_KEY:
-                            publics.TryAdd(IdHex(a.Bytes(IId)), a);
-                            break;
-                        case CKO.CKO_CERTIFICATE:
-                            certIds.Add(IdHex(a.Bytes(IId)));
-                            break;
-                        case CKO.CKO_PRIVATE_KEY:
-                            privates.Add((IdHex(a.Bytes(IId)), a));
-                            break;
-                        case CKO.CKO_SECRET_KEY:
-                            byte[] idBytes = a.Bytes(IId) ?? Array.Empty<byte>();
-                            if (isInfrastructure?.Invoke(idBytes, a.String(ILabel)) == true) continue;
-                            secrets.Add((IdHex(idBytes), h, a));
-                            break;
-                    }
-                }
-
-                var keys = new List<PicoKey>(privates.Count + secrets.Count);
-                foreach (var (id, a) in privates)
-                    keys.Add(DescribePrivate(session, id, a, publics.TryGetValue(id, out var pub) ? pub : null, certIds.Contains(id)));
-                SecretKeyRuler? ruler = null;
-                try
-                {
-                    foreach (var (id, h, a) in secrets)
-                    {
-                        var k = DescribeSecret(session, id, a, certIds.Contains(id));
-                        if (NeedsMeasuring(k)) k = WithMeasuredSize(k, h, ruler ??= new SecretKeyRuler(s));
-                        keys.Add(k);
-                    }
-                }
-                finally { ruler?.Dispose(); }
-                return SortById(keys);
+                    c.Add(s, h, fast);
+                byte[]? dkekId = c.DkekId(ambiguousDkek);
+                return DescribeAll(session, s, c, dkekId is null ? null : id => dkekId.AsSpan().SequenceEqual(id));
             }
             catch (Pkcs11Exception ex)
             {
@@ -155,52 +191,57 @@ public static class Pkcs11KeyStore
     /// <summary>
     /// The keys whose CKA_LABEL is exactly <paramref name="label"/>: one C_FindObjects with the label
     /// (the token compares it, byte for byte), one C_GetAttributeValue per object found, and for each
-    /// private key its public key and certificate found by id (as <see cref="Describe"/> does). The
-    /// work grows with the number of keys of that label, not with the token's objects, apart from the
-    /// token's own scans. <paramref name="isInfrastructure"/> is asked only of secret keys found.
+    /// key one C_FindObjects of its id (its public key and certificate, whatever their labels), then
+    /// described as <see cref="List"/> does. The work grows with the number of keys of that label, not
+    /// with the token's objects, apart from the token's own scans. <paramref name="isDkek"/> is asked
+    /// only of secret keys found.
     /// </summary>
-    public static List<PicoKey> ListByLabel(DeviceContext session, ISession s, string label, Func<byte[], string?, bool>? isInfrastructure = null)
+    public static List<PicoKey> ListByLabel(DeviceContext session, ISession s, string label, Func<byte[], bool>? isDkek = null)
     {
         lock (session.Gate)
         {
             try
             {
-                var keys = new List<PicoKey>();
+                var c = new Catalogue();
                 using var fast = Pkcs11OneCallReader.TryCreate(session.Token.ModulePath, ListAttrs);
-                SecretKeyRuler? ruler = null;
-                try
-                {
-                    foreach (var h in s.FindAllObjects(new List<IObjectAttribute> { Attr(CKA.CKA_TOKEN, true), Attr(CKA.CKA_LABEL, label) }))
-                    {
-                        var a = ReadListAttrs(s, h, fast);
-                        if (a.Ulong(IClass) is not ulong cls) continue;
-                        byte[] idBytes = a.Bytes(IId) ?? Array.Empty<byte>();
-                        string id = IdHex(idBytes);
-                        if ((CKO)cls == CKO.CKO_PRIVATE_KEY)
-                        {
-                            var pubs = Find(s, (CKA.CKA_CLASS, CKO.CKO_PUBLIC_KEY), (CKA.CKA_ID, idBytes));
-                            Attrs? pub = pubs.Count > 0 ? ReadListAttrs(s, pubs[0], fast) : null;
-                            bool hasCert = Find(s, (CKA.CKA_CLASS, CKO.CKO_CERTIFICATE), (CKA.CKA_ID, idBytes)).Count > 0;
-                            keys.Add(DescribePrivate(session, id, a, pub, hasCert));
-                        }
-                        else if ((CKO)cls == CKO.CKO_SECRET_KEY)
-                        {
-                            if (isInfrastructure?.Invoke(idBytes, a.String(ILabel)) == true) continue;
-                            bool hasCert = Find(s, (CKA.CKA_CLASS, CKO.CKO_CERTIFICATE), (CKA.CKA_ID, idBytes)).Count > 0;
-                            var k = DescribeSecret(session, id, a, hasCert);
-                            if (NeedsMeasuring(k)) k = WithMeasuredSize(k, h, ruler ??= new SecretKeyRuler(s));
-                            keys.Add(k);
-                        }
-                    }
-                }
-                finally { ruler?.Dispose(); }
-                return SortById(keys);
+                foreach (var h in s.FindAllObjects(new List<IObjectAttribute> { Attr(CKA.CKA_TOKEN, true), Attr(CKA.CKA_LABEL, label) }))
+                    c.Add(s, h, fast);
+                var ids = new HashSet<string>(StringComparer.Ordinal);
+                var keyIds = new List<byte[]>();
+                foreach (var (id, a) in c.Privates) if (ids.Add(id)) keyIds.Add(a.Bytes(IId) ?? Array.Empty<byte>());
+                foreach (var sk in c.Secrets) if (ids.Add(sk.Id)) keyIds.Add(sk.IdBytes);
+                // The key's companions under any label: one search of its id finds its public key and certificate both.
+                foreach (var id in keyIds)
+                    foreach (var h in s.FindAllObjects(new List<IObjectAttribute> { Attr(CKA.CKA_TOKEN, true), Attr(CKA.CKA_ID, id) }))
+                        c.Add(s, h, fast, keys: false);
+                return DescribeAll(session, s, c, isDkek);
             }
             catch (Pkcs11Exception ex)
             {
                 throw Pkcs11Errors.Translate(ex, "find the token's keys by label", session);
             }
         }
+    }
+
+    /// <summary>The one describe loop of both listings: each private key with its public key and certificate, each secret key but the DKEK.</summary>
+    private static List<PicoKey> DescribeAll(DeviceContext session, ISession s, Catalogue c, Func<byte[], bool>? isDkek)
+    {
+        var keys = new List<PicoKey>(c.Privates.Count + c.Secrets.Count);
+        foreach (var (id, a) in c.Privates)
+            keys.Add(DescribePrivate(session, id, a, c.Publics.TryGetValue(id, out var pub) ? pub : null, c.CertIds.Contains(id)));
+        SecretKeyRuler? ruler = null;
+        try
+        {
+            foreach (var (id, idBytes, h, a) in c.Secrets)
+            {
+                if (isDkek?.Invoke(idBytes) == true) continue;
+                var k = DescribeSecret(session, id, a, c.CertIds.Contains(id));
+                if (NeedsMeasuring(k)) k = WithMeasuredSize(k, h, ruler ??= new SecretKeyRuler(s));
+                keys.Add(k);
+            }
+        }
+        finally { ruler?.Dispose(); }
+        return SortById(keys);
     }
 
     /// <summary>By id, then class (PrivateKey before SecretKey); stable, so duplicate ids keep the token's order.</summary>

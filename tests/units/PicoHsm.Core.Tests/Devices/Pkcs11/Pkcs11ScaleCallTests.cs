@@ -90,6 +90,38 @@ public sealed class Pkcs11ScaleCallTests
     }
 
     [SoftHsmFact(needsSpy: true)]
+    public void ListKeys_IsOneSearch_AndRecognisesTheDkekFromIt()
+    {
+        using var s = SoftHsmTokens.Connect("core-count", module: SoftHsmTokens.Spy);
+        var b = WithDkek(s);
+        b.GenerateKey(KeyKind.Aes, 256, null, NewId(), "scale-list", extractable: true);
+        b.GenerateKey(KeyKind.Ec, 256, "P-256", NewId(), "scale-list", extractable: true);
+        List<PicoKey> keys = new();
+        int finds = _hsm.CountCalls("C_FindObjectsInit", () => keys = b.ListKeys());
+        Assert.Equal(1, finds); // was 3: every object, then the DKEK's record and its key searched again
+        Assert.DoesNotContain(keys, k => k.Id == Convert.ToHexString(DkekId).ToLowerInvariant()); // the DKEK is never a key
+        Assert.Contains(keys, k => k.Label == "scale-list" && k.KeyType == KeyKind.Ec && k.HasPublicKey && k.PublicKeyFingerprint is not null);
+        Assert.Contains(keys, k => k.Label == "scale-list" && k.KeyType == KeyKind.Aes);
+        Assert.Equal(Convert.ToHexString(DkekId).ToLowerInvariant(), b.GetDkek().Id); // still Get-PicoDkek's
+    }
+
+    [SoftHsmFact(needsSpy: true)]
+    public void ListKeysByLabel_OfAPrivateKey_IsTwoSearches_WithItsPublicKey()
+    {
+        using var s = SoftHsmTokens.Connect("core-count", module: SoftHsmTokens.Spy);
+        var b = WithDkek(s);
+        string label = "scale-priv-" + Guid.NewGuid().ToString("n")[..6];
+        b.GenerateKey(KeyKind.Ec, 256, "P-256", NewId(), label, extractable: true);
+        List<PicoKey> keys = new();
+        int finds = _hsm.CountCalls("C_FindObjectsInit", () => keys = b.ListKeysByLabel(label));
+        Assert.Equal(2, finds); // was 3: the label, then the public key and the certificate by id apart
+        var k = Assert.Single(keys);
+        Assert.True(k.HasPublicKey);
+        Assert.NotNull(k.PublicKeyFingerprint);
+        Assert.Equal(b.ListKeys().Single(x => x.Label == label) with { PublicKeyInfo = null }, k with { PublicKeyInfo = null });
+    }
+
+    [SoftHsmFact(needsSpy: true)]
     public void PlanRestore_AfterTheFirst_DoesNotLookForOrProveTheDkekAgain()
     {
         using var s = SoftHsmTokens.Connect("core-count", module: SoftHsmTokens.Spy);
