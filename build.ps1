@@ -92,9 +92,14 @@ function Get-TestPrerequisites {
 function Invoke-Build {
     Write-Host "Building PicoHsm ($Configuration)"
     if (Test-Path $moduleOut) { Remove-Item $moduleOut -Recurse -Force }
-    $bin = Join-Path $moduleOut 'bin'
-    Invoke-Native dotnet @('publish', (Join-Path $root 'src/PicoHsm/PicoHsm.csproj'), '-c', $Configuration, '-o', $bin, '--nologo', '-v', 'q')
-    Copy-Item (Join-Path $root 'PicoHsm.psd1'), (Join-Path $root 'PicoHsm.format.ps1xml'), (Join-Path $root 'PicoHsm.types.ps1xml'), (Join-Path $root 'LICENSE'), (Join-Path $root 'CHANGELOG.md') $moduleOut
+    # Two builds of the DLLs, one module folder: bin/Core (net8.0, PowerShell 7.4+) and
+    # bin/Desktop (netstandard2.0, Windows PowerShell 5.1); PicoHsm.psm1 loads the one that fits.
+    $bins = foreach ($b in @{ Name = 'Core'; Framework = 'net8.0' }, @{ Name = 'Desktop'; Framework = 'netstandard2.0' }) {
+        $dir = Join-Path $moduleOut "bin/$($b.Name)"
+        Invoke-Native dotnet @('publish', (Join-Path $root 'src/PicoHsm/PicoHsm.csproj'), '-c', $Configuration, '-f', $b.Framework, '-o', $dir, '--nologo', '-v', 'q') | Out-Host
+        $dir
+    }
+    Copy-Item (Join-Path $root 'PicoHsm.psd1'), (Join-Path $root 'PicoHsm.psm1'), (Join-Path $root 'PicoHsm.format.ps1xml'), (Join-Path $root 'PicoHsm.types.ps1xml'), (Join-Path $root 'LICENSE'), (Join-Path $root 'CHANGELOG.md') $moduleOut
     # Conceptual help (Get-Help about_PicoHsm*): PowerShell looks for it in the module's culture folder.
     New-Item -ItemType Directory -Force (Join-Path $moduleOut 'en-US') | Out-Null
     Copy-Item (Join-Path $root 'docs/help/about_*.help.txt') (Join-Path $moduleOut 'en-US')
@@ -102,7 +107,7 @@ function Invoke-Build {
     $pwsh = Get-PwshCommand
     & $pwsh[0] @($pwsh | Select-Object -Skip 1) -NoProfile -NonInteractive -File (Join-Path $root 'tools/New-CmdletHelp.ps1') `
         -ModuleManifest (Join-Path $moduleOut 'PicoHsm.psd1') -HelpSource (Join-Path $root 'docs/help/PicoHsm.help.psd1') `
-        -OutputFile "$(Join-Path $moduleOut 'en-US/PicoHsm.dll-Help.xml');$(Join-Path $bin 'en-US/PicoHsm.dll-Help.xml')" | Out-Host
+        -OutputFile ((@(Join-Path $moduleOut 'en-US/PicoHsm.dll-Help.xml') + @($bins | ForEach-Object { Join-Path $_ 'en-US/PicoHsm.dll-Help.xml' })) -join ';') | Out-Host
     if ($LASTEXITCODE -ne 0) { throw 'Writing the cmdlet help failed (see above).' }
     Invoke-Native dotnet @('build', (Join-Path $root 'tests/CardSimulator/CardSimulator.csproj'), '-c', $Configuration, '-o', (Join-Path $out 'CardSimulator'), '--nologo', '-v', 'q')
     Write-Host "Module: $moduleOut"

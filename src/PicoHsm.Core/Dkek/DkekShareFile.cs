@@ -185,7 +185,11 @@ public sealed class DkekShareFile
         if (r.Length < 51)
             throw Fail(DkekShareFileReason.Corrupt, "is truncated.");
 
+#if NET
         var splitId = new Guid(r.Slice(10, 16), bigEndian: true);
+#else
+        var splitId = BclExtensions.GuidFromBytes(r.Slice(10, 16), bigEndian: true);
+#endif
         int index = r[26], threshold = r[27], shareCount = r[28];
         if (splitId == Guid.Empty)
             throw Fail(DkekShareFileReason.Corrupt, "is damaged: its split id is empty.");
@@ -279,7 +283,7 @@ public sealed class DkekShareFile
         string? normalized = null;
         if (password.ContainsAnyExceptInRange((char)0, (char)0x7F))
         {
-            normalized = new string(password);
+            normalized = password.ToString();
             try { normalized = normalized.Normalize(NormalizationForm.FormC); }
             catch (ArgumentException) { throw new ArgumentException("The password contains an invalid character (an unpaired UTF-16 surrogate).", nameof(password)); }
             chars = normalized;
