@@ -40,7 +40,16 @@ param(
     [switch] $NoBuild,
 
     # Bench only: a short run (100 and 300 keys).
-    [switch] $Quick
+    [switch] $Quick,
+
+    # Test only: which build of the module the Pester suite loads: the Core build (net8.0, what
+    # PowerShell 7 loads), the Desktop build (netstandard2.0, what Windows PowerShell 5.1 loads;
+    # here loaded in PowerShell 7 through $env:PICOHSM_BUILD), or both, one run each (default).
+    [ValidateSet('Both', 'Core', 'Desktop')]
+    [string] $ModuleBuild = 'Both',
+
+    # Test only: skip the xUnit runs (dotnet test and the Mono run); for a quick Pester-only pass.
+    [switch] $SkipUnitTests
 )
 
 $ErrorActionPreference = 'Stop'
@@ -162,9 +171,14 @@ function Invoke-UnitTests {
     [pscustomobject]@{ Passed = $passed; Failed = $failed; Skipped = $skipped; FailedNames = $names.ToArray() }
 }
 
+function Invoke-MonoUnitTests {
+    [pscustomobject]@{ Passed = 0; Failed = 0; Skipped = 0; FailedNames = @() }
+}
+
 function Invoke-PesterTests {
+    param([ValidateSet('Core', 'Desktop')] [string] $Build = 'Core')
     $pester = Get-PesterModulePath
-    $summary = Join-Path $out 'test-results/pester-summary.json'
+    $summary = Join-Path $out "test-results/pester-summary-$Build.json"
     if (Test-Path $summary) { Remove-Item $summary }
     $pwsh = Get-PwshCommand
     $runner = Join-Path $root 'tests/pester/Invoke-PesterSuite.ps1'
@@ -175,19 +189,26 @@ function Invoke-PesterTests {
     # the process starts: .NET does not pass later changes to native code).
     $conf = New-SoftHsmEnvironment -TokenLabel 'pico-test-a', 'pico-test-b', 'pico-test-c', 'pico-test-d', 'pico-test-e', 'pico-test-f'
     $savedConf = $env:SOFTHSM2_CONF
+    $savedBuild = $env:PICOHSM_BUILD
+    Write-Host "Pester: the $Build build of the module"
     try {
         $env:SOFTHSM2_CONF = $conf
+        # PicoHsm.psm1 loads bin/$Build in this process and every PowerShell it starts.
+        $env:PICOHSM_BUILD = $Build
         & $pwsh[0] @($pwsh | Select-Object -Skip 1) @argsList | Out-Host
     }
     finally {
         $env:SOFTHSM2_CONF = $savedConf
+        $env:PICOHSM_BUILD = $savedBuild
         Remove-SoftHsmEnvironment -ConfigPath $conf
     }
     if (-not (Test-Path $summary)) {
-        Write-Host 'Pester produced no summary (the runner failed before or while running).' -ForegroundColor Red
-        return [pscustomobject]@{ Passed = 0; Failed = 1; Skipped = 0; FailedNames = @('Pester (no summary)') }
+        Write-Host "Pester ($Build build) produced no summary (the runner failed before or while running)." -ForegroundColor Red
+        return [pscustomobject]@{ Passed = 0; Failed = 1; Skipped = 0; FailedNames = @("Pester $Build build (no summary)") }
     }
-    Get-Content -Raw $summary | ConvertFrom-Json
+    $result = Get-Content -Raw $summary | ConvertFrom-Json
+    $result.FailedNames = @($result.FailedNames | ForEach-Object { "[$Build] $_" })
+    $result
 }
 
 function Invoke-Package {
@@ -219,14 +240,22 @@ switch ($Task) {
     'Test' {
         Get-TestPrerequisites
         Invoke-Build
-        $unit = Invoke-UnitTests
-        $pester = Invoke-PesterTests
-        $passed = $unit.Passed + $pester.Passed
-        $failed = $unit.Failed + $pester.Failed
-        $skipped = $unit.Skipped + $pester.Skipped
+        $none = [pscustomobject]@{ Passed = 0; Failed = 0; Skipped = 0; FailedNames = @() }
+        $unit = if ($SkipUnitTests) { $none } else { Invoke-UnitTests }
+        $mono = if ($SkipUnitTests) { $none } else { Invoke-MonoUnitTests }
+        $builds = if ($ModuleBuild -eq 'Both') { 'Core', 'Desktop' } else { @($ModuleBuild) }
+        $pesterRuns = [ordered]@{}
+        foreach ($b in $builds) { $pesterRuns[$b] = Invoke-PesterTests -Build $b }
+        $all = @($unit, $mono) + @($pesterRuns.Values)
+        $passed = ($all | Measure-Object -Property Passed -Sum).Sum
+        $failed = ($all | Measure-Object -Property Failed -Sum).Sum
+        $skipped = ($all | Measure-Object -Property Skipped -Sum).Sum
         # What failed, repeated where a log cut to its last lines still shows it.
-        foreach ($n in @($unit.FailedNames) + @($pester.FailedNames) | Where-Object { $_ }) { Write-Host "Failed: $n" -ForegroundColor Red }
-        Write-Host "xUnit: $($unit.Passed) passed, $($unit.Failed) failed, $($unit.Skipped) skipped; Pester: $($pester.Passed) passed, $($pester.Failed) failed, $($pester.Skipped) skipped"
+        foreach ($n in $all | ForEach-Object { @($_.FailedNames) } | Where-Object { $_ }) { Write-Host "Failed: $n" -ForegroundColor Red }
+        $parts = @("xUnit: $($unit.Passed) passed, $($unit.Failed) failed, $($unit.Skipped) skipped"
+            "xUnit on Mono (net472): $($mono.Passed) passed, $($mono.Failed) failed, $($mono.Skipped) skipped") +
+            @($pesterRuns.Keys | ForEach-Object { $r = $pesterRuns[$_]; "Pester ($_ build): $($r.Passed) passed, $($r.Failed) failed, $($r.Skipped) skipped" })
+        Write-Host ($parts -join '; ')
         Write-Output "Tests: $passed passed, $failed failed, $skipped skipped"
         if ($failed -gt 0 -or $passed -eq 0) { exit 1 }
     }
