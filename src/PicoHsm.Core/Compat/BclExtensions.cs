@@ -41,6 +41,11 @@ internal static class BclExtensions
         public static T[] AllocateArray<T>(int length, bool pinned = false) => new T[length];
     }
 
+    extension(DateTimeOffset)
+    {
+        public static DateTimeOffset UnixEpoch => new(1970, 1, 1, 0, 0, 0, TimeSpan.Zero);
+    }
+
     extension(nint)
     {
         public static int Size => IntPtr.Size;

@@ -85,6 +85,15 @@ internal static class KeyEncodingExtensions
             ec.ImportParameters(Parameters(oid, q, k.D));
         }
 
+        public byte[] ExportPkcs8PrivateKey()
+        {
+            var p = ec.ExportParameters(true);
+            string oid = CurveOid(p.Curve);
+            var domain = ECNamedDomainParameters.LookupOid(new DerObjectIdentifier(oid));
+            var k = new ECPrivateKeyParameters("EC", new BcBigInteger(1, p.D), new DerObjectIdentifier(oid));
+            return Org.BouncyCastle.Pkcs.PrivateKeyInfoFactory.CreatePrivateKeyInfo(k).GetDerEncoded();
+        }
+
         public bool VerifyData(byte[] data, byte[] signature, HashAlgorithmName hashAlgorithm, DSASignatureFormat format) =>
             ec.VerifyData(data, ToP1363(ec, signature, format), hashAlgorithm);
 

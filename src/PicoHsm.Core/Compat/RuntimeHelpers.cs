@@ -1,4 +1,4 @@
-#if NETSTANDARD2_0
+#if NETSTANDARD2_0 || NETFRAMEWORK
 // The compiler lowers array[a..b] to RuntimeHelpers.GetSubArray (.NET Core 3); .NET Framework's
 // RuntimeHelpers has none. A type of the same full name in this assembly is the one the compiler
 // uses for that call (CS0436 warns, intended). Polyfills of BCL types must carry the BCL's

@@ -9,39 +9,49 @@ internal static class SymmetricExtensions
 {
     extension(SymmetricAlgorithm alg)
     {
-        public int EncryptEcb(ReadOnlySpan<byte> plaintext, Span<byte> destination, PaddingMode paddingMode) =>
+        public byte[] EncryptCbc(ReadOnlySpan<byte> plaintext, ReadOnlySpan<byte> iv, PaddingMode paddingMode = PaddingMode.PKCS7) => OneShot(alg, true, CipherMode.CBC, iv, plaintext, paddingMode);
+        public byte[] DecryptCbc(ReadOnlySpan<byte> ciphertext, ReadOnlySpan<byte> iv, PaddingMode paddingMode = PaddingMode.PKCS7) => OneShot(alg, false, CipherMode.CBC, iv, ciphertext, paddingMode);
+        public byte[] EncryptEcb(ReadOnlySpan<byte> plaintext, PaddingMode paddingMode) => OneShot(alg, true, CipherMode.ECB, default, plaintext, paddingMode);
+        public byte[] DecryptEcb(ReadOnlySpan<byte> ciphertext, PaddingMode paddingMode) => OneShot(alg, false, CipherMode.ECB, default, ciphertext, paddingMode);
+
+        public int EncryptEcb(ReadOnlySpan<byte> plaintext, Span<byte> destination, PaddingMode paddingMode = PaddingMode.PKCS7) =>
             Transform(alg, encrypt: true, CipherMode.ECB, default, plaintext, destination, paddingMode);
 
-        public int DecryptEcb(ReadOnlySpan<byte> ciphertext, Span<byte> destination, PaddingMode paddingMode) =>
+        public int DecryptEcb(ReadOnlySpan<byte> ciphertext, Span<byte> destination, PaddingMode paddingMode = PaddingMode.PKCS7) =>
             Transform(alg, encrypt: false, CipherMode.ECB, default, ciphertext, destination, paddingMode);
 
-        public int EncryptCbc(ReadOnlySpan<byte> plaintext, ReadOnlySpan<byte> iv, Span<byte> destination, PaddingMode paddingMode) =>
+        public int EncryptCbc(ReadOnlySpan<byte> plaintext, ReadOnlySpan<byte> iv, Span<byte> destination, PaddingMode paddingMode = PaddingMode.PKCS7) =>
             Transform(alg, encrypt: true, CipherMode.CBC, iv, plaintext, destination, paddingMode);
 
-        public int DecryptCbc(ReadOnlySpan<byte> ciphertext, ReadOnlySpan<byte> iv, Span<byte> destination, PaddingMode paddingMode) =>
+        public int DecryptCbc(ReadOnlySpan<byte> ciphertext, ReadOnlySpan<byte> iv, Span<byte> destination, PaddingMode paddingMode = PaddingMode.PKCS7) =>
             Transform(alg, encrypt: false, CipherMode.CBC, iv, ciphertext, destination, paddingMode);
+    }
+
+    private static byte[] OneShot(SymmetricAlgorithm alg, bool encrypt, CipherMode mode, ReadOnlySpan<byte> iv, ReadOnlySpan<byte> input, PaddingMode padding)
+    {
+        byte[] buf = new byte[input.Length + alg.BlockSize / 8];
+        int n = Transform(alg, encrypt, mode, iv, input, buf, padding);
+        return buf.AsSpan(0, n).ToArray();
     }
 
     private static int Transform(SymmetricAlgorithm alg, bool encrypt, CipherMode mode, ReadOnlySpan<byte> iv,
         ReadOnlySpan<byte> input, Span<byte> destination, PaddingMode padding)
     {
-        if (padding != PaddingMode.None) throw new NotSupportedException("Only PaddingMode.None is provided on .NET Framework.");
         int block = alg.BlockSize / 8;
-        if (input.Length % block != 0) throw new CryptographicException("The input is not a whole number of blocks.");
-        if (destination.Length < input.Length) throw new ArgumentException("The destination is too small.", nameof(destination));
         byte[] key = alg.Key;
         byte[] inBuf = input.ToArray();
-        byte[] outBuf = new byte[inBuf.Length];
+        byte[] outBuf = [];
         try
         {
             using var a = Aes.Create();
             a.Mode = mode;
-            a.Padding = PaddingMode.None;
+            a.Padding = padding;
             byte[] ivBytes = mode == CipherMode.CBC ? iv.ToArray() : new byte[block];
             using ICryptoTransform t = encrypt ? a.CreateEncryptor(key, ivBytes) : a.CreateDecryptor(key, ivBytes);
-            int n = inBuf.Length == 0 ? 0 : t.TransformBlock(inBuf, 0, inBuf.Length, outBuf, 0);
-            outBuf.AsSpan(0, n).CopyTo(destination);
-            return n;
+            outBuf = t.TransformFinalBlock(inBuf, 0, inBuf.Length);
+            if (destination.Length < outBuf.Length) throw new ArgumentException("The destination is too small.", nameof(destination));
+            outBuf.CopyTo(destination);
+            return outBuf.Length;
         }
         finally
         {

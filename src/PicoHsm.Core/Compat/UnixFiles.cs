@@ -24,19 +24,32 @@ internal static class UnixFiles
             if (errno is 13 or 1) throw new UnauthorizedAccessException($"Access to the path '{path}' is denied.");
             throw new IOException($"Cannot create '{path}' (errno {errno}).");
         }
-        return new FileStream(new SafeFileHandle((IntPtr)fd, ownsHandle: true), FileAccess.Write);
+        // Exactly the mode, whatever the umask; then the file is opened again the ordinary way
+        // (Mono's FileStream takes no raw descriptor). O_EXCL made it ours; nobody else can open it.
+        int rc = Libc.fchmod(fd, (int)mode);
+        Libc.close(fd);
+        if (rc != 0) throw new IOException($"Cannot set the permissions of '{path}' (errno {Marshal.GetLastWin32Error()}).");
+        var stream = new FileStream(path, FileMode.Open, FileAccess.Write, FileShare.None);
+        Paths.Add(stream.SafeFileHandle, Path.GetFullPath(path));
+        return stream;
     }
+
+    /// <summary>The files CreateNew opened, so the handle-based calls below can chmod by path.</summary>
+    private static readonly System.Runtime.CompilerServices.ConditionalWeakTable<SafeFileHandle, string> Paths = new();
 
     extension(File)
     {
         public static void SetUnixFileMode(SafeFileHandle handle, UnixFileMode mode)
         {
-            if (Libc.fchmod((int)handle.DangerousGetHandle(), (int)mode) != 0)
+            int rc = Paths.TryGetValue(handle, out string? path)
+                ? Libc.chmod(path, (int)mode)
+                : Libc.fchmod((int)handle.DangerousGetHandle(), (int)mode);
+            if (rc != 0)
                 throw new IOException($"chmod failed (errno {Marshal.GetLastWin32Error()}).");
         }
 
         public static UnixFileMode GetUnixFileMode(SafeFileHandle handle) =>
-            File.GetUnixFileMode($"/proc/self/fd/{(int)handle.DangerousGetHandle()}");
+            File.GetUnixFileMode(Paths.TryGetValue(handle, out string? path) ? path : $"/proc/self/fd/{(int)handle.DangerousGetHandle()}");
     }
 
     extension(Directory)
@@ -54,6 +67,7 @@ internal static class UnixFiles
     {
         [DllImport("libc", SetLastError = true)] public static extern int open([MarshalAs(UnmanagedType.LPStr)] string path, int flags, int mode);
         [DllImport("libc", SetLastError = true)] public static extern int fchmod(int fd, int mode);
+        [DllImport("libc", SetLastError = true)] public static extern int close(int fd);
         [DllImport("libc", SetLastError = true)] public static extern int chmod([MarshalAs(UnmanagedType.LPStr)] string path, int mode);
     }
 }

@@ -56,7 +56,11 @@ public class DkekShareFileTests : IClassFixture<ShareFileFixture>
         byte[] b = _f.Bytes;
         Assert.Equal(new byte[] { 0x89, (byte)'P', (byte)'D', (byte)'K', (byte)'S', 0x0D, 0x0A, 0x1A }, b[..8]);
         Assert.Equal(1, BinaryPrimitives.ReadUInt16BigEndian(b.AsSpan(8)));
+#if NET
         Assert.Equal(_f.SplitId, new Guid(b.AsSpan(10, 16), bigEndian: true));
+#else
+        Assert.Equal(_f.SplitId, BclExtensions.GuidFromBytes(b.AsSpan(10, 16), bigEndian: true));
+#endif
         Assert.Equal(new byte[] { 2, 3, 5 }, b[26..29]);
         Assert.Equal(_f.Kcv, b[29..37]);
         Assert.Equal(_f.Created.ToUnixTimeMilliseconds(), BinaryPrimitives.ReadInt64BigEndian(b.AsSpan(37)));
