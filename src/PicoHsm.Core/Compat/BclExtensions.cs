@@ -120,6 +120,27 @@ internal static class BclExtensions
         }
     }
 
+    extension(HMACSHA256)
+    {
+        /// <summary>HMACSHA256.HashData of .NET 6 (disposing the HMAC clears its copy of the key).</summary>
+        public static byte[] HashData(byte[] key, byte[] source)
+        {
+            using var hmac = new HMACSHA256(key);
+            return hmac.ComputeHash(source);
+        }
+
+        public static byte[] HashData(ReadOnlySpan<byte> key, ReadOnlySpan<byte> source)
+        {
+            byte[] k = key.ToArray();
+            try
+            {
+                using var hmac = new HMACSHA256(k);
+                return hmac.ComputeHash(source.ToArray());
+            }
+            finally { CryptographicOperations.ZeroMemory(k); }
+        }
+    }
+
     extension(RandomNumberGenerator rng)
     {
         public void GetBytes(Span<byte> data)
