@@ -49,7 +49,12 @@ param(
     [string] $ModuleBuild = 'Both',
 
     # Test only: skip the xUnit runs (dotnet test and the Mono run); for a quick Pester-only pass.
-    [switch] $SkipUnitTests
+    [switch] $SkipUnitTests,
+
+    # Test only: the Mono run's hang guard: a test without a result after this many seconds, or
+    # the whole run past MonoRunTimeout, stops the run and counts as failed.
+    [int] $MonoTestTimeout = 600,
+    [int] $MonoRunTimeout = 2400
 )
 
 $ErrorActionPreference = 'Stop'
@@ -184,6 +189,55 @@ $script:MonoGaps = @(
     @{ Match = 'CertificateRequest'; Why = 'Mono has no System.Security.Cryptography.X509Certificates.CertificateRequest (.NET Framework 4.7.2 has)' }
 )
 
+function Invoke-WithHangGuard {
+    # Runs xunit.console -verbose and watches its [STARTING]/[FINISHED] lines: a test without a
+    # result after -TestLimit seconds (or the run past -RunLimit) stops the run. xUnit 2's Timeout
+    # covers async tests only, and a hung Mono must not hold CI until the job limit. Returns $null
+    # when the run ended by itself, else the counts seen so far with the hung tests as failures.
+    param([string] $FilePath, [string[]] $ArgumentList, [int] $TestLimit, [int] $RunLimit)
+    $psi = [Diagnostics.ProcessStartInfo]::new($FilePath)
+    foreach ($a in $ArgumentList) { $psi.ArgumentList.Add($a) }
+    $psi.UseShellExecute = $false; $psi.RedirectStandardOutput = $true; $psi.RedirectStandardError = $true
+    $lines = [Collections.Concurrent.ConcurrentQueue[string]]::new()
+    $p = [Diagnostics.Process]::new(); $p.StartInfo = $psi
+    $handler = { if ($null -ne $EventArgs.Data) { $Event.MessageData.Enqueue($EventArgs.Data) } }
+    $e1 = Register-ObjectEvent $p OutputDataReceived -Action $handler -MessageData $lines
+    $e2 = Register-ObjectEvent $p ErrorDataReceived -Action $handler -MessageData $lines
+    $started = [Collections.Generic.Dictionary[string, datetime]]::new()
+    $finished = 0; $failedSeen = [Collections.Generic.List[string]]::new(); $skippedSeen = 0; $hung = @(); $stopped = $false
+    $clock = [Diagnostics.Stopwatch]::StartNew()
+    try {
+        [void]$p.Start(); $p.BeginOutputReadLine(); $p.BeginErrorReadLine()
+        while ($true) {
+            $exited = $p.WaitForExit(1000)
+            $line = $null
+            while ($lines.TryDequeue([ref]$line)) {
+                Write-Host $line
+                if ($line -match '^\s+(\S+) \[STARTING\]$') { $started[$Matches[1]] = [datetime]::UtcNow }
+                elseif ($line -match '^\s+(\S+) \[FINISHED\]') { [void]$started.Remove($Matches[1]); $finished++ }
+                elseif ($line -match '^\s+(\S+) \[FAIL\]$') { $failedSeen.Add("[Mono] $($Matches[1])") }
+                elseif ($line -match '^\s+(\S+) \[SKIP\]$') { $skippedSeen++ }
+            }
+            if ($exited) { $p.WaitForExit(); break }
+            $now = [datetime]::UtcNow
+            $hung = @($started.GetEnumerator() | Where-Object { ($now - $_.Value).TotalSeconds -gt $TestLimit } | ForEach-Object Key)
+            if ($hung.Count -gt 0 -or $clock.Elapsed.TotalSeconds -gt $RunLimit) { $stopped = $true; break }
+        }
+    }
+    finally {
+        if (-not $p.HasExited) { $p.Kill($true); $p.WaitForExit() }
+        Unregister-Event -SourceIdentifier $e1.Name; Unregister-Event -SourceIdentifier $e2.Name
+    }
+    Write-Host ("xUnit on Mono: {0:n0} s" -f $clock.Elapsed.TotalSeconds)
+    if (-not $stopped) { return $null }
+    $names = @($hung | ForEach-Object { "[Mono] ${_}: no result after $TestLimit s, the Mono run was stopped (hang guard)" })
+    if (-not $names) { $names = @("[Mono] the run took over $RunLimit s and was stopped (hang guard); running: $(@($started.Keys) -join ', ')") }
+    foreach ($n in $names) { Write-Host $n -ForegroundColor Red }
+    # Counted from the verbose lines (no XML is written when the runner is killed).
+    $names = @($failedSeen) + $names
+    [pscustomobject]@{ Passed = $finished - $failedSeen.Count - $skippedSeen; Failed = $names.Count; Skipped = $skippedSeen; FailedNames = $names }
+}
+
 function Invoke-MonoUnitTests {
     # The core's xUnit tests built for net472 (.NET Framework's reference assemblies, the core's
     # netstandard2.0 build: the Desktop build's code) and run under Mono with xunit.runner.console.
@@ -203,8 +257,9 @@ function Invoke-MonoUnitTests {
     $runner = Join-Path $packages 'xunit.runner.console/2.4.1/tools/net472/xunit.console.exe'
     $xml = Join-Path $out 'test-results/PicoHsm.Core.Tests.mono.xml'
     if (Test-Path $xml) { Remove-Item $xml }
-    $runArgs = @($runner, (Join-Path $bin 'PicoHsm.Core.Tests.dll'), '-xml', $xml, '-noshadow', '-nologo', '-nocolor')
-    & $mono.Source @runArgs | Out-Host
+    $runArgs = @($runner, (Join-Path $bin 'PicoHsm.Core.Tests.dll'), '-xml', $xml, '-noshadow', '-nologo', '-nocolor', '-verbose')
+    $hung = Invoke-WithHangGuard -FilePath $mono.Source -ArgumentList $runArgs -TestLimit $MonoTestTimeout -RunLimit $MonoRunTimeout
+    if ($hung) { return $hung }
     if (-not (Test-Path $xml)) { return [pscustomobject]@{ Passed = 0; Failed = 1; Skipped = 0; FailedNames = @('xUnit on Mono (no results)') } }
     $doc = [xml](Get-Content -Raw $xml)
     $passed = @($doc.SelectNodes("//test[@result='Pass']")).Count
