@@ -58,7 +58,11 @@ param(
 
     # Test only: inputs per fuzz test in the Mono run (PICOHSM_FUZZ_COUNT; 0 keeps the tests'
     # own 10,000).
-    [int] $MonoFuzzCount = 1000
+    [int] $MonoFuzzCount = 1000,
+
+    # Test only: Load.Tests' key count in the Desktop build's Pester run (PICOHSM_LOAD_KEYS);
+    # 0 (default) runs it as the Core run does (500).
+    [int] $DesktopLoadKeys = 0
 )
 
 $ErrorActionPreference = 'Stop'
@@ -305,18 +309,27 @@ function Invoke-PesterTests {
     $conf = New-SoftHsmEnvironment -TokenLabel 'pico-test-a', 'pico-test-b', 'pico-test-c', 'pico-test-d', 'pico-test-e', 'pico-test-f'
     $savedConf = $env:SOFTHSM2_CONF
     $savedBuild = $env:PICOHSM_BUILD
+    $savedLoad = $env:PICOHSM_LOAD_KEYS
     Write-Host "Pester: the $Build build of the module"
+    $clock = [Diagnostics.Stopwatch]::StartNew()
     try {
         $env:SOFTHSM2_CONF = $conf
         # PicoHsm.psm1 loads bin/$Build in this process and every PowerShell it starts.
         $env:PICOHSM_BUILD = $Build
+        if ($Build -eq 'Desktop' -and $DesktopLoadKeys -gt 0) {
+            # Every file still runs; only Load.Tests' key count is smaller (the same code as the Core run's 500).
+            $env:PICOHSM_LOAD_KEYS = "$DesktopLoadKeys"
+            Write-Host "Pester (Desktop build): Load.Tests with $DesktopLoadKeys keys (-DesktopLoadKeys)"
+        }
         & $pwsh[0] @($pwsh | Select-Object -Skip 1) @argsList | Out-Host
     }
     finally {
         $env:SOFTHSM2_CONF = $savedConf
         $env:PICOHSM_BUILD = $savedBuild
+        $env:PICOHSM_LOAD_KEYS = $savedLoad
         Remove-SoftHsmEnvironment -ConfigPath $conf
     }
+    Write-Host ("Pester ($Build build): {0:n0} s" -f $clock.Elapsed.TotalSeconds)
     if (-not (Test-Path $summary)) {
         Write-Host "Pester ($Build build) produced no summary (the runner failed before or while running)." -ForegroundColor Red
         return [pscustomobject]@{ Passed = 0; Failed = 1; Skipped = 0; FailedNames = @("Pester $Build build (no summary)") }
