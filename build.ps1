@@ -53,8 +53,8 @@ param(
 
     # Test only: the Mono run's hang guard: a test without a result after this many seconds, or
     # the whole run past MonoRunTimeout, stops the run and counts as failed.
-    [int] $MonoTestTimeout = 600,
-    [int] $MonoRunTimeout = 2400,
+    [int] $MonoTestTimeout = 1800,
+    [int] $MonoRunTimeout = 3000,
 
     # Test only: inputs per fuzz test in the Mono run (PICOHSM_FUZZ_COUNT; 0 keeps the tests'
     # own 10,000).
