@@ -10,7 +10,8 @@
       - backup:  p11limit wrap (C_WrapKey + temp/fsync/rename per key, one session) vs Backup-PicoHsm vs
                  Get-PicoKey | Export-PicoWrappedKey vs one `pkcs11-tool --wrap` process per AES key
                  (pkcs11-tool wraps secret keys only; it does not fsync; timed on up to 50 keys, per key);
-      - restore: p11limit unwrap (onto dstc) vs Restore-PicoHsm (onto dst);
+      - restore: p11limit unwrap (onto dstc) vs Restore-PicoHsm (onto dst), and p11limit unwrappub (onto
+                 dstp: the same plus the public-key object the module makes beside each private key);
       - listing: p11limit attrs (one C_GetAttributeValue per key) vs Get-PicoKey;
       - listing only (-ListCount N, no backup or restore): p11limit attrs vs Get-PicoKey on an N-key token;
       - start-up (the 1,000-key token, else the middle N): Import-Module + Connect-PicoHsm +
@@ -28,10 +29,17 @@ param(
     [int[]] $Count = @(100, 1000, 5000),
     # Listing only (no backup or restore) for these N: the C attribute read vs Get-PicoKey.
     [int[]] $ListCount = @(),
+    # Peak memory only (a Backup-PicoHsm of N keys each): the smallest is compared with the largest N
+    # (default with 5,000 in -Count: 500).
+    [int[]] $MemoryCount = @(),
+    # Only these parts (for profiling one of them; the full run measures all). Memory comes with Backup.
+    [ValidateSet('Backup', 'Pipe', 'Tool', 'Restore', 'List', 'Startup')] [string[]] $Operations = @('Backup', 'Pipe', 'Tool', 'Restore', 'List', 'Startup'),
     [switch] $Quick
 )
 $ErrorActionPreference = 'Stop'
 if ($Quick) { $Count = @(100, 300) }
+# The memory target compares a 500-key backup with a 5,000-key one.
+elseif (-not $PSBoundParameters.ContainsKey('MemoryCount') -and $Count -contains 5000 -and $Count -notcontains 500) { $MemoryCount = @(500) }
 $ModulePath = (Resolve-Path $ModulePath).ProviderPath
 Import-Module (Join-Path $PSScriptRoot '../tests/pester/TestEnvironment.psm1')
 $pwsh = Get-PwshCommand
@@ -90,53 +98,76 @@ function Measure-Startup([int] $n) {
 
 $rows = [Collections.Generic.List[object]]::new()
 $memory = @{}
+$memoryOnly = @{}
+$samePub = @{}
+# The machine's load (1-minute average) beside each figure: other work on the machine inflates every time.
+function Get-LoadAverage { if (Test-Path /proc/loadavg) { [double]((Get-Content /proc/loadavg -Raw).Split(' ')[0]) } else { $null } }
 $startup = $null
 $saved = $env:SOFTHSM2_CONF
 try {
     foreach ($n in $Count) {
         Write-Host "N = $n ..."
-        $env:SOFTHSM2_CONF = New-SoftHsmEnvironment -TokenLabel 'src', 'dst', 'dstc' -Root (Join-Path $work "softhsm-$n")
+        $env:SOFTHSM2_CONF = New-SoftHsmEnvironment -TokenLabel 'src', 'dst', 'dstc', 'dstp' -Root (Join-Path $work "softhsm-$n")
         $null = Invoke-Limit @('populate', $module, 'src', $pinText, "$n")
         $shares = Join-Path $work "shares-$n"
         $c = Invoke-Step Ceremony src -Shares $shares
         $null = Invoke-Step ImportDkek dst -Shares $shares
         $null = Invoke-Step ImportDkek dstc -Shares $shares
+        if ($Operations -contains 'Restore') { $null = Invoke-Step ImportDkek dstp -Shares $shares }
         $dkekId = $c.DkekId
+        $load = Get-LoadAverage
+        $perSec = { param($count, $s) if ($s -gt 0) { [math]::Round($count / $s, 1) } else { 0 } }
+        $row = { param($op, $way, $s, $limitS, $keys) $rows.Add([pscustomobject]@{ N = $n; Operation = $op; Way = $way; Seconds = [math]::Round($s, 3); KeysPerSec = & $perSec $keys $s; OfLimit = if ($limitS) { [math]::Round($limitS / $s, 3) } else { 1.0 }; Load = $load }) }
 
         $cDir = New-Item -ItemType Directory (Join-Path $work "c-$n")
-        $cWrap = Invoke-Limit @('wrap', $module, 'src', $pinText, $dkekId, $cDir.FullName)
-        $backup = Invoke-Step Backup src -Directory (Join-Path $work "backup-$n")
-        $memory[$n] = $backup.PeakKiB
-        $pipe = Invoke-Step ExportPipe src -Directory (New-Item -ItemType Directory (Join-Path $work "pipe-$n")).FullName
-        # One pkcs11-tool process per key, as admins script it today: AES keys only (ids 3, 6, 9, ...).
-        $aesIds = @(for ($i = 3; $i -le $n; $i += 3) { $i })
-        $sample = $aesIds | Select-Object -First 50
-        $toolDir = New-Item -ItemType Directory (Join-Path $work "tool-$n")
-        $sw = [Diagnostics.Stopwatch]::StartNew()
-        foreach ($i in $sample) {
-            & pkcs11-tool --module $module --token-label src --login --pin $pinText --wrap -m 0x210A --id $dkekId --application-id ('{0:x8}' -f $i) -o (Join-Path $toolDir "k$i.bin") 2>&1 | Out-Null
-            if ($LASTEXITCODE -ne 0) { throw "pkcs11-tool --wrap failed for key $i." }
+        if ($Operations -contains 'Backup' -or $Operations -contains 'Restore' -or $Operations -contains 'Pipe' -or $Operations -contains 'Tool') {
+            $cWrap = Invoke-Limit @('wrap', $module, 'src', $pinText, $dkekId, $cDir.FullName)
+            & $row 'backup' 'C limit (C_WrapKey + durable write)' $cWrap $null $n
         }
-        $toolPerKey = $sw.Elapsed.TotalSeconds / [math]::Max(1, $sample.Count)
-
-        $cUnwrap = Invoke-Limit @('unwrap', $module, 'dstc', $pinText, $dkekId, $cDir.FullName)
-        $restore = Invoke-Step Restore dst -Directory (Join-Path $work "backup-$n")
-        $cList = Invoke-Limit @('attrs', $module, 'src', $pinText)
-        $list = Invoke-Step List src
-
-        $perSec = { param($count, $s) if ($s -gt 0) { [math]::Round($count / $s, 1) } else { 0 } }
-        $rows.Add([pscustomobject]@{ N = $n; Operation = 'backup'; Way = 'C limit (C_WrapKey + durable write)'; Seconds = [math]::Round($cWrap, 3); KeysPerSec = & $perSec $n $cWrap; OfLimit = 1.0 })
-        $rows.Add([pscustomobject]@{ N = $n; Operation = 'backup'; Way = 'Backup-PicoHsm'; Seconds = [math]::Round($backup.Seconds, 3); KeysPerSec = & $perSec $n $backup.Seconds; OfLimit = [math]::Round($cWrap / $backup.Seconds, 3) })
-        $rows.Add([pscustomobject]@{ N = $n; Operation = 'backup'; Way = 'Get-PicoKey | Export-PicoWrappedKey'; Seconds = [math]::Round($pipe.Seconds, 3); KeysPerSec = & $perSec $n $pipe.Seconds; OfLimit = [math]::Round($cWrap / $pipe.Seconds, 3) })
-        $rows.Add([pscustomobject]@{ N = $n; Operation = 'backup'; Way = "pkcs11-tool per key (AES only, $($sample.Count) timed)"; Seconds = [math]::Round($toolPerKey * $n, 3); KeysPerSec = [math]::Round(1 / $toolPerKey, 1); OfLimit = [math]::Round($cWrap / ($toolPerKey * $n), 3) })
-        $rows.Add([pscustomobject]@{ N = $n; Operation = 'restore'; Way = 'C limit (C_UnwrapKey)'; Seconds = [math]::Round($cUnwrap, 3); KeysPerSec = & $perSec $n $cUnwrap; OfLimit = 1.0 })
-        $rows.Add([pscustomobject]@{ N = $n; Operation = 'restore'; Way = 'Restore-PicoHsm'; Seconds = [math]::Round($restore.Seconds, 3); KeysPerSec = & $perSec $n $restore.Seconds; OfLimit = [math]::Round($cUnwrap / $restore.Seconds, 3) })
-        $rows.Add([pscustomobject]@{ N = $n; Operation = 'list'; Way = 'C limit (C_GetAttributeValue per key)'; Seconds = [math]::Round($cList, 3); KeysPerSec = & $perSec $n $cList; OfLimit = 1.0 })
-        $rows.Add([pscustomobject]@{ N = $n; Operation = 'list'; Way = 'Get-PicoKey'; Seconds = [math]::Round($list.Seconds, 3); KeysPerSec = & $perSec $n $list.Seconds; OfLimit = [math]::Round($cList / $list.Seconds, 3) })
+        if ($Operations -contains 'Backup' -or $Operations -contains 'Restore') {
+            $backup = Invoke-Step Backup src -Directory (Join-Path $work "backup-$n")
+            $memory[$n] = $backup.PeakKiB
+            & $row 'backup' 'Backup-PicoHsm' $backup.Seconds $cWrap $n
+        }
+        if ($Operations -contains 'Pipe') {
+            $pipe = Invoke-Step ExportPipe src -Directory (New-Item -ItemType Directory (Join-Path $work "pipe-$n")).FullName
+            & $row 'backup' 'Get-PicoKey | Export-PicoWrappedKey' $pipe.Seconds $cWrap $n
+        }
+        if ($Operations -contains 'Tool') {
+            # One pkcs11-tool process per key, as admins script it today: AES keys only (ids 3, 6, 9, ...).
+            $aesIds = @(for ($i = 3; $i -le $n; $i += 3) { $i })
+            $sample = $aesIds | Select-Object -First 50
+            $toolDir = New-Item -ItemType Directory (Join-Path $work "tool-$n")
+            $sw = [Diagnostics.Stopwatch]::StartNew()
+            foreach ($i in $sample) {
+                & pkcs11-tool --module $module --token-label src --login --pin $pinText --wrap -m 0x210A --id $dkekId --application-id ('{0:x8}' -f $i) -o (Join-Path $toolDir "k$i.bin") 2>&1 | Out-Null
+                if ($LASTEXITCODE -ne 0) { throw "pkcs11-tool --wrap failed for key $i." }
+            }
+            $toolPerKey = $sw.Elapsed.TotalSeconds / [math]::Max(1, $sample.Count)
+            & $row 'backup' "pkcs11-tool per key (AES only, $($sample.Count) timed)" ($toolPerKey * $n) $cWrap $n
+        }
+        if ($Operations -contains 'Restore') {
+            $load = Get-LoadAverage
+            $cUnwrap = Invoke-Limit @('unwrap', $module, 'dstc', $pinText, $dkekId, $cDir.FullName)
+            & $row 'restore' 'C limit (C_UnwrapKey)' $cUnwrap $null $n
+            # The same, plus the public-key object the module makes beside each private key (a second token object).
+            $cUnwrapPub = Invoke-Limit @('unwrappub', $module, 'dstp', $pinText, $dkekId, $cDir.FullName)
+            & $row 'restore' 'C limit + public-key objects (C_CreateObject)' $cUnwrapPub $cUnwrap $n
+            $samePub[$n] = $cUnwrapPub
+            $restore = Invoke-Step Restore dst -Directory (Join-Path $work "backup-$n")
+            & $row 'restore' 'Restore-PicoHsm' $restore.Seconds $cUnwrap $n
+        }
+        if ($Operations -contains 'List') {
+            $load = Get-LoadAverage
+            $cList = Invoke-Limit @('attrs', $module, 'src', $pinText)
+            & $row 'list' 'C limit (C_GetAttributeValue per key)' $cList $null $n
+            $list = Invoke-Step List src
+            & $row 'list' 'Get-PicoKey' $list.Seconds $cList $n
+        }
 
         # Start-up on the 1,000-key token (the issue's), else on the middle N of the run.
         $startupN = if ($Count -contains 1000) { 1000 } else { $Count[[int][math]::Floor(($Count.Count - 1) / 2)] }
-        if ($n -eq $startupN) {
+        if ($n -eq $startupN -and $Operations -contains 'Startup') {
             $startup = Measure-Startup $n
         }
         Remove-SoftHsmEnvironment -ConfigPath $env:SOFTHSM2_CONF
@@ -147,10 +178,23 @@ try {
         $null = Invoke-Limit @('populate', $module, 'src', $pinText, "$n")
         $c = Join-Path $work "shares-list-$n"
         $null = Invoke-Step Ceremony src -Shares $c
+        $load = Get-LoadAverage
         $cList = Invoke-Limit @('attrs', $module, 'src', $pinText)
         $list = Invoke-Step List src
-        $rows.Add([pscustomobject]@{ N = $n; Operation = 'list'; Way = 'C limit (C_GetAttributeValue per key)'; Seconds = [math]::Round($cList, 3); KeysPerSec = [math]::Round($n / $cList, 1); OfLimit = 1.0 })
-        $rows.Add([pscustomobject]@{ N = $n; Operation = 'list'; Way = 'Get-PicoKey'; Seconds = [math]::Round($list.Seconds, 3); KeysPerSec = [math]::Round($n / $list.Seconds, 1); OfLimit = [math]::Round($cList / $list.Seconds, 3) })
+        $rows.Add([pscustomobject]@{ N = $n; Operation = 'list'; Way = 'C limit (C_GetAttributeValue per key)'; Seconds = [math]::Round($cList, 3); KeysPerSec = [math]::Round($n / $cList, 1); OfLimit = 1.0; Load = $load })
+        $rows.Add([pscustomobject]@{ N = $n; Operation = 'list'; Way = 'Get-PicoKey'; Seconds = [math]::Round($list.Seconds, 3); KeysPerSec = [math]::Round($n / $list.Seconds, 1); OfLimit = [math]::Round($cList / $list.Seconds, 3); Load = $load })
+        Remove-SoftHsmEnvironment -ConfigPath $env:SOFTHSM2_CONF
+    }
+    foreach ($n in $MemoryCount) {
+        # Peak memory only: a Backup-PicoHsm of n keys in its own process (the target compares 500 with 5,000).
+        Write-Host "N = $n (memory of a backup) ..."
+        $env:SOFTHSM2_CONF = New-SoftHsmEnvironment -TokenLabel 'src' -Root (Join-Path $work "softhsm-mem-$n")
+        $null = Invoke-Limit @('populate', $module, 'src', $pinText, "$n")
+        $null = Invoke-Step Ceremony src -Shares (Join-Path $work "shares-mem-$n")
+        $load = Get-LoadAverage
+        $b = Invoke-Step Backup src -Directory (Join-Path $work "backup-mem-$n")
+        $memoryOnly[$n] = $b.PeakKiB
+        $rows.Add([pscustomobject]@{ N = $n; Operation = 'backup (memory run)'; Way = 'Backup-PicoHsm'; Seconds = [math]::Round($b.Seconds, 3); KeysPerSec = [math]::Round($n / $b.Seconds, 1); OfLimit = $null; Load = $load })
         Remove-SoftHsmEnvironment -ConfigPath $env:SOFTHSM2_CONF
     }
 }
@@ -160,19 +204,25 @@ finally {
 }
 
 "Scale benchmark on $([Environment]::ProcessorCount) cores, SoftHSM2 $((& softhsm2-util --version) 2>&1), $(Get-Date -Format u)"
-$rows | Format-Table N, Operation, Way, Seconds, KeysPerSec, OfLimit -AutoSize | Out-String -Width 200
+$rows | Format-Table N, Operation, Way, Seconds, KeysPerSec, OfLimit, Load -AutoSize | Out-String -Width 200
 "OfLimit: the C limit's time over this way's time (1.0 = as fast as the C loop; the target is >= 0.8)."
 $flat = foreach ($way in 'Backup-PicoHsm', 'Restore-PicoHsm', 'Get-PicoKey') {
-    $r = @($rows | Where-Object Way -EQ $way)
+    $r = @($rows | Where-Object { $_.Way -eq $way -and $_.Operation -notlike '*memory*' })
     if ($r.Count -ge 2) { "{0}: ms per key {1} (N={2}) -> {3} (N={4}), growth {5:N2}x" -f $way, [math]::Round(1000 * $r[0].Seconds / $r[0].N, 2), $r[0].N, [math]::Round(1000 * $r[-1].Seconds / $r[-1].N, 2), $r[-1].N, (($r[-1].Seconds / $r[-1].N) / ($r[0].Seconds / $r[0].N)) }
 }
 $flat
+foreach ($r in @($rows | Where-Object Way -EQ 'Restore-PicoHsm')) {
+    if ($samePub[$r.N]) { "Restore-PicoHsm (N={0}) over the C limit that makes the same token objects (key + public key): {1:N2}" -f $r.N, ($samePub[$r.N] / $r.Seconds) }
+}
 $tool = $rows | Where-Object Way -Like 'pkcs11-tool*' | Select-Object -Last 1
-$mod = $rows | Where-Object Way -EQ 'Backup-PicoHsm' | Select-Object -Last 1
+$mod = $rows | Where-Object { $_.Way -eq 'Backup-PicoHsm' -and $_.Operation -eq 'backup' } | Select-Object -Last 1
 if ($tool -and $mod) { "Backup-PicoHsm over one pkcs11-tool process per key (N={0}): {1:N1}x faster per key" -f $mod.N, ($mod.KeysPerSec / $tool.KeysPerSec) }
 if ($startup) {
     "Start-up on the {0}-key token (medians of 5): bare pwsh {1} s; pwsh making the PIN SecureString {2} s; that + Import-Module + Connect-PicoHsm + Get-PicoKey -Label key-1 {3} s" -f $startup.N, $startup.BarePwsh, $startup.PwshWithPin, $startup.ImportConnectList
     "  added: +{0} ms over bare pwsh, +{1} ms over pwsh with the PIN (target <= 300 ms); the C limit (load + initialise the module, log in, find the key) alone: {2} ms" -f $startup.AddedMs, $startup.AddedOverPinMs, $startup.CLimitMs
 }
-$small = [int]($memory.Keys | Measure-Object -Minimum).Minimum; $large = [int]($memory.Keys | Measure-Object -Maximum).Maximum
+# The smallest memory-only run (else the smallest N) against the largest N of either.
+$small = [int](@(if ($memoryOnly.Count -gt 0) { $memoryOnly.Keys } else { $memory.Keys }) | Measure-Object -Minimum).Minimum
+foreach ($k in @($memoryOnly.Keys)) { if (-not $memory.ContainsKey($k)) { $memory[$k] = $memoryOnly[$k] } }
+$large = [int]($memory.Keys | Measure-Object -Maximum).Maximum
 if ($small -ne $large) { "Peak memory of Backup-PicoHsm: {0} MiB (N={1}) -> {2} MiB (N={3}): {4:N2}x (target <= 1.3x)" -f [math]::Round($memory[$small] / 1024), $small, [math]::Round($memory[$large] / 1024), $large, ($memory[$large] / $memory[$small]) }

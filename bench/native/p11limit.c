@@ -8,6 +8,8 @@
  *                                                         C_CopyObject of three generated ones, ids 00000001..
  *   p11limit wrap     <module> <token> <pin> <dkekid> <dir>    C_WrapKey (AES-KWP) of every private/secret key
  *   p11limit unwrap   <module> <token> <pin> <dkekid> <dir>    C_UnwrapKey of every file written by wrap
+ *   p11limit unwrappub <module> <token> <pin> <dkekid> <dir>   the same, and after each private key the public-key
+ *                                                         object the module's restore also makes (C_CreateObject)
  *   p11limit attrs    <module> <token> <pin>              one C_GetAttributeValue of the listing's attributes per key
  *   p11limit label    <module> <token> <pin> <label>      the keys with that label (one C_FindObjects), their attributes;
  *                                                         timed as a whole process it is the start-up limit: load and
@@ -155,7 +157,30 @@ static void wrap(const char *idhex, const char *dir) {
     printf("wrapped %lu\n", (unsigned long)n);
 }
 
-static void unwrap(const char *idhex, const char *dir) {
+/* With pub: after each private key, its public-key object as the module's restore makes it
+ * (C_CreateObject: class, key type, token, id, the public values). The values are fixed (the
+ * token does not check them): what is measured is the token's cost of the second object. */
+static void create_public(CK_KEY_TYPE kt, CK_BYTE *id, CK_ULONG idlen) {
+    static CK_BYTE modulus[256], point[67];
+    CK_BYTE e[] = { 1, 0, 1 };
+    CK_BYTE p256[] = { 0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07 };
+    memset(modulus, 0xc5, sizeof modulus);
+    point[0] = 0x04; point[1] = 65; point[2] = 0x04; memset(point + 3, 0x5a, 64);
+    CK_OBJECT_CLASS pc = CKO_PUBLIC_KEY;
+    CK_BBOOL yes = CK_TRUE;
+    CK_OBJECT_HANDLE out;
+    if (kt == CKK_RSA) {
+        CK_ATTRIBUTE t[] = { { CKA_CLASS, &pc, sizeof pc }, { CKA_KEY_TYPE, &kt, sizeof kt }, { CKA_TOKEN, &yes, 1 }, { CKA_ID, id, idlen },
+                             { CKA_VERIFY, &yes, 1 }, { CKA_MODULUS, modulus, sizeof modulus }, { CKA_PUBLIC_EXPONENT, e, sizeof e } };
+        CK(p->C_CreateObject(s, t, 7, &out));
+    } else {
+        CK_ATTRIBUTE t[] = { { CKA_CLASS, &pc, sizeof pc }, { CKA_KEY_TYPE, &kt, sizeof kt }, { CKA_TOKEN, &yes, 1 }, { CKA_ID, id, idlen },
+                             { CKA_VERIFY, &yes, 1 }, { CKA_EC_PARAMS, p256, sizeof p256 }, { CKA_EC_POINT, point, sizeof point } };
+        CK(p->C_CreateObject(s, t, 7, &out));
+    }
+}
+
+static void unwrap(const char *idhex, const char *dir, int pub) {
     CK_OBJECT_HANDLE k = dkek(idhex);
     CK_MECHANISM m = { CKM_AES_KEY_WRAP_PAD, NULL, 0 };
     DIR *d = opendir(dir);
@@ -173,6 +198,7 @@ static void unwrap(const char *idhex, const char *dir) {
                              { CKA_SENSITIVE, &yes, 1 }, { CKA_EXTRACTABLE, &yes, 1 }, { CKA_ID, id, 4 } };
         CK_OBJECT_HANDLE out;
         CK(p->C_UnwrapKey(s, &m, k, buf + 2, len - 2, t, 7, &out));
+        if (pub && cls == CKO_PRIVATE_KEY) create_public(kt, id, 4);
         count++;
     }
     closedir(d);
@@ -211,7 +237,8 @@ int main(int argc, char **argv) {
     double t0 = now();
     if (!strcmp(argv[1], "populate") && argc == 6) populate(atoi(argv[5]));
     else if (!strcmp(argv[1], "wrap") && argc == 7) wrap(argv[5], argv[6]);
-    else if (!strcmp(argv[1], "unwrap") && argc == 7) unwrap(argv[5], argv[6]);
+    else if (!strcmp(argv[1], "unwrap") && argc == 7) unwrap(argv[5], argv[6], 0);
+    else if (!strcmp(argv[1], "unwrappub") && argc == 7) unwrap(argv[5], argv[6], 1);
     else if (!strcmp(argv[1], "attrs")) attrs();
     else if (!strcmp(argv[1], "label") && argc == 6) label(argv[5]);
     else { fprintf(stderr, "bad arguments\n"); return 1; }

@@ -84,13 +84,15 @@ public abstract class PicoCmdletBase : PSCmdlet, IDisposable
 
     /// <summary>
     /// Runs a cmdlet step: a core failure becomes a terminating error record; a cancellation after
-    /// Ctrl+C becomes PowerShell's pipeline stop.
+    /// Ctrl+C (the core's loops and the token lock's wait see the cmdlet's token) becomes PowerShell's pipeline stop.
     /// </summary>
     private void Guard(Action step)
     {
         try
         {
-            step();
+            // Ctrl+C also ends a wait for another process's change to the token (TokenLock), which
+            // happens inside a backend call that takes no token.
+            using (TokenLock.CancelWaitsWith(_cancel.Token)) step();
         }
         catch (OperationCanceledException) when (_cancel.IsCancellationRequested)
         {

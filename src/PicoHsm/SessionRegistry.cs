@@ -28,6 +28,19 @@ internal sealed class SessionRegistry
         get { lock (_sessions) return _sessions.ToList(); }
     }
 
+    /// <summary>
+    /// Every session, each asked once whether its device is still there (<see cref="PicoHsmSession.CheckConnection"/>:
+    /// one SCardStatus per card session, nothing sent to a device, no login): a card removed or restarted outside the
+    /// module shows IsOpen False. A stale default stays the default, so using it says it is closed and what to do.
+    /// </summary>
+    public IReadOnlyList<PicoHsmSession> CheckSessions()
+    {
+        var all = Sessions;
+        foreach (var s in all)
+            if (s.IsOpen) s.CheckConnection();
+        return all;
+    }
+
     public void Add(PicoHsmSession session)
     {
         lock (_sessions)

@@ -26,6 +26,39 @@ public static class AtomicFile
     /// <summary>Test hook, called with the temp path after it is written and before the rename.</summary>
     internal static readonly AsyncLocal<Action<string>?> BeforeMove = new();
 
+    /// <summary>The directories whose fsync a <see cref="DeferDirectorySync"/> scope of this flow holds back (null: none).</summary>
+    private static readonly AsyncLocal<HashSet<string>?> Deferred = new();
+
+    /// <summary>
+    /// Until the scope is disposed, files written by this flow skip the per-file fsync of their
+    /// directory; disposing fsyncs each such directory once. Each file's own content is still
+    /// fsynced before its rename, as always. For a batch (a backup's staging folder) whose completion
+    /// is itself a durable write into the same directory afterwards (the manifest): that write's
+    /// directory fsync makes every earlier rename durable too, so one fsync per key buys nothing.
+    /// </summary>
+    public static IDisposable DeferDirectorySync()
+    {
+        var outer = Deferred.Value;
+        var set = new HashSet<string>(StringComparer.Ordinal);
+        Deferred.Value = set;
+        return new DeferScope(set, outer);
+    }
+
+    private sealed class DeferScope : IDisposable
+    {
+        private readonly HashSet<string> _set;
+        private readonly HashSet<string>? _outer;
+        private bool _done;
+        public DeferScope(HashSet<string> set, HashSet<string>? outer) { _set = set; _outer = outer; }
+        public void Dispose()
+        {
+            if (_done) return;
+            _done = true;
+            Deferred.Value = _outer;
+            foreach (string d in _set) FsyncDirectory(d);
+        }
+    }
+
     public static void WriteAllBytes(string path, ReadOnlySpan<byte> data, bool overwrite)
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
@@ -61,7 +94,10 @@ public static class AtomicFile
             }
             moved = true;
             if (!OperatingSystem.IsWindows())
-                FsyncDirectory(directory);
+            {
+                if (Deferred.Value is { } deferred) deferred.Add(directory);
+                else FsyncDirectory(directory);
+            }
         }
         finally
         {

@@ -44,12 +44,63 @@ public sealed class TokenLock : IDisposable
         return "picohsm-token-" + Convert.ToHexString(hash, 0, 12).ToLowerInvariant();
     }
 
-    /// <summary>Takes the token's lock, waiting for another holder up to <paramref name="timeout"/>.</summary>
+    private static readonly AsyncLocal<CancellationToken> Ambient = new();
+
+    /// <summary>
+    /// Every lock wait on this thread (and the work it starts) until the scope is disposed also ends
+    /// when <paramref name="cancellation"/> is cancelled. Why: the waits happen deep in a backend
+    /// (a restore, a key generation, a DKEK import), whose interface takes no token; the cmdlet base
+    /// class opens this scope around each step with its Ctrl+C token, so a stop ends a wait for
+    /// another process's change at once instead of after <see cref="DefaultTimeout"/>.
+    /// </summary>
+    public static IDisposable CancelWaitsWith(CancellationToken cancellation)
+    {
+        var previous = Ambient.Value;
+        Ambient.Value = cancellation;
+        return new AmbientScope(previous);
+    }
+
+    private sealed class AmbientScope : IDisposable
+    {
+        private readonly CancellationToken _previous;
+        private int _done;
+        public AmbientScope(CancellationToken previous) => _previous = previous;
+        public void Dispose()
+        {
+            if (Interlocked.Exchange(ref _done, 1) == 0) Ambient.Value = _previous;
+        }
+    }
+
+    /// <summary>
+    /// Takes the token's lock, waiting for another holder up to <paramref name="timeout"/>. The wait ends
+    /// with an <see cref="OperationCanceledException"/> (the core's "Stopped", a cmdlet's pipeline stop) as
+    /// soon as <paramref name="cancellation"/> or the scope's token (<see cref="CancelWaitsWith"/>) is cancelled.
+    /// </summary>
     public static TokenLock Acquire(PicoHsmToken token, CancellationToken cancellation, TimeSpan? timeout = null)
     {
         string name = NameFor(token);
         var deadline = DateTime.UtcNow + (timeout ?? DefaultTimeout);
-        return OperatingSystem.IsWindows() ? AcquireMutex(token, name, cancellation, deadline) : AcquireFile(token, name, cancellation, deadline);
+        var ambient = Ambient.Value;
+        if (!cancellation.CanBeCanceled) cancellation = ambient;
+        else if (ambient.CanBeCanceled && ambient != cancellation)
+        {
+            using var both = CancellationTokenSource.CreateLinkedTokenSource(cancellation, ambient);
+            return Acquire(token, name, both.Token, deadline);
+        }
+        return Acquire(token, name, cancellation, deadline);
+    }
+
+    private static TokenLock Acquire(PicoHsmToken token, string name, CancellationToken cancellation, DateTime deadline)
+    {
+        try
+        {
+            return OperatingSystem.IsWindows() ? AcquireMutex(token, name, cancellation, deadline) : AcquireFile(token, name, cancellation, deadline);
+        }
+        catch (OperationCanceledException ex) when (ex.CancellationToken == cancellation)
+        {
+            throw new OperationCanceledException(
+                $"Stopped while waiting for another PicoHsm process (or session) to finish changing token '{token.Label}': nothing was changed on it.", ex, cancellation);
+        }
     }
 
     private static TokenLock AcquireMutex(PicoHsmToken token, string name, CancellationToken cancellation, DateTime deadline)
@@ -105,7 +156,7 @@ public sealed class TokenLock : IDisposable
                     "make it readable and writable by them (chmod 666), or remove it when no PicoHsm process is running.", path, ex);
             }
             if (DateTime.UtcNow > deadline) throw Busy(token, path);
-            Thread.Sleep(delay);
+            cancellation.WaitHandle.WaitOne(delay); // wakes at once when cancelled
             delay = Math.Min(delay * 2, 100);
         }
     }

@@ -58,6 +58,9 @@ public static class DeviceBackupService
         var backups = new List<PicoKeyBackup>();
         var notExported = new List<NotExportedKey>();
         int reused = 0;
+        // The key files' directory entries are made durable once, by the fsync of the staging folder
+        // when the loop ends (and again by the manifest's write), not once per key.
+        using (AtomicFile.DeferDirectorySync())
         for (int i = 0; i < keys.Count; i++)
         {
             var key = keys[i];

@@ -142,6 +142,12 @@ public static class DkekImportService
         var shares = new List<SecretBytes>();
         string token = device.Context.TokenLabel ?? "";
         string? expected = DkekExpectation.Resolve(request.ExpectedKcv, request.BackupPath);
+        // A SmartCard-HSM takes the shares into a key domain announced for a number of them: whether these files are the
+        // whole set decides whether the host can know the DKEK (and its KCV) before anything is sent.
+        var card = device as IScHsmDevice;
+        var domain = card is null ? null : ScHsmToolDomain.Read(device, request.KeyDomain, files.Count);
+        if (domain is not null && ScHsmToolDomain.BeforePasswords(domain, expected, token, host) is { } unchanged)
+            return unchanged;
         try
         {
             if (request.ThresholdPassword is not null)
@@ -158,13 +164,33 @@ public static class DkekImportService
             }
             using var dkek = ScHsmDkekShares.Combine(shares);
             string kcv = KeyCheckValue.ToHex(KeyCheckValue.Compute(dkek.Span));
-            // computed in the host from the decrypted shares, before IMPORT DKEK SHARE / the DKEK object
-            DkekExpectation.Check(expected, kcv, request.BackupPath, token);
-            if (expected is null) DkekExpectation.WarnUnchecked(host, kcv, token);
-            if (!host.ShouldProcess($"token '{token}'", $"Import {files.Count} sc-hsm-tool share(s) of DKEK {kcv}"))
+            string action;
+            if (domain is { Complete: true } && domain.Dkek.KcvVerified && domain.Dkek.KeyCheckValue == kcv)
+            {
+                host.Warning(ScHsmToolDomain.AlreadyHolds(token, kcv, domain, afterPasswords: true));
+                return device.GetDkek();
+            }
+            if (domain is { Partial: true })
+            {
+                // Not the whole set: the host cannot know the DKEK; with -ExpectedKcv the last share's call checks the card's KCV.
+                if (expected is null) host.Warning(ScHsmToolDomain.PartialWarning(domain, token));
+                action = $"Import {files.Count} sc-hsm-tool share(s) into key domain {request.KeyDomain} ({domain.Outstanding} of {domain.Total} shares outstanding)";
+            }
+            else
+            {
+                // computed in the host from the decrypted shares, before IMPORT DKEK SHARE / the DKEK object
+                DkekExpectation.Check(expected, kcv, request.BackupPath, token);
+                if (expected is null) DkekExpectation.WarnUnchecked(host, kcv, token);
+                action = $"Import {files.Count} sc-hsm-tool share(s) of DKEK {kcv}";
+            }
+            if (!host.ShouldProcess($"token '{token}'", action))
                 return Array.Empty<PicoDkek>();
-            if (device is IScHsmDevice card)
-                card.ImportShares(shares, request.KeyDomain);
+            if (card is not null)
+            {
+                var after = card.ImportShares(shares, request.KeyDomain);
+                if (domain is { Completes: true } && expected is not null)
+                    ScHsmToolDomain.CheckCompleted(after, expected, request.BackupPath, domain, token);
+            }
             else if (!device.ImportDkek(dkek, request.Label ?? "dkek", DkekCeremonyService.IdBytes(request.Id)))
                 host.Warning($"The token '{token}' already holds DKEK {kcv}; nothing was changed.");
             return device.GetDkek();

@@ -142,6 +142,17 @@ public sealed class PcscCardChannel : ICardChannel
         RefreshAtr();
     }
 
+    /// <summary>
+    /// SCardStatus of this connection, without a command to the card: 0 while the card it connected to is
+    /// there; SCARD_W_REMOVED_CARD once that card left the reader (even when a card is back: the handle stays
+    /// on the old one), SCARD_W_RESET_CARD after a reset, SCARD_E_NO_SERVICE / INVALID_HANDLE when pcscd went away.
+    /// </summary>
+    public uint CheckStatus()
+    {
+        if (_disposed) return PcscError.SCARD_E_INVALID_HANDLE;
+        return Api.Status(_card, out _, out _, out _, out _);
+    }
+
     private void ReconnectAfterReset()
     {
         Reconnect(reset: false);

@@ -32,6 +32,13 @@ public sealed class PicoHsmSession : IDisposable
     public bool IsLoggedIn => Context.IsLoggedIn;
     public bool IsOpen => Device.IsOpen;
 
+    /// <summary>
+    /// Whether the connection still reaches its device, asked cheaply (a card: one SCardStatus; no command to the
+    /// device, never a login). A device found gone (a card removed or restarted outside the module) closes the
+    /// session: <see cref="IsOpen"/> and <see cref="IsLoggedIn"/> are false from then on.
+    /// </summary>
+    public bool CheckConnection() => Device is IConnectionCheck c ? c.CheckConnection() : Device.IsOpen;
+
     /// <summary>Whether PKCS#11 is part of this session (false for a card reached through PC/SC only).</summary>
     public bool HasPkcs11 => Device.HasPkcs11;
 

@@ -11,7 +11,8 @@ namespace PicoHsm.Module.Commands;
 /// each rebuild both DKEKs in memory, every key is unwrapped and wrapped again, and each new file passes the
 /// offline check before it is written. The keys are in clear in this process while it runs, so it belongs
 /// on an air-gapped host (see about_PicoHsm_DKEK); every buffer is zeroed and nothing but the converted
-/// backups is written.
+/// backups is written. A share file (old or new) that others can read gives a warning, as with
+/// Import-PicoDkek and Test-PicoKeyBackup -SharePath.
 /// </summary>
 [Cmdlet(VerbsData.Convert, "PicoKeyBackup", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.High)]
 [OutputType(typeof(PicoBackupTestResult))]
@@ -82,10 +83,10 @@ public sealed class ConvertPicoKeyBackupCommand : PicoCmdletBase
         {
             var oldNames = oldShares.Select(p => $"old DKEK share '{System.IO.Path.GetFileName(p)}'").ToList();
             using (var pw = Run(() => SharePasswords.Get(this, SharePassword, oldNames, confirm: false, "-SharePassword")))
-                oldDkek = Run(() => OfflineBackupCheck.RebuildDkek(oldShares, pw.Values), oldShares[0]);
+                oldDkek = Run(() => OfflineBackupCheck.RebuildDkek(oldShares, pw.Values, Cancellation, WriteWarning), oldShares[0]);
             var newNames = newShares.Select(p => $"new DKEK share '{System.IO.Path.GetFileName(p)}'").ToList();
             using (var pw = Run(() => SharePasswords.Get(this, NewSharePassword, newNames, confirm: false, "-NewSharePassword")))
-                newDkek = Run(() => OfflineBackupCheck.RebuildDkek(newShares, pw.Values), newShares[0]);
+                newDkek = Run(() => OfflineBackupCheck.RebuildDkek(newShares, pw.Values, Cancellation, WriteWarning), newShares[0]);
 
             Directory.CreateDirectory(dir);
             var progress = new ProgressRecord(1, "Convert-PicoKeyBackup", "Wrapping backups under the new DKEK");

@@ -13,12 +13,14 @@ public sealed class GetPicoHsmSessionCommand : PicoCmdletBase
 
     protected override void EndProcessingCore()
     {
+        // Each session is asked once whether its device is still there (a card: one SCardStatus, no APDU, no login),
+        // so a card removed or restarted outside the module shows IsOpen False.
         var registry = SessionRegistry.Current;
         if (Default)
         {
-            if (registry.Default is { IsOpen: true } d) WriteObject(d);
+            if (registry.Default is { IsOpen: true } d && d.CheckConnection()) WriteObject(d);
             return;
         }
-        foreach (var s in registry.Sessions) WriteObject(s);
+        foreach (var s in registry.CheckSessions()) WriteObject(s);
     }
 }

@@ -32,7 +32,15 @@ public sealed class GetPicoKeyCommand : PicoSessionCmdletBase
             if (!IsHexId(id))
                 ThrowTerminatingError(NewError("IdNotHex", ErrorCategory.InvalidArgument,
                     $"'{id}' is not a key id: ids are hex (for example 01a1). To choose keys by label, use -Label '{id}'.", id));
-        List<PicoKey> keys = session.Device.ListKeys();
+        // An exact label is asked of the token (one search, not every object read); the listing's
+        // case-insensitive match is the fallback when no key has exactly that label.
+        List<PicoKey>? keys = null;
+        if (Label is not null && !WildcardPattern.ContainsWildcardCharacters(Label) && session.Device is PicoHsm.Devices.IKeyLabelSearch search)
+        {
+            keys = search.ListKeysByLabel(Label);
+            if (keys.Count == 0) keys = null;
+        }
+        keys ??= session.Device.ListKeys();
         var ids = Id?.Select(NormalizeId).ToHashSet(StringComparer.Ordinal);
         var pattern = Label is null ? null : WildcardPattern.Get(Label, WildcardOptions.IgnoreCase);
         int written = 0;

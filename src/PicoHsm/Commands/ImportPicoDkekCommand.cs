@@ -57,6 +57,8 @@ public sealed class ImportPicoDkekCommand : PicoSessionCmdletBase
     /// <summary>
     /// The KCV the rebuilt DKEK must have (16 hex digits, colons allowed), e.g. from Get-PicoDkek of the old
     /// device or the ceremony record. The DKEK is combined in the host first: another value and nothing is sent.
+    /// sc-hsm-tool shares on a SmartCard-HSM: with all of a key domain's shares in one call; with fewer, only in the
+    /// call that gives the last ones (the card's KCV is checked then), else refused (KcvNotCheckable) before any password.
     /// </summary>
     [Parameter]
     [ValidateNotNullOrEmpty]

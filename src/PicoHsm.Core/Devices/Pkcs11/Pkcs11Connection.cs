@@ -27,7 +27,8 @@ public sealed class Pkcs11Connection : IDisposable
     {
         ModulePath = modulePath;
         Slot = slot;
-        _session = session;
+        // Templates kept alive through each native call (see Pkcs11KeepAliveSession).
+        _session = session is Pkcs11KeepAliveSession ? session : new Pkcs11KeepAliveSession(session);
         _context = context;
         _login = login;
         Pkcs11Modules.Acquire(modulePath);

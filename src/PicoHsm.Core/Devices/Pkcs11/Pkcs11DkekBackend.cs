@@ -15,7 +15,7 @@ namespace PicoHsm.Devices.Pkcs11;
 /// <see cref="Pkcs11Mechanisms"/>, <see cref="Pkcs11KeyWrapper"/>, <see cref="Pkcs11KeyRestorer"/>,
 /// <see cref="Pkcs11RestoreTest"/>.
 /// </summary>
-public sealed class Pkcs11DkekBackend : IDeviceBackend, IKeyGenerator, IKeyRemover
+public sealed class Pkcs11DkekBackend : IDeviceBackend, IKeyGenerator, IKeyRemover, IKeyLabelSearch
 {
     public DeviceFamily Family => DeviceFamily.Pkcs11Token;
     public string BackupExtension => WrappedKeyFile.Extension;
@@ -146,6 +146,28 @@ public sealed class Pkcs11DkekBackend : IDeviceBackend, IKeyGenerator, IKeyRemov
             try { dkekId = _session.IsLoggedIn ? _dkek.FindDkek()?.Id : null; }
             catch (Pkcs11Exception ex) { throw Pkcs11Errors.Translate(ex, "list the token's keys", _session); }
             return Pkcs11KeyStore.List(_session, S, dkekId is null ? null : (id, _) => dkekId.AsSpan().SequenceEqual(id));
+        }
+    }
+
+    /// <summary>The keys of exactly that label (see <see cref="IKeyLabelSearch"/>); the DKEK is looked up only if a secret key is found.</summary>
+    public List<PicoKey> ListKeysByLabel(string label)
+    {
+        lock (_session.Gate)
+        {
+            _wrapper.Reset();
+            byte[]? dkekId = null;
+            bool looked = false;
+            bool IsDkek(byte[] id, string? _)
+            {
+                if (!looked)
+                {
+                    looked = true;
+                    try { dkekId = _session.IsLoggedIn ? _dkek.FindDkek()?.Id : null; }
+                    catch (Pkcs11Exception ex) { throw Pkcs11Errors.Translate(ex, "list the token's keys", _session); }
+                }
+                return dkekId is not null && dkekId.AsSpan().SequenceEqual(id);
+            }
+            return Pkcs11KeyStore.ListByLabel(_session, S, label, IsDkek);
         }
     }
 

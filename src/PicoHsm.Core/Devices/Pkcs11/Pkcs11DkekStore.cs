@@ -160,14 +160,7 @@ internal sealed class Pkcs11DkekStore
                 $"An object with id {IdHex(id)} already exists on '{_context.TokenLabel}'; the DKEK never shares an id with another object. Leave -Id out (a free id is chosen) or give a free one.", IdHex(id));
         _mechanisms.Require(CKM.CKM_AES_KEY_WRAP_PAD, "wrap keys under the DKEK");
 
-        var key = S.CreateObject(new List<IObjectAttribute>
-        {
-            Attr(CKA.CKA_CLASS, CKO.CKO_SECRET_KEY), Attr(CKA.CKA_KEY_TYPE, CKK.CKK_AES),
-            Attr(CKA.CKA_TOKEN, true), Attr(CKA.CKA_PRIVATE, true), Attr(CKA.CKA_SENSITIVE, true), Attr(CKA.CKA_EXTRACTABLE, false),
-            Attr(CKA.CKA_WRAP, true), Attr(CKA.CKA_UNWRAP, true), Attr(CKA.CKA_ENCRYPT, false), Attr(CKA.CKA_DECRYPT, false),
-            Attr(CKA.CKA_SIGN, false), Attr(CKA.CKA_VERIFY, false), Attr(CKA.CKA_DERIVE, false), Attr(CKA.CKA_MODIFIABLE, false),
-            Attr(CKA.CKA_LABEL, label), Attr(CKA.CKA_ID, id), Attr(CKA.CKA_VALUE, dkek.UnsafeArray),
-        });
+        var key = CreateDkekObject(dkek, label, id);
         try
         {
             if (!CryptographicOperations.FixedTimeEquals(WrapProbe(key), proof))
@@ -187,6 +180,35 @@ internal sealed class Pkcs11DkekStore
         }
         return true;
     }
+
+    /// <summary>
+    /// The DKEK's key object: AES, on the token, private, sensitive, never extractable, wrap/unwrap only,
+    /// not modifiable. Created by <see cref="Pkcs11SecretObjectCreator"/>, which zeroes the unmanaged copy
+    /// of the value it hands the module; where that path is not available (see there), through
+    /// Pkcs11Interop, whose unmanaged copy of the value is freed without zeroing.
+    /// </summary>
+    private IObjectHandle CreateDkekObject(SecretBytes dkek, string label, byte[] id)
+    {
+        var template = DkekTemplate(label, id);
+        ulong? handle = Pkcs11SecretObjectCreator.TryCreate(_p11.ModulePath, S.SessionId, template, CKA.CKA_VALUE, dkek.Span);
+        if (handle is ulong h) return Pkcs11Connection.Factories.ObjectHandleFactory.Create(h);
+        var attributes = template.Select(a => Attr(a.Type, a.Value)).ToList();
+        attributes.Add(Attr(CKA.CKA_VALUE, dkek.UnsafeArray));
+        return S.CreateObject(attributes);
+    }
+
+    /// <summary>The DKEK object's attributes but its value, encoded once for either way of creating it.</summary>
+    internal static List<EncodedAttribute> DkekTemplate(string label, byte[] id) => new()
+    {
+        Pkcs11SecretObjectCreator.Encode(CKA.CKA_CLASS, (ulong)CKO.CKO_SECRET_KEY), Pkcs11SecretObjectCreator.Encode(CKA.CKA_KEY_TYPE, (ulong)CKK.CKK_AES),
+        Pkcs11SecretObjectCreator.Encode(CKA.CKA_TOKEN, true), Pkcs11SecretObjectCreator.Encode(CKA.CKA_PRIVATE, true),
+        Pkcs11SecretObjectCreator.Encode(CKA.CKA_SENSITIVE, true), Pkcs11SecretObjectCreator.Encode(CKA.CKA_EXTRACTABLE, false),
+        Pkcs11SecretObjectCreator.Encode(CKA.CKA_WRAP, true), Pkcs11SecretObjectCreator.Encode(CKA.CKA_UNWRAP, true),
+        Pkcs11SecretObjectCreator.Encode(CKA.CKA_ENCRYPT, false), Pkcs11SecretObjectCreator.Encode(CKA.CKA_DECRYPT, false),
+        Pkcs11SecretObjectCreator.Encode(CKA.CKA_SIGN, false), Pkcs11SecretObjectCreator.Encode(CKA.CKA_VERIFY, false),
+        Pkcs11SecretObjectCreator.Encode(CKA.CKA_DERIVE, false), Pkcs11SecretObjectCreator.Encode(CKA.CKA_MODIFIABLE, false),
+        Pkcs11SecretObjectCreator.Encode(CKA.CKA_LABEL, label), Pkcs11SecretObjectCreator.Encode(CKA.CKA_ID, id),
+    };
 
     /// <summary>Removes the DKEK and its record (for wiping a token in the drill).</summary>
     public bool Remove()

@@ -41,6 +41,15 @@ internal sealed class Pkcs11KeyRestorer
 
     private ISession S => _p11.Session;
 
+    private DkekObjects? _provenDkek;
+
+    private bool StillDkek(DkekObjects d)
+    {
+        if (Pkcs11HandleCheck.StillIs(S, d.Key, CKO.CKO_SECRET_KEY, d.Id)) return true;
+        _provenDkek = null;
+        return false;
+    }
+
     private string Token => _context.TokenLabel ?? "";
 
     /// <summary>
@@ -55,7 +64,10 @@ internal sealed class Pkcs11KeyRestorer
         string target = $"id {idHex} on '{Token}'";
         var refusals = new List<PicoHsmException>();
 
-        var d = _dkek.FindDkek();
+        // The DKEK proven by an earlier plan of this backend, if its handle still is that object (one
+        // attribute read): finding it is two object scans and proving it a wrap, per key otherwise.
+        bool proven = _provenDkek is { } pd && StillDkek(pd);
+        var d = proven ? _provenDkek : _dkek.FindDkek();
         bool dkekOk = false;
         if (d is null)
             refusals.Add(new PicoHsmException(PicoErrorKind.NotFound, "NoDkek",
@@ -63,11 +75,14 @@ internal sealed class Pkcs11KeyRestorer
         else if (!d.Kcv.AsSpan().SequenceEqual(b.WrappingKeyKcv))
             refusals.Add(new PicoHsmException(PicoErrorKind.InvalidOperation, "DkekMismatch",
                 $"The backup was made under DKEK {KeyCheckValue.ToHex(b.WrappingKeyKcv)}, but the token '{Token}' holds DKEK {KeyCheckValue.ToHex(d.Kcv)}. Restore it onto a token that holds the backup's DKEK.", target));
-        else if (!_dkek.Verify(d))
+        else if (!proven && !_dkek.Verify(d))
             refusals.Add(new PicoHsmException(PicoErrorKind.InvalidData, "DkekMismatch",
                 $"The DKEK object on '{Token}' does not match the KCV recorded for it ({KeyCheckValue.ToHex(d.Kcv)}). Something replaced it; re-import the DKEK from its shares.", target));
         else
+        {
             dkekOk = true;
+            _provenDkek = d;
+        }
 
         // A version 2 file's tag, checked by the token under the DKEK before anything else reads the
         // file's attributes: a changed label, id, key type or usage flag refuses the restore here.
@@ -257,7 +272,11 @@ internal sealed class Pkcs11KeyRestorer
                 handle = p.Present;
             }
             else
-                handle = Unwrap(b, p);
+            {
+                handle = Unwrap(b, p, out var publicKey);
+                // Described from the objects just made: no search for its public key or certificate.
+                return WithSize(Pkcs11KeyStore.Describe(_context, S, handle, secret: b.KeyClass == KeyClass.Secret, publicKey, hasCertificate: b.Certificate is not null, knownSizeBits: b.SizeBits), b);
+            }
         }
         catch (Pkcs11Exception ex)
         {
@@ -270,8 +289,9 @@ internal sealed class Pkcs11KeyRestorer
 
     private static PicoKey WithSize(PicoKey k, WrappedKeyFile b) => k.Size == 0 ? k with { Size = b.SizeBits } : k;
 
-    private IObjectHandle Unwrap(WrappedKeyFile b, Pkcs11RestorePlan p)
+    private IObjectHandle Unwrap(WrappedKeyFile b, Pkcs11RestorePlan p, out IObjectHandle? publicKey)
     {
+        publicKey = null;
         byte[] id = p.Id;
         var dkek = p.Dkek!;
         var old = p.Replace;
@@ -284,7 +304,7 @@ internal sealed class Pkcs11KeyRestorer
         try
         {
             if (b.KeyClass == KeyClass.Private && b.PublicKeyInfo is not null)
-                created.Add(S.CreateObject(Pkcs11RestoreTemplates.PublicKey(b, unwrapId, p.Label)));
+                created.Add(publicKey = S.CreateObject(Pkcs11RestoreTemplates.PublicKey(b, unwrapId, p.Label)));
             if (b.Certificate is not null)
                 created.Add(S.CreateObject(Pkcs11RestoreTemplates.Certificate(b, unwrapId)));
         }

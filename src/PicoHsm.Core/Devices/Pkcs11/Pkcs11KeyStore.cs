@@ -152,6 +152,57 @@ public static class Pkcs11KeyStore
         }
     }
 
+    /// <summary>
+    /// The keys whose CKA_LABEL is exactly <paramref name="label"/>: one C_FindObjects with the label
+    /// (the token compares it, byte for byte), one C_GetAttributeValue per object found, and for each
+    /// private key its public key and certificate found by id (as <see cref="Describe"/> does). The
+    /// work grows with the number of keys of that label, not with the token's objects, apart from the
+    /// token's own scans. <paramref name="isInfrastructure"/> is asked only of secret keys found.
+    /// </summary>
+    public static List<PicoKey> ListByLabel(DeviceContext session, ISession s, string label, Func<byte[], string?, bool>? isInfrastructure = null)
+    {
+        lock (session.Gate)
+        {
+            try
+            {
+                var keys = new List<PicoKey>();
+                using var fast = Pkcs11OneCallReader.TryCreate(session.Token.ModulePath, ListAttrs);
+                SecretKeyRuler? ruler = null;
+                try
+                {
+                    foreach (var h in s.FindAllObjects(new List<IObjectAttribute> { Attr(CKA.CKA_TOKEN, true), Attr(CKA.CKA_LABEL, label) }))
+                    {
+                        var a = ReadListAttrs(s, h, fast);
+                        if (a.Ulong(IClass) is not ulong cls) continue;
+                        byte[] idBytes = a.Bytes(IId) ?? Array.Empty<byte>();
+                        string id = IdHex(idBytes);
+                        if ((CKO)cls == CKO.CKO_PRIVATE_KEY)
+                        {
+                            var pubs = Find(s, (CKA.CKA_CLASS, CKO.CKO_PUBLIC_KEY), (CKA.CKA_ID, idBytes));
+                            Attrs? pub = pubs.Count > 0 ? ReadListAttrs(s, pubs[0], fast) : null;
+                            bool hasCert = Find(s, (CKA.CKA_CLASS, CKO.CKO_CERTIFICATE), (CKA.CKA_ID, idBytes)).Count > 0;
+                            keys.Add(DescribePrivate(session, id, a, pub, hasCert));
+                        }
+                        else if ((CKO)cls == CKO.CKO_SECRET_KEY)
+                        {
+                            if (isInfrastructure?.Invoke(idBytes, a.String(ILabel)) == true) continue;
+                            bool hasCert = Find(s, (CKA.CKA_CLASS, CKO.CKO_CERTIFICATE), (CKA.CKA_ID, idBytes)).Count > 0;
+                            var k = DescribeSecret(session, id, a, hasCert);
+                            if (NeedsMeasuring(k)) k = WithMeasuredSize(k, h, ruler ??= new SecretKeyRuler(s));
+                            keys.Add(k);
+                        }
+                    }
+                }
+                finally { ruler?.Dispose(); }
+                return SortById(keys);
+            }
+            catch (Pkcs11Exception ex)
+            {
+                throw Pkcs11Errors.Translate(ex, "find the token's keys by label", session);
+            }
+        }
+    }
+
     /// <summary>By id, then class (PrivateKey before SecretKey); stable, so duplicate ids keep the token's order.</summary>
     private static List<PicoKey> SortById(List<PicoKey> keys)
     {
@@ -173,25 +224,37 @@ public static class Pkcs11KeyStore
     /// C_GetAttributeValue, its public key and certificate found by its id. The work does not grow
     /// with the number of keys on the token, unlike a listing.
     /// </summary>
-    public static PicoKey Describe(DeviceContext session, ISession s, IObjectHandle key, bool secret)
+    public static PicoKey Describe(DeviceContext session, ISession s, IObjectHandle key, bool secret) =>
+        Describe(session, s, key, secret, publicKey: null, hasCertificate: null);
+
+    /// <summary>
+    /// As above, for a key whose objects the caller just made: <paramref name="publicKey"/> (when not
+    /// null) is its public key and <paramref name="hasCertificate"/> (when not null) says whether it
+    /// has a certificate, so neither is searched for. <paramref name="knownSizeBits"/> (when over 0)
+    /// is the size of a secret key the token reports as 0 (SoftHSM2 after C_UnwrapKey), so it is not
+    /// measured with a throwaway key and a wrap.
+    /// </summary>
+    public static PicoKey Describe(DeviceContext session, ISession s, IObjectHandle key, bool secret, IObjectHandle? publicKey, bool? hasCertificate, int knownSizeBits = 0)
     {
         lock (session.Gate)
         {
             try
             {
-                var a = ReadListAttrs(s, key);
+                using var fast = Pkcs11OneCallReader.TryCreate(session.Token.ModulePath, ListAttrs);
+                var a = ReadListAttrs(s, key, fast);
                 byte[] idBytes = a.Bytes(IId) ?? Array.Empty<byte>();
                 string id = IdHex(idBytes);
-                bool hasCert = Find(s, (CKA.CKA_CLASS, CKO.CKO_CERTIFICATE), (CKA.CKA_ID, idBytes)).Count > 0;
+                bool hasCert = hasCertificate ?? Find(s, (CKA.CKA_CLASS, CKO.CKO_CERTIFICATE), (CKA.CKA_ID, idBytes)).Count > 0;
                 if (secret)
                 {
                     var k = DescribeSecret(session, id, a, hasCert);
                     if (!NeedsMeasuring(k)) return k;
+                    if (knownSizeBits > 0) return k with { Size = knownSizeBits };
                     using var ruler = new SecretKeyRuler(s);
                     return WithMeasuredSize(k, key, ruler);
                 }
-                var pubs = Find(s, (CKA.CKA_CLASS, CKO.CKO_PUBLIC_KEY), (CKA.CKA_ID, idBytes));
-                Attrs? pub = pubs.Count > 0 ? ReadListAttrs(s, pubs[0]) : null;
+                var pubs = publicKey is not null ? new List<IObjectHandle> { publicKey } : Find(s, (CKA.CKA_CLASS, CKO.CKO_PUBLIC_KEY), (CKA.CKA_ID, idBytes));
+                Attrs? pub = pubs.Count > 0 ? ReadListAttrs(s, pubs[0], fast) : null;
                 return DescribePrivate(session, id, a, pub, hasCert);
             }
             catch (Pkcs11Exception ex)

@@ -14,16 +14,38 @@ namespace PicoHsm.Devices.Pkcs11;
 /// </summary>
 internal sealed class Pkcs11KeyWrapper
 {
-    private static readonly List<CKA> EcParamsOnly = new() { CKA.CKA_EC_PARAMS };
-    private static readonly List<CKA> CertificateAttrs = new() { CKA.CKA_VALUE, CKA.CKA_LABEL };
+    private static readonly List<CKA> CertificateAttrs = new() { CKA.CKA_CLASS, CKA.CKA_ID, CKA.CKA_VALUE, CKA.CKA_LABEL };
+    private static readonly List<CKA> ClassAndId = new() { CKA.CKA_CLASS, CKA.CKA_ID };
+
+    /// <summary>
+    /// What an export reads of a key, in one C_GetAttributeValue: its class and id (the check that the
+    /// catalogue's handle still is this key), the usage attributes a backup records, and its curve.
+    /// </summary>
+    private static readonly List<CKA> KeyAttrs = BuildKeyAttrs();
+    private const int KClass = 0, KId = 1, KUsage = 2;
+    private static readonly int KEcParams = 2 + Pkcs11RestoreTemplates.UsageAttributes.Length;
+
+    private static List<CKA> BuildKeyAttrs()
+    {
+        var t = new List<CKA>(3 + Pkcs11RestoreTemplates.UsageAttributes.Length) { CKA.CKA_CLASS, CKA.CKA_ID };
+        foreach (var (cka, _) in Pkcs11RestoreTemplates.UsageAttributes) t.Add(cka);
+        t.Add(CKA.CKA_EC_PARAMS);
+        return t;
+    }
+
+    /// <summary>Room for the largest wrapped key: a PKCS#8 RSA-16384 private key is under 10 KiB, AES-KWP adds at most 15 bytes.</summary>
+    private const int MaxWrapped = 16 * 1024;
 
     private readonly DeviceContext _context;
     private readonly Pkcs11Connection _p11;
     private readonly Pkcs11Mechanisms _mechanisms;
     private readonly Pkcs11DkekStore _dkek;
-    private readonly Pkcs11ObjectIndex _objects;
     private readonly Pkcs11BackupMac _mac;
     private DkekObjects? _verifiedDkek;
+    private Catalogue? _catalogue;
+    private Pkcs11OneCallReader? _keyReader, _classIdReader;
+    private bool _readersMade;
+    private byte[]? _wrapBuffer;
 
     public Pkcs11KeyWrapper(DeviceContext context, Pkcs11Connection connection, Pkcs11Mechanisms mechanisms, Pkcs11DkekStore dkek, Pkcs11BackupMac mac)
     {
@@ -32,30 +54,66 @@ internal sealed class Pkcs11KeyWrapper
         _p11 = connection;
         _mechanisms = mechanisms;
         _dkek = dkek;
-        _objects = new Pkcs11ObjectIndex(() => _p11.Session);
     }
 
     /// <summary>Forgets what the wrapper knows of the token's objects (call after a listing or a change).</summary>
     public void Reset()
     {
-        _objects.Reset();
+        _catalogue = null;
         _verifiedDkek = null;
         _mac.Reset();
     }
 
     /// <summary>
     /// The DKEK, proven (the token wraps the probe key to the recorded proof) once, then only checked
-    /// to be the same object with the same id at each export: proving it per key costs a wrap and
-    /// three object scans per key. A DKEK replaced or deleted by another tool has a new or an invalid
-    /// handle, and is found and proven again.
+    /// to be the same object with the same id at each export (one C_GetAttributeValue): proving it per
+    /// key costs a wrap and three object scans per key. A DKEK replaced or deleted by another tool has
+    /// a new or an invalid handle, and is found and proven again.
     /// </summary>
     private DkekObjects VerifiedDkek()
     {
-        if (_verifiedDkek is { } d && Pkcs11ObjectIndex.StillIs(S, d.Key, CKO.CKO_SECRET_KEY, d.Id)) return d;
+        if (_verifiedDkek is { } d && Is(d.Key, CKO.CKO_SECRET_KEY, d.Id)) return d;
         return _verifiedDkek = _dkek.RequireVerified();
     }
 
     private ISession S => _p11.Session;
+
+    private void MakeReaders()
+    {
+        if (_readersMade) return;
+        _readersMade = true;
+        // Kept for the backend's life (two small native buffers each), like the session.
+        _keyReader = Pkcs11OneCallReader.TryCreate(_context.Token.ModulePath, KeyAttrs);
+        _classIdReader = Pkcs11OneCallReader.TryCreate(_context.Token.ModulePath, ClassAndId);
+    }
+
+    /// <summary>Values of <paramref name="types"/> in one call where the platform allows it, else through Pkcs11Interop; unreadable ones null.</summary>
+    private byte[]?[] ReadRaw(IObjectHandle h, Pkcs11OneCallReader? fast, List<CKA> types)
+    {
+        if (fast?.TryRead(S.SessionId, h.ObjectId) is { } raw) return raw;
+        var values = S.GetAttributeValue(h, types);
+        var bytes = new byte[]?[values.Count];
+        for (int i = 0; i < bytes.Length; i++) bytes[i] = values[i].CannotBeRead ? null : values[i].GetValueAsByteArray();
+        return bytes;
+    }
+
+    private static bool IsClassAndId(byte[]?[] v, CKO cko, byte[] id) =>
+        UlongOf(v[KClass]) == (ulong)cko && v[KId] is { } got && got.AsSpan().SequenceEqual(id);
+
+    private static ulong? UlongOf(byte[]? v) => v switch
+    {
+        { Length: 8 } b => BitConverter.ToUInt64(b, 0),
+        { Length: 4 } b => BitConverter.ToUInt32(b, 0),
+        _ => null,
+    };
+
+    /// <summary>Whether the handle still names an object of that class with that id (false once it is gone).</summary>
+    private bool Is(IObjectHandle h, CKO cko, byte[] id)
+    {
+        MakeReaders();
+        try { return IsClassAndId(ReadRaw(h, _classIdReader, ClassAndId), cko, id); }
+        catch (Pkcs11Exception) { return false; } // the handle is gone (CKR_OBJECT_HANDLE_INVALID)
+    }
 
     public WrappedKeyFile Wrap(PicoKey key)
     {
@@ -68,9 +126,9 @@ internal sealed class Pkcs11KeyWrapper
                     throw new PicoHsmException(PicoErrorKind.PermissionDenied, "KeyNotExtractable",
                         $"Key {key.Id} '{key.Label}' is not extractable (CKA_EXTRACTABLE is false), so the token will not wrap it. It cannot be backed up; it was created that way.", key);
                 byte[] idBytes = Convert.FromHexString(key.Id);
-                var handle = FindKeyHandle(idBytes, key.Id, key.Class);
+                var (handle, a) = FindKey(idBytes, key.Id, key.Class);
                 var mech = _mechanisms.ChooseWrapMechanism(key.Class);
-                byte[] wrapped = S.WrapKey(Pkcs11Mechanisms.Create(mech), dkek.Key, handle);
+                byte[] wrapped = WrapKey(mech, dkek.Key, handle);
                 int sizeBits = key.Size;
                 // SoftHSM2 leaves CKA_VALUE_LEN at 0 on secret keys it unwrapped (and refuses it in
                 // the unwrap template); AES key wrap adds exactly 8 bytes to a 16/24/32-byte key.
@@ -79,23 +137,11 @@ internal sealed class Pkcs11KeyWrapper
 
                 var usage = Pkcs11RestoreTemplates.UsageAttributes;
                 var attrs = new Dictionary<string, bool>(usage.Length);
-                var values = S.GetAttributeValue(handle, Pkcs11RestoreTemplates.UsageTypes);
                 for (int i = 0; i < usage.Length; i++)
-                    if (!values[i].CannotBeRead) attrs[usage[i].Name] = values[i].GetValueAsBool();
+                    if (a[KUsage + i] is { Length: > 0 } v) attrs[usage[i].Name] = v[0] != 0;
+                byte[]? ecParams = key.KeyType == KeyKind.Ec ? a[KEcParams] : null;
 
-                byte[]? ecParams = null;
-                if (key.KeyType == KeyKind.Ec)
-                    ecParams = Read(S, handle, EcParamsOnly)[CKA.CKA_EC_PARAMS]?.GetValueAsByteArray();
-
-                byte[]? cert = null;
-                string? certLabel = null;
-                var certs = _objects.Find(CKO.CKO_CERTIFICATE, idBytes);
-                if (certs.Count > 0)
-                {
-                    var c = Read(S, certs[0], CertificateAttrs);
-                    cert = c[CKA.CKA_VALUE]?.GetValueAsByteArray();
-                    certLabel = c[CKA.CKA_LABEL]?.GetValueAsString();
-                }
+                var (cert, certLabel) = FindCertificate(idBytes);
                 var t = _context.Token;
                 var file = new WrappedKeyFile
                 {
@@ -128,24 +174,117 @@ internal sealed class Pkcs11KeyWrapper
         }
     }
 
-    /// <summary>The key's object, by class and id, from the object index (checked against the token).</summary>
-    private IObjectHandle FindKeyHandle(byte[] id, string idHex, string keyClass)
+    /// <summary>The key's certificate (value and label) by id from the catalogue, checked to still be it; else asked of the token.</summary>
+    private (byte[]? Value, string? Label) FindCertificate(byte[] id)
     {
-        var cko = keyClass == "SecretKey" ? CKO.CKO_SECRET_KEY : CKO.CKO_PRIVATE_KEY;
-        var h = _objects.Find(cko, id);
-        if (h.Count == 0)
+        if (Catalog().Certificate(id) is not { } h) return (null, null);
+        try
         {
-            // Not in the snapshot: made since it was taken (by this session or another tool). Ask the
-            // token directly, and drop the snapshot so the key's certificate is found too.
-            h = Find(S, (CKA.CKA_CLASS, cko), (CKA.CKA_ID, id));
-            if (h.Count > 0) _objects.Reset();
+            var c = Read(S, h, CertificateAttrs);
+            if (c[CKA.CKA_CLASS]?.GetValueAsUlong() == (ulong)CKO.CKO_CERTIFICATE && c[CKA.CKA_ID]?.GetValueAsByteArray() is { } got && got.AsSpan().SequenceEqual(id))
+                return (c[CKA.CKA_VALUE]?.GetValueAsByteArray(), c[CKA.CKA_LABEL]?.GetValueAsString());
         }
-        return h.Count switch
+        catch (Pkcs11Exception) { } // the handle is gone
+        _catalogue = null;
+        var found = Find(S, (CKA.CKA_CLASS, CKO.CKO_CERTIFICATE), (CKA.CKA_ID, id));
+        if (found.Count == 0) return (null, null);
+        var r = Read(S, found[0], CertificateAttrs);
+        return (r[CKA.CKA_VALUE]?.GetValueAsByteArray(), r[CKA.CKA_LABEL]?.GetValueAsString());
+    }
+
+    /// <summary>C_WrapKey once into a buffer sized for the largest key (see <see cref="Pkcs11OneCallReader.TryWrapKey"/>), else Pkcs11Interop's two calls.</summary>
+    private byte[] WrapKey(CKM mech, IObjectHandle wrappingKey, IObjectHandle key)
+    {
+        _wrapBuffer ??= new byte[MaxWrapped];
+        int n = Pkcs11OneCallReader.TryWrapKey(_context.Token.ModulePath, S.SessionId, mech, wrappingKey.ObjectId, key.ObjectId, _wrapBuffer);
+        if (n < 0) return S.WrapKey(Pkcs11Mechanisms.Create(mech), wrappingKey, key);
+        var wrapped = new byte[n];
+        Buffer.BlockCopy(_wrapBuffer, 0, wrapped, 0, n);
+        return wrapped;
+    }
+
+    /// <summary>How long a catalogue's misses are trusted: objects another tool adds are seen by the next operation after it.</summary>
+    private static readonly TimeSpan CatalogueMaxAge = TimeSpan.FromSeconds(30);
+
+    private Catalogue Catalog()
+    {
+        if (_catalogue is { } c && c.Age.Elapsed < CatalogueMaxAge) return c;
+        MakeReaders();
+        return _catalogue = Catalogue.Scan(S, h => ReadRaw(h, _classIdReader, ClassAndId));
+    }
+
+    /// <summary>
+    /// The key's object by class and id, from the catalogue, with its attributes (one read, which also
+    /// checks that the handle still is that key). A key the catalogue does not hold, or whose handle
+    /// now names another object, is asked of the token directly and the catalogue dropped.
+    /// </summary>
+    private (IObjectHandle Handle, byte[]?[] Attrs) FindKey(byte[] id, string idHex, string keyClass)
+    {
+        MakeReaders();
+        var cko = keyClass == "SecretKey" ? CKO.CKO_SECRET_KEY : CKO.CKO_PRIVATE_KEY;
+        var h = Catalog().Keys(cko, id);
+        if (h is { Count: 1 })
         {
-            1 => h[0],
+            byte[]?[]? a = null;
+            try { a = ReadRaw(h[0], _keyReader, KeyAttrs); }
+            catch (Pkcs11Exception) { } // the handle is gone
+            if (a is not null && IsClassAndId(a, cko, id)) return (h[0], a);
+        }
+        // Not in the catalogue as one object: made, changed or removed since it was taken (by this
+        // session or another tool). Ask the token directly, and take a new catalogue next time.
+        var found = Find(S, (CKA.CKA_CLASS, cko), (CKA.CKA_ID, id));
+        _catalogue = null;
+        return found.Count switch
+        {
+            1 => (found[0], ReadRaw(found[0], _keyReader, KeyAttrs)),
             0 => throw new PicoHsmException(PicoErrorKind.NotFound, "KeyNotFound", $"No {keyClass} with id {idHex} on '{_context.TokenLabel}'.", idHex),
             _ => throw new PicoHsmException(PicoErrorKind.InvalidOperation, "DuplicateId",
                 $"Several {keyClass} objects share id {idHex} on '{_context.TokenLabel}'; give each a unique CKA_ID before backing up.", idHex),
         };
+    }
+
+    /// <summary>
+    /// The token's keys and certificates by class and id, from one C_FindObjects of the token's
+    /// objects and one C_GetAttributeValue (class, id) per object: a find per exported key would make
+    /// a backup of n keys cost n² attribute matches on tokens that scan every object per find
+    /// (SoftHSM2). Key hits are checked against the token at use; a certificate miss is trusted for
+    /// the catalogue's life (<see cref="CatalogueMaxAge"/>, or until the next listing).
+    /// </summary>
+    private sealed class Catalogue
+    {
+        public readonly System.Diagnostics.Stopwatch Age = System.Diagnostics.Stopwatch.StartNew();
+        private readonly Dictionary<string, List<IObjectHandle>> _private = new(StringComparer.Ordinal), _secret = new(StringComparer.Ordinal);
+        private readonly Dictionary<string, IObjectHandle> _certs = new(StringComparer.Ordinal);
+
+        public static Catalogue Scan(ISession s, Func<IObjectHandle, byte[]?[]> classAndId)
+        {
+            var c = new Catalogue();
+            foreach (var h in s.FindAllObjects(new List<IObjectAttribute> { Attr(CKA.CKA_TOKEN, true) }))
+            {
+                byte[]?[] v;
+                try { v = classAndId(h); }
+                catch (Pkcs11Exception) { continue; } // gone since the find
+                if (v[KId] is not { } id || UlongOf(v[KClass]) is not ulong cls) continue;
+                string k = Convert.ToHexString(id);
+                switch ((CKO)cls)
+                {
+                    case CKO.CKO_PRIVATE_KEY: Add(c._private, k, h); break;
+                    case CKO.CKO_SECRET_KEY: Add(c._secret, k, h); break;
+                    case CKO.CKO_CERTIFICATE: c._certs.TryAdd(k, h); break;
+                }
+            }
+            return c;
+        }
+
+        private static void Add(Dictionary<string, List<IObjectHandle>> d, string k, IObjectHandle h)
+        {
+            if (!d.TryGetValue(k, out var list)) d[k] = list = new List<IObjectHandle>(1);
+            list.Add(h);
+        }
+
+        public List<IObjectHandle>? Keys(CKO cko, byte[] id) =>
+            (cko == CKO.CKO_SECRET_KEY ? _secret : _private).TryGetValue(Convert.ToHexString(id), out var l) ? l : null;
+
+        public IObjectHandle? Certificate(byte[] id) => _certs.TryGetValue(Convert.ToHexString(id), out var h) ? h : null;
     }
 }

@@ -33,7 +33,9 @@ public static class Pkcs11LoginRegistry
     {
         public required string Key { get; init; }
         public required byte[] Salt { get; init; }
-        public required byte[] Hash { get; init; }
+        /// <summary>The PIN's PBKDF2 hash, derived on the thread pool while the connect goes on (see <see cref="DeriveAside"/>).</summary>
+        public required Task<byte[]> PendingHash { get; init; }
+        public byte[] Hash => PendingHash.GetAwaiter().GetResult();
         public int Sessions { get; set; }
     }
 
@@ -97,7 +99,7 @@ public static class Pkcs11LoginRegistry
             if (beforeTokenChecksPin?.Invoke() is { } refused) throw refused;
             if (!LoginOnToken(session, pin, where, token)) throw LoggedInElsewhere(where, token);
             byte[] salt = RandomNumberGenerator.GetBytes(SaltBytes);
-            entry = new Entry { Key = key, Salt = salt, Hash = Derive(pin, salt), Sessions = 1 };
+            entry = new Entry { Key = key, Salt = salt, PendingHash = DeriveAside(pin, salt), Sessions = 1 };
             lock (Gate) Entries[key] = entry;
             verbose?.Invoke($"Logged in to {where}; the PIN was checked by the token.");
             return new Pkcs11Login(entry);
@@ -165,6 +167,23 @@ public static class Pkcs11LoginRegistry
         byte[] h = Derive(pin, entry.Salt);
         try { return CryptographicOperations.FixedTimeEquals(h, entry.Hash); }
         finally { CryptographicOperations.ZeroMemory(h); }
+    }
+
+    /// <summary>
+    /// The hash of a PIN the token has just accepted, derived off the connect's path. Why: the
+    /// 100,000 PBKDF2-SHA256 rounds (what makes the hash slow to guess from a memory dump: a 6-digit
+    /// PIN is a million guesses) cost 50-100 ms, and nothing needs the hash until a second Connect to
+    /// the same token compares a PIN with it (<see cref="Matches"/> waits for it). The PIN is copied
+    /// for the derivation and the copy zeroed as soon as it is done; the rounds are not reduced.
+    /// </summary>
+    private static Task<byte[]> DeriveAside(ReadOnlySpan<byte> pin, byte[] salt)
+    {
+        byte[] copy = pin.ToArray();
+        return Task.Run(() =>
+        {
+            try { return Derive(copy, salt); }
+            finally { CryptographicOperations.ZeroMemory(copy); }
+        });
     }
 
     private static byte[] Derive(ReadOnlySpan<byte> pin, byte[] salt) =>

@@ -42,20 +42,42 @@ internal sealed class Pkcs11OneCallReader : IDisposable
     }
 
     /// <summary>A reader for <paramref name="types"/> on the module at <paramref name="modulePath"/>, or null where this platform's ABI is not LowLevelAPI80.</summary>
-    public static Pkcs11OneCallReader? TryCreate(string modulePath, IReadOnlyList<CKA> types)
+    public static Pkcs11OneCallReader? TryCreate(string modulePath, IReadOnlyList<CKA> types) =>
+        Library(modulePath) is { } lib ? new Pkcs11OneCallReader(lib, types) : null;
+
+    /// <summary>The low-level view of the module, or null where this platform's ABI is not LowLevelAPI80.</summary>
+    private static LL.Pkcs11Library? Library(string modulePath)
     {
         if (Platform.NativeULongSize != 8 || Platform.StructPackingSize != 0) return null;
-        LL.Pkcs11Library lib;
         lock (Gate)
         {
-            if (!Libraries.TryGetValue(modulePath, out lib!))
+            if (!Libraries.TryGetValue(modulePath, out var lib))
             {
                 try { lib = new LL.Pkcs11Library(modulePath); }
                 catch (Exception ex) when (ex is Pkcs11Exception or UnmanagedException or DllNotFoundException) { return null; }
                 Libraries[modulePath] = lib;
             }
+            return lib;
         }
-        return new Pkcs11OneCallReader(lib, types);
+    }
+
+    /// <summary>
+    /// C_WrapKey in ONE call into <paramref name="buffer"/> (sized by the caller for the largest key it
+    /// wraps), as a C program does; Pkcs11Interop's WrapKey asks twice (the length, then the value), and
+    /// a token such as SoftHSM2 does the whole wrap for each. Returns the wrapped length, or -1 to wrap
+    /// the usual way (this platform's ABI is not LowLevelAPI80, or the output did not fit); any other
+    /// failure is the token's, thrown as the <see cref="Pkcs11Exception"/> Pkcs11Interop would throw.
+    /// A mechanism without parameters only (the AES key wraps). Callers hold the session's gate.
+    /// </summary>
+    public static int TryWrapKey(string modulePath, ulong session, CKM mechanism, ulong wrappingKey, ulong key, byte[] buffer)
+    {
+        if (Library(modulePath) is not { } lib) return -1;
+        var m = new LL.CK_MECHANISM { Mechanism = (ulong)mechanism, Parameter = IntPtr.Zero, ParameterLen = 0 };
+        ulong len = (ulong)buffer.Length;
+        CKR rv = lib.C_WrapKey(session, ref m, wrappingKey, key, buffer, ref len);
+        if (rv == CKR.CKR_BUFFER_TOO_SMALL) return -1;
+        if (rv != CKR.CKR_OK) throw new Pkcs11Exception("C_WrapKey", rv);
+        return len <= (ulong)buffer.Length ? (int)len : -1;
     }
 
     /// <summary>The values in the order of the types (null: the object has no such attribute or will not reveal it), or null to read it another way.</summary>

@@ -1,5 +1,6 @@
 using PicoHsm.Common;
 using PicoHsm.Devices;
+using PicoHsm.Operations;
 using Xunit;
 
 namespace PicoHsm.Core.Tests.Devices;
@@ -68,5 +69,63 @@ public class TokenLockTests
         using var cts = new CancellationTokenSource();
         cts.Cancel();
         Assert.Throws<OperationCanceledException>(() => TokenLock.Acquire(token, cts.Token));
+    }
+
+    [Fact]
+    public void Acquire_InACancelledScope_EndsWithTheModulesStoppedError_NotTokenBusy()
+    {
+        // A backend passes CancellationToken.None; the cmdlet's Ctrl+C token reaches the wait
+        // through the scope the cmdlet base class opens (PicoCmdletBase.Guard).
+        var token = Token("scope-" + Guid.NewGuid().ToString("n"));
+        using var held = TokenLock.Acquire(token, CancellationToken.None);
+        using var cts = new CancellationTokenSource();
+        cts.Cancel();
+        OperationCanceledException ex;
+        using (TokenLock.CancelWaitsWith(cts.Token))
+            ex = Assert.ThrowsAny<OperationCanceledException>(() => TokenLock.Acquire(token, CancellationToken.None));
+        Assert.Contains("nothing was changed", ex.Message);
+        var typed = ErrorTranslation.Translate(ex);
+        Assert.NotNull(typed);
+        Assert.Equal(PicoErrorKind.OperationStopped, typed!.Kind);
+        Assert.Equal("Stopped", typed.Reason);
+    }
+
+    [Fact]
+    public void Acquire_CancelledWhileWaiting_Ends_WithStopped()
+    {
+        // The holder keeps the lock for good: the wait can only end by its cancellation (or by
+        // TokenBusy after the full timeout, which this test would report as the wrong error).
+        var token = Token("waiting-" + Guid.NewGuid().ToString("n"));
+        using var held = TokenLock.Acquire(token, CancellationToken.None);
+        using var cts = new CancellationTokenSource();
+        using var waiting = new ManualResetEventSlim();
+        Exception? caught = null;
+        var t = new Thread(() =>
+        {
+            waiting.Set();
+            try
+            {
+                using (TokenLock.CancelWaitsWith(cts.Token)) TokenLock.Acquire(token, CancellationToken.None).Dispose();
+            }
+            catch (Exception e) { caught = e; }
+        });
+        t.Start();
+        waiting.Wait();
+        Thread.Sleep(50); // let it start waiting (if it has not, it sees the cancellation at once: the same result)
+        cts.Cancel();
+        t.Join();
+        Assert.IsAssignableFrom<OperationCanceledException>(caught);
+        Assert.Equal("Stopped", ErrorTranslation.Translate(caught!)!.Reason);
+    }
+
+    [Fact]
+    public void CancelWaitsWith_EndsWithItsScope()
+    {
+        var token = Token("scope-end-" + Guid.NewGuid().ToString("n"));
+        using var cts = new CancellationTokenSource();
+        cts.Cancel();
+        using (TokenLock.CancelWaitsWith(cts.Token)) { }
+        // Outside the scope a free lock is taken as before.
+        using var l = TokenLock.Acquire(token, CancellationToken.None);
     }
 }

@@ -21,7 +21,7 @@ namespace PicoHsm.Devices.ScHsm.Backend;
 /// (plumbing), <see cref="ScHsmCardDkek"/>, <see cref="ScHsmCardInitializer"/>, <see cref="ScHsmCardCatalogue"/>,
 /// <see cref="ScHsmCardExport"/>, <see cref="ScHsmCardRestore"/> and <see cref="ScHsmCardRestoreTest"/>.
 /// </summary>
-public sealed class ScHsmCardBackend : IDeviceBackend, IScHsmDevice, IKeyRemover
+public sealed class ScHsmCardBackend : IDeviceBackend, IScHsmDevice, IKeyRemover, IConnectionCheck
 {
     public const string Manufacturer = "www.CardContact.de";
     public const string TokenLabelDefault = "SmartCard-HSM";
@@ -49,7 +49,7 @@ public sealed class ScHsmCardBackend : IDeviceBackend, IScHsmDevice, IKeyRemover
         _channel = channel ?? throw new ArgumentNullException(nameof(channel));
         _card = new ScHsmCard(channel);
         _pin = new ScHsmCardPin(_card, context, pin);
-        _calls = new ScHsmCardTransactions(context, channel);
+        _calls = new ScHsmCardTransactions(context, channel) { Gone = Dispose };
         _dkek = new ScHsmCardDkek(_card, _pin, _calls, context);
         _initializer = new ScHsmCardInitializer(_card, _pin, _calls, context);
         _catalogue = new ScHsmCardCatalogue(_card, _pin, _calls, context);
@@ -65,6 +65,12 @@ public sealed class ScHsmCardBackend : IDeviceBackend, IScHsmDevice, IKeyRemover
     public bool IsOpen => !_calls.IsClosed && (_p11 is null || _p11.IsOpen);
     public bool HasPkcs11 => _p11 is not null;
     public string ReaderName => _channel.ReaderName;
+
+    /// <summary>
+    /// One SCardStatus on the card channel (no APDU, no login): false, and the connection closed (the PKCS#11
+    /// session through OpenSC too), once the card it was made to left the reader or was restarted.
+    /// </summary>
+    public bool CheckConnection() => _calls.Check() && IsOpen;
 
     /// <summary>The card's own generator is not exposed by the applet; OpenSC's C_GenerateRandom is, when there.</summary>
     public byte[]? GenerateRandom(int count)

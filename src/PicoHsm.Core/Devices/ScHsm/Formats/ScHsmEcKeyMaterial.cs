@@ -84,7 +84,7 @@ public sealed class ScHsmEcKeyMaterial : ScHsmKeyMaterial
     }
 
     /// <summary>
-    /// .NET parameters on the named curve. The D array is the caller's: clear it after use.
+    /// .NET parameters on the named curve. The D array (pinned) is the caller's: clear it after use.
     /// </summary>
     public ECParameters ToECParameters()
     {
@@ -96,8 +96,18 @@ public sealed class ScHsmEcKeyMaterial : ScHsmKeyMaterial
         {
             Curve = curve.ToECCurve(),
             Q = new ECPoint { X = _publicPoint[1..(1 + size)], Y = _publicPoint[(1 + size)..] },
-            D = UnsignedBytes.PadTo(D.Span, size),
+            D = PinnedPad(D.Span, size),
         };
+    }
+
+    /// <summary>d left-padded to <paramref name="size"/> bytes in a pinned array (the GC leaves no moved copy); the caller zeroes it.</summary>
+    private static byte[] PinnedPad(ReadOnlySpan<byte> d, int size)
+    {
+        var trimmed = UnsignedBytes.TrimLeadingZeros(d);
+        if (trimmed.Length > size) throw new ScHsmFormatException("The key blob's private scalar is longer than its curve's field.");
+        var padded = GC.AllocateArray<byte>(size, pinned: true);
+        trimmed.CopyTo(padded.AsSpan(size - trimmed.Length));
+        return padded;
     }
 
     public ECDsa ToECDsa()
@@ -115,10 +125,47 @@ public sealed class ScHsmEcKeyMaterial : ScHsmKeyMaterial
         }
     }
 
-    /// <summary>d·G on <paramref name="curve"/>, uncompressed (BouncyCastle point arithmetic).</summary>
-    internal static byte[] PublicPointOf(ScHsmCurve curve, ReadOnlySpan<byte> d)
+    /// <summary>
+    /// d·G on <paramref name="curve"/>, uncompressed. The scalar goes to the platform's EC code (OpenSSL,
+    /// CNG) from a pinned buffer of the field's width that is zeroed after the import, and the key object
+    /// that held it is disposed (OpenSSL clears a private key when it frees it). Only where the platform
+    /// does not know the curve (macOS knows the NIST curves alone) or refuses the scalar is it done with
+    /// BouncyCastle, whose BigInteger is an immutable copy of d that cannot be zeroed (see SECURITY.md).
+    /// </summary>
+    internal static byte[] PublicPointOf(ScHsmCurve curve, ReadOnlySpan<byte> d) =>
+        PlatformPublicPointOf(curve, d) ?? BouncyCastlePublicPointOf(curve, d);
+
+    /// <summary>d·G by the platform, or null where it does not have the curve or will not take d (0, or not below the order).</summary>
+    internal static byte[]? PlatformPublicPointOf(ScHsmCurve curve, ReadOnlySpan<byte> d)
     {
-        var scalar = new Org.BouncyCastle.Math.BigInteger(1, d.ToArray());
+        int size = curve.FieldSizeBytes;
+        var trimmed = UnsignedBytes.TrimLeadingZeros(d);
+        if (trimmed.IsEmpty || trimmed.Length > size) return null;
+        using var scalar = new SecretBytes(size);
+        trimmed.CopyTo(scalar.Span[(size - trimmed.Length)..]);
+        try
+        {
+            using var ec = ECDsa.Create();
+            ec.ImportParameters(new ECParameters { Curve = curve.ToECCurve(), D = scalar.UnsafeArray });
+            var pub = ec.ExportParameters(includePrivateParameters: false);
+            if (pub.Q.X is null || pub.Q.Y is null) return null;
+            var q = new byte[1 + 2 * size];
+            q[0] = 0x04;
+            UnsignedBytes.PadTo(pub.Q.X, size).CopyTo(q, 1);
+            UnsignedBytes.PadTo(pub.Q.Y, size).CopyTo(q, 1 + size);
+            return q;
+        }
+        catch (Exception ex) when (ex is CryptographicException or PlatformNotSupportedException or ArgumentException)
+        {
+            return null;
+        }
+    }
+
+    /// <summary>d·G with BouncyCastle point arithmetic (the fallback of <see cref="PublicPointOf"/>).</summary>
+    internal static byte[] BouncyCastlePublicPointOf(ScHsmCurve curve, ReadOnlySpan<byte> d)
+    {
+        using var copy = SecretBytes.CopyOf(d);
+        var scalar = new Org.BouncyCastle.Math.BigInteger(1, copy.UnsafeArray);
         return curve.BouncyParameters.G.Multiply(scalar).Normalize().GetEncoded(false);
     }
 
