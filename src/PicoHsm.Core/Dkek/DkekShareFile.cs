@@ -320,6 +320,10 @@ public sealed class DkekShareFile
     {
         if (output.Length != 32) throw new ArgumentException("One PBKDF2-HMAC-SHA256 block is 32 bytes.", nameof(output));
         if (iterations < 1) throw new ArgumentOutOfRangeException(nameof(iterations), iterations, "At least one iteration.");
+#if NETSTANDARD2_0
+        // .NET Framework's HMAC re-hashes the key pads on every reset: the Desktop build runs its own rounds.
+        Pbkdf2Sha256.DeriveBlock(password, salt, output, iterations, IterationsPerCheck, cancellation);
+#else
         using var hmac = IncrementalHash.CreateHMAC(HashAlgorithmName.SHA256, password);
         Span<byte> u = stackalloc byte[32];
         Span<byte> blockIndex = stackalloc byte[4];
@@ -342,5 +346,6 @@ public sealed class DkekShareFile
         {
             CryptographicOperations.ZeroMemory(u);
         }
+#endif
     }
 }
