@@ -3,8 +3,9 @@
 // (IncrementalHash, HMACSHA256 over SHA256Managed) hashes both key pads again after every reset and
 // makes arrays on every call: a 600,000-round share file took ~9 s under Mono here. This keeps the
 // inner and outer pad states and runs each round as two fixed-padding SHA-256 blocks on 32-bit words
-// (no byte packing, no arrays), as Md5Iteration does for sc-hsm-tool's MD5 chain. The net8.0 build
-// keeps the platform HMAC (DkekShareFile.Pbkdf2HmacSha256). Tested against Rfc2898DeriveBytes.
+// (no byte packing, no arrays), as Md5Iteration does for sc-hsm-tool's MD5 chain. The net8.0 build,
+// and this one when PowerShell 7 loads it, keep the platform HMAC (DkekShareFile.Pbkdf2HmacSha256).
+// Tested against Rfc2898DeriveBytes and the published vectors (KdfCancellationTests), under Mono.
 using System.Buffers.Binary;
 using System.Security.Cryptography;
 
@@ -12,6 +13,14 @@ namespace PicoHsm.Compat;
 
 internal static unsafe class Pbkdf2Sha256
 {
+    /// <summary>
+    /// True on .NET Framework and Mono, whose HMACSHA256 is managed code with the per-reset pad
+    /// hashing; false when this build runs on .NET (Core), whose HMAC is the OS library's.
+    /// </summary>
+    public static readonly bool PlatformHmacIsManaged =
+        Type.GetType("Mono.Runtime") is not null
+        || System.Runtime.InteropServices.RuntimeInformation.FrameworkDescription.StartsWith(".NET Framework", StringComparison.Ordinal);
+
     private static readonly uint[] K =
     [
         0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,

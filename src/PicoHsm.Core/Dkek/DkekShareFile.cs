@@ -321,9 +321,14 @@ public sealed class DkekShareFile
         if (output.Length != 32) throw new ArgumentException("One PBKDF2-HMAC-SHA256 block is 32 bytes.", nameof(output));
         if (iterations < 1) throw new ArgumentOutOfRangeException(nameof(iterations), iterations, "At least one iteration.");
 #if NETSTANDARD2_0
-        // .NET Framework's HMAC re-hashes the key pads on every reset: the Desktop build runs its own rounds.
-        Pbkdf2Sha256.DeriveBlock(password, salt, output, iterations, IterationsPerCheck, cancellation);
-#else
+        // .NET Framework's (and Mono's) HMAC re-hashes the key pads on every reset: the Desktop build
+        // runs its own rounds there; loaded in PowerShell 7 it keeps the platform's (native) HMAC below.
+        if (Pbkdf2Sha256.PlatformHmacIsManaged)
+        {
+            Pbkdf2Sha256.DeriveBlock(password, salt, output, iterations, IterationsPerCheck, cancellation);
+            return;
+        }
+#endif
         using var hmac = IncrementalHash.CreateHMAC(HashAlgorithmName.SHA256, password);
         Span<byte> u = stackalloc byte[32];
         Span<byte> blockIndex = stackalloc byte[4];
@@ -346,6 +351,5 @@ public sealed class DkekShareFile
         {
             CryptographicOperations.ZeroMemory(u);
         }
-#endif
     }
 }
