@@ -311,6 +311,8 @@ function Invoke-PesterTests {
     $pester = Get-PesterModulePath
     $summary = Join-Path $out "test-results/pester-summary-$Build.json"
     if (Test-Path $summary) { Remove-Item $summary }
+    # -SkipUnitTests leaves no xUnit run to make the folder.
+    New-Item -ItemType Directory -Force (Split-Path $summary) | Out-Null
     $pwsh = Get-PwshCommand
     $runner = Join-Path $root 'tests/pester/Invoke-PesterSuite.ps1'
     $argsList = @('-NoProfile', '-NonInteractive', '-File', $runner, '-PesterPath', $pester, '-ModulePath', (Join-Path $moduleOut 'PicoHsm.psd1'), '-SummaryPath', $summary)
