@@ -41,7 +41,35 @@ param(
     [switch] $NoBuild,
 
     # Bench only: a short run (100 and 300 keys).
-    [switch] $Quick
+    [switch] $Quick,
+
+    # Test only: which build of the module the Pester suite loads: the Core build (net8.0, what
+    # PowerShell 7 loads), the Desktop build (netstandard2.0, what Windows PowerShell 5.1 loads;
+    # here loaded in PowerShell 7 through $env:PICOHSM_BUILD), or both, one run each (default).
+    [ValidateSet('Both', 'Core', 'Desktop')]
+    [string] $ModuleBuild = 'Both',
+
+    # Test only: skip the xUnit runs (dotnet test and the Mono run); for a quick Pester-only pass.
+    [switch] $SkipUnitTests,
+
+    # Test only: the Mono run's hang guard: a test without a result after this many seconds, or
+    # the whole run past MonoRunTimeout, stops the run and counts as failed.
+    [int] $MonoTestTimeout = 1800,
+    [int] $MonoRunTimeout = 3000,
+
+    # Test only: inputs per fuzz test in the Mono run (PICOHSM_FUZZ_COUNT; 0 keeps the tests'
+    # own 10,000).
+    [int] $MonoFuzzCount = 1000,
+
+    # Test only: in the Mono run, how many of DkekShareFileTests' byte changes that reach the KDF
+    # (one 600,000-round PBKDF2 each) are decrypted (PICOHSM_KDF_FLIPS; every change is still read;
+    # 0 decrypts all, as the .NET run does).
+    [int] $MonoKdfFlips = 16,
+
+    # Test only: Load.Tests' key count in the Desktop build's Pester run (PICOHSM_LOAD_KEYS);
+    # 100 by default (the same code the Core run drives with 500 keys; keeps CI near 60 minutes);
+    # 0 runs it as the Core run does (500).
+    [int] $DesktopLoadKeys = 100
 )
 
 $ErrorActionPreference = 'Stop'
@@ -87,15 +115,24 @@ function Get-TestPrerequisites {
         @{ Command = 'pcscd'; Package = 'pcscd' }
         @{ File = '/usr/lib/pcsc/drivers/serial/libifdvpcd.so'; Package = 'vsmartcard-vpcd' }
         @{ Command = 'openssl'; Package = 'openssl' }
+        # The Mono run of the net472 unit tests (.NET Framework's class library on Linux).
+        @{ Command = 'mono'; Package = 'mono-runtime' }
+        @{ File = '/usr/lib/mono/4.5/System.Numerics.dll'; Package = 'mono-devel' }
+        @{ File = '/usr/share/.mono/certs'; Package = 'ca-certificates-mono' }
     )
 }
 
 function Invoke-Build {
     Write-Host "Building PicoHsm ($Configuration)"
     if (Test-Path $moduleOut) { Remove-Item $moduleOut -Recurse -Force }
-    $bin = Join-Path $moduleOut 'bin'
-    Invoke-Native dotnet @('publish', (Join-Path $root 'src/PicoHsm/PicoHsm.csproj'), '-c', $Configuration, '-o', $bin, '--nologo', '-v', 'q')
-    Copy-Item (Join-Path $root 'PicoHsm.psd1'), (Join-Path $root 'PicoHsm.format.ps1xml'), (Join-Path $root 'PicoHsm.types.ps1xml'), (Join-Path $root 'LICENSE'), (Join-Path $root 'CHANGELOG.md') $moduleOut
+    # Two builds of the DLLs, one module folder: bin/Core (net8.0, PowerShell 7.4+) and
+    # bin/Desktop (netstandard2.0, Windows PowerShell 5.1); PicoHsm.psm1 loads the one that fits.
+    $bins = foreach ($b in @{ Name = 'Core'; Framework = 'net8.0' }, @{ Name = 'Desktop'; Framework = 'netstandard2.0' }) {
+        $dir = Join-Path $moduleOut "bin/$($b.Name)"
+        Invoke-Native dotnet @('publish', (Join-Path $root 'src/PicoHsm/PicoHsm.csproj'), '-c', $Configuration, '-f', $b.Framework, '-o', $dir, '--nologo', '-v', 'q') | Out-Host
+        $dir
+    }
+    Copy-Item (Join-Path $root 'PicoHsm.psd1'), (Join-Path $root 'PicoHsm.psm1'), (Join-Path $root 'PicoHsm.format.ps1xml'), (Join-Path $root 'PicoHsm.types.ps1xml'), (Join-Path $root 'LICENSE'), (Join-Path $root 'CHANGELOG.md') $moduleOut
     # Conceptual help (Get-Help about_PicoHsm*): PowerShell looks for it in the module's culture folder.
     New-Item -ItemType Directory -Force (Join-Path $moduleOut 'en-US') | Out-Null
     Copy-Item (Join-Path $root 'docs/help/about_*.help.txt') (Join-Path $moduleOut 'en-US')
@@ -103,7 +140,7 @@ function Invoke-Build {
     $pwsh = Get-PwshCommand
     & $pwsh[0] @($pwsh | Select-Object -Skip 1) -NoProfile -NonInteractive -File (Join-Path $root 'tools/New-CmdletHelp.ps1') `
         -ModuleManifest (Join-Path $moduleOut 'PicoHsm.psd1') -HelpSource (Join-Path $root 'docs/help/PicoHsm.help.psd1') `
-        -OutputFile "$(Join-Path $moduleOut 'en-US/PicoHsm.dll-Help.xml');$(Join-Path $bin 'en-US/PicoHsm.dll-Help.xml')" | Out-Host
+        -OutputFile ((@(Join-Path $moduleOut 'en-US/PicoHsm.dll-Help.xml') + @($bins | ForEach-Object { Join-Path $_ 'en-US/PicoHsm.dll-Help.xml' })) -join ';') | Out-Host
     if ($LASTEXITCODE -ne 0) { throw 'Writing the cmdlet help failed (see above).' }
     Invoke-Native dotnet @('build', (Join-Path $root 'tests/CardSimulator/CardSimulator.csproj'), '-c', $Configuration, '-o', (Join-Path $out 'CardSimulator'), '--nologo', '-v', 'q')
     Write-Host "Module: $moduleOut"
@@ -132,7 +169,8 @@ function Invoke-UnitTests {
         $trx = Join-Path $results "$name.trx"
         if (Test-Path $trx) { Remove-Item $trx }
         Write-Host "xUnit: $name"
-        & dotnet test (Join-Path $root $proj) -c $Configuration --nologo -v q --logger "trx;LogFileName=$trx" --logger 'console;verbosity=minimal' | Out-Host
+        # net10.0 only: the net472 build of the core tests is the Mono run's (Invoke-MonoUnitTests).
+        & dotnet test (Join-Path $root $proj) -c $Configuration -f net10.0 --nologo -v q --logger "trx;LogFileName=$trx" --logger 'console;verbosity=minimal' | Out-Host
         if (-not (Test-Path $trx)) {
             Write-Host "xUnit run of $name produced no results (build failure?)" -ForegroundColor Red
             $failed++
@@ -158,10 +196,124 @@ function Invoke-UnitTests {
     [pscustomobject]@{ Passed = $passed; Failed = $failed; Skipped = $skipped; FailedNames = $names.ToArray() }
 }
 
+# Gaps of Mono that .NET Framework does not have: a test that fails on Mono only for one of these
+# (recognised by its exception) is counted as skipped, with the reason, not as passed. Such tests
+# run in the net10.0 run here and on .NET Framework in the Windows workflow.
+$script:MonoGaps = @(
+    @{ Match = '^System\.NotImplementedException'; Why = "Mono's ECDsa is a stub (NotImplementedException); .NET Framework has ECDsaCng" }
+    @{ Match = 'CertificateRequest'; Why = 'Mono has no System.Security.Cryptography.X509Certificates.CertificateRequest (.NET Framework 4.7.2 has)' }
+)
+
+function Invoke-WithHangGuard {
+    # Runs xunit.console -verbose and watches its [STARTING]/[FINISHED] lines: a test without a
+    # result after -TestLimit seconds (or the run past -RunLimit) stops the run. xUnit 2's Timeout
+    # covers async tests only, and a hung Mono must not hold CI until the job limit. Returns $null
+    # when the run ended by itself, else the counts seen so far with the hung tests as failures.
+    param([string] $FilePath, [string[]] $ArgumentList, [int] $TestLimit, [int] $RunLimit)
+    $psi = [Diagnostics.ProcessStartInfo]::new($FilePath)
+    foreach ($a in $ArgumentList) { $psi.ArgumentList.Add($a) }
+    $psi.UseShellExecute = $false; $psi.RedirectStandardOutput = $true; $psi.RedirectStandardError = $true
+    $lines = [Collections.Concurrent.ConcurrentQueue[string]]::new()
+    $p = [Diagnostics.Process]::new(); $p.StartInfo = $psi
+    $handler = { if ($null -ne $EventArgs.Data) { $Event.MessageData.Enqueue($EventArgs.Data) } }
+    $e1 = Register-ObjectEvent $p OutputDataReceived -Action $handler -MessageData $lines
+    $e2 = Register-ObjectEvent $p ErrorDataReceived -Action $handler -MessageData $lines
+    $started = [Collections.Generic.Dictionary[string, datetime]]::new()
+    $finished = 0; $failedSeen = [Collections.Generic.List[string]]::new(); $skippedSeen = 0; $hung = @(); $stopped = $false
+    $clock = [Diagnostics.Stopwatch]::StartNew()
+    try {
+        [void]$p.Start(); $p.BeginOutputReadLine(); $p.BeginErrorReadLine()
+        while ($true) {
+            $exited = $p.WaitForExit(1000)
+            $line = $null
+            while ($lines.TryDequeue([ref]$line)) {
+                Write-Host $line
+                if ($line -match '^\s+(\S+) \[STARTING\]$') { $started[$Matches[1]] = [datetime]::UtcNow }
+                elseif ($line -match '^\s+(\S+) \[FINISHED\]') { [void]$started.Remove($Matches[1]); $finished++ }
+                elseif ($line -match '^\s+(\S+) \[FAIL\]$') { $failedSeen.Add("[Mono] $($Matches[1])") }
+                elseif ($line -match '^\s+(\S+) \[SKIP\]$') { $skippedSeen++ }
+            }
+            if ($exited) { $p.WaitForExit(); break }
+            $now = [datetime]::UtcNow
+            $hung = @($started.GetEnumerator() | Where-Object { ($now - $_.Value).TotalSeconds -gt $TestLimit } | ForEach-Object Key)
+            if ($hung.Count -gt 0 -or $clock.Elapsed.TotalSeconds -gt $RunLimit) { $stopped = $true; break }
+        }
+    }
+    finally {
+        if (-not $p.HasExited) { $p.Kill($true); $p.WaitForExit() }
+        Unregister-Event -SourceIdentifier $e1.Name; Unregister-Event -SourceIdentifier $e2.Name
+    }
+    Write-Host ("xUnit on Mono: {0:n0} s" -f $clock.Elapsed.TotalSeconds)
+    if (-not $stopped) { return $null }
+    $names = @($hung | ForEach-Object { "[Mono] ${_}: no result after $TestLimit s, the Mono run was stopped (hang guard)" })
+    if (-not $names) { $names = @("[Mono] the run took over $RunLimit s and was stopped (hang guard); running: $(@($started.Keys) -join ', ')") }
+    foreach ($n in $names) { Write-Host $n -ForegroundColor Red }
+    # Counted from the verbose lines (no XML is written when the runner is killed).
+    $names = @($failedSeen) + $names
+    [pscustomobject]@{ Passed = $finished - $failedSeen.Count - $skippedSeen; Failed = $names.Count; Skipped = $skippedSeen; FailedNames = $names }
+}
+
+function Invoke-MonoUnitTests {
+    # The core's xUnit tests built for net472 (.NET Framework's reference assemblies, the core's
+    # netstandard2.0 build: the Desktop build's code) and run under Mono with xunit.runner.console.
+    $none = [pscustomobject]@{ Passed = 0; Failed = 0; Skipped = 0; FailedNames = @() }
+    if (-not $IsLinux) { Write-Host 'xUnit on Mono: not on Linux, left out (the Windows workflow runs the Desktop build on .NET Framework).'; return $none }
+    $mono = Get-Command mono -ErrorAction Ignore
+    if (-not $mono) {
+        Write-Host 'xUnit on Mono: mono is not installed (apt-get install mono-runtime mono-devel)' -ForegroundColor Red
+        return [pscustomobject]@{ Passed = 0; Failed = 1; Skipped = 0; FailedNames = @('xUnit on Mono (mono missing)') }
+    }
+    $proj = Join-Path $root 'tests/units/PicoHsm.Core.Tests/PicoHsm.Core.Tests.csproj'
+    $bin = Join-Path $out 'mono-tests'
+    Write-Host 'xUnit on Mono: PicoHsm.Core.Tests (net472)'
+    & dotnet build $proj -c $Configuration -f net472 -o $bin --nologo -v q | Out-Host
+    if ($LASTEXITCODE -ne 0) { return [pscustomobject]@{ Passed = 0; Failed = 1; Skipped = 0; FailedNames = @('xUnit on Mono (net472 build failed)') } }
+    $packages = if ($env:NUGET_PACKAGES) { $env:NUGET_PACKAGES } else { ((dotnet nuget locals global-packages --list) -replace '^global-packages:\s*', '').Trim() }
+    $runner = Join-Path $packages 'xunit.runner.console/2.4.1/tools/net472/xunit.console.exe'
+    $xml = Join-Path $out 'test-results/PicoHsm.Core.Tests.mono.xml'
+    if (Test-Path $xml) { Remove-Item $xml }
+    $runArgs = @($runner, (Join-Path $bin 'PicoHsm.Core.Tests.dll'), '-xml', $xml, '-noshadow', '-nologo', '-nocolor', '-verbose')
+    # The fuzz tests' input count: Mono's JIT and managed crypto make each input several times
+    # dearer (10,000 tampered .wky files took 404 s here, about 30 s on .NET 10); the .NET run
+    # keeps 10,000, the Mono run checks the same code on .NET Framework's library with fewer.
+    $savedFuzz = $env:PICOHSM_FUZZ_COUNT
+    $savedFlips = $env:PICOHSM_KDF_FLIPS
+    if ($MonoFuzzCount -gt 0) {
+        $env:PICOHSM_FUZZ_COUNT = "$MonoFuzzCount"
+        Write-Host "xUnit on Mono: fuzz tests with $MonoFuzzCount inputs each (-MonoFuzzCount; the .NET run uses 10,000)"
+    }
+    if ($MonoKdfFlips -gt 0) {
+        # Each such change costs a full PBKDF2 (several seconds under Mono); the .NET run decrypts them all.
+        $env:PICOHSM_KDF_FLIPS = "$MonoKdfFlips"
+        Write-Host "xUnit on Mono: DkekShareFileTests decrypts $MonoKdfFlips of the byte changes that reach the KDF (-MonoKdfFlips; the .NET run: all)"
+    }
+    try { $hung = Invoke-WithHangGuard -FilePath $mono.Source -ArgumentList $runArgs -TestLimit $MonoTestTimeout -RunLimit $MonoRunTimeout }
+    finally { $env:PICOHSM_FUZZ_COUNT = $savedFuzz; $env:PICOHSM_KDF_FLIPS = $savedFlips }
+    if ($hung) { return $hung }
+    if (-not (Test-Path $xml)) { return [pscustomobject]@{ Passed = 0; Failed = 1; Skipped = 0; FailedNames = @('xUnit on Mono (no results)') } }
+    $doc = [xml](Get-Content -Raw $xml)
+    $passed = @($doc.SelectNodes("//test[@result='Pass']")).Count
+    $skipped = 0; $names = [Collections.Generic.List[string]]::new()
+    foreach ($t in $doc.SelectNodes("//test[@result='Skip']")) { $skipped++; Write-Host "Skipped [Mono] $($t.name): $($t.reason.InnerText)" -ForegroundColor Yellow }
+    foreach ($t in $doc.SelectNodes("//test[@result='Fail']")) {
+        $type = "$($t.failure.'exception-type')"; $message = "$($t.failure.message.InnerText)"
+        $gap = $script:MonoGaps | Where-Object { "$type $message" -match $_.Match -or $type -match $_.Match } | Select-Object -First 1
+        if ($gap) { $skipped++; Write-Host "Skipped [Mono] $($t.name): $($gap.Why)" -ForegroundColor Yellow }
+        else { $names.Add("[Mono] $($t.name): $(($message -split "`n")[0])") }
+    }
+    # A class whose set-up failed counts as an error of the assembly, not as a test.
+    $errors = ($doc.assemblies.assembly | ForEach-Object { [int]$_.errors } | Measure-Object -Sum).Sum
+    if ($errors -gt 0) { $names.Add("[Mono] $errors error(s) outside tests (see above)") }
+    [pscustomobject]@{ Passed = $passed; Failed = $names.Count; Skipped = $skipped; FailedNames = $names.ToArray() }
+}
+
 function Invoke-PesterTests {
+    param([ValidateSet('Core', 'Desktop')] [string] $Build = 'Core')
     $pester = Get-PesterModulePath
-    $summary = Join-Path $out 'test-results/pester-summary.json'
+    $summary = Join-Path $out "test-results/pester-summary-$Build.json"
     if (Test-Path $summary) { Remove-Item $summary }
+    # -SkipUnitTests leaves no xUnit run to make the folder.
+    New-Item -ItemType Directory -Force (Split-Path $summary) | Out-Null
     $pwsh = Get-PwshCommand
     $runner = Join-Path $root 'tests/pester/Invoke-PesterSuite.ps1'
     $argsList = @('-NoProfile', '-NonInteractive', '-File', $runner, '-PesterPath', $pester, '-ModulePath', (Join-Path $moduleOut 'PicoHsm.psd1'), '-SummaryPath', $summary)
@@ -171,19 +323,35 @@ function Invoke-PesterTests {
     # the process starts: .NET does not pass later changes to native code).
     $conf = New-SoftHsmEnvironment -TokenLabel 'pico-test-a', 'pico-test-b', 'pico-test-c', 'pico-test-d', 'pico-test-e', 'pico-test-f'
     $savedConf = $env:SOFTHSM2_CONF
+    $savedBuild = $env:PICOHSM_BUILD
+    $savedLoad = $env:PICOHSM_LOAD_KEYS
+    Write-Host "Pester: the $Build build of the module"
+    $clock = [Diagnostics.Stopwatch]::StartNew()
     try {
         $env:SOFTHSM2_CONF = $conf
+        # PicoHsm.psm1 loads bin/$Build in this process and every PowerShell it starts.
+        $env:PICOHSM_BUILD = $Build
+        if ($Build -eq 'Desktop' -and $DesktopLoadKeys -gt 0) {
+            # Every file still runs; only Load.Tests' key count is smaller (the same code as the Core run's 500).
+            $env:PICOHSM_LOAD_KEYS = "$DesktopLoadKeys"
+            Write-Host "Pester (Desktop build): Load.Tests with $DesktopLoadKeys keys (-DesktopLoadKeys)"
+        }
         & $pwsh[0] @($pwsh | Select-Object -Skip 1) @argsList | Out-Host
     }
     finally {
         $env:SOFTHSM2_CONF = $savedConf
+        $env:PICOHSM_BUILD = $savedBuild
+        $env:PICOHSM_LOAD_KEYS = $savedLoad
         Remove-SoftHsmEnvironment -ConfigPath $conf
     }
+    Write-Host ("Pester ($Build build): {0:n0} s" -f $clock.Elapsed.TotalSeconds)
     if (-not (Test-Path $summary)) {
-        Write-Host 'Pester produced no summary (the runner failed before or while running).' -ForegroundColor Red
-        return [pscustomobject]@{ Passed = 0; Failed = 1; Skipped = 0; FailedNames = @('Pester (no summary)') }
+        Write-Host "Pester ($Build build) produced no summary (the runner failed before or while running)." -ForegroundColor Red
+        return [pscustomobject]@{ Passed = 0; Failed = 1; Skipped = 0; FailedNames = @("Pester $Build build (no summary)") }
     }
-    Get-Content -Raw $summary | ConvertFrom-Json
+    $result = Get-Content -Raw $summary | ConvertFrom-Json
+    $result.FailedNames = @($result.FailedNames | ForEach-Object { "[$Build] $_" })
+    $result
 }
 
 function Invoke-Package {
@@ -215,14 +383,22 @@ switch ($Task) {
     'Test' {
         Get-TestPrerequisites
         Invoke-Build
-        $unit = Invoke-UnitTests
-        $pester = Invoke-PesterTests
-        $passed = $unit.Passed + $pester.Passed
-        $failed = $unit.Failed + $pester.Failed
-        $skipped = $unit.Skipped + $pester.Skipped
+        $none = [pscustomobject]@{ Passed = 0; Failed = 0; Skipped = 0; FailedNames = @() }
+        $unit = if ($SkipUnitTests) { $none } else { Invoke-UnitTests }
+        $mono = if ($SkipUnitTests) { $none } else { Invoke-MonoUnitTests }
+        $builds = if ($ModuleBuild -eq 'Both') { 'Core', 'Desktop' } else { @($ModuleBuild) }
+        $pesterRuns = [ordered]@{}
+        foreach ($b in $builds) { $pesterRuns[$b] = Invoke-PesterTests -Build $b }
+        $all = @($unit, $mono) + @($pesterRuns.Values)
+        $passed = ($all | Measure-Object -Property Passed -Sum).Sum
+        $failed = ($all | Measure-Object -Property Failed -Sum).Sum
+        $skipped = ($all | Measure-Object -Property Skipped -Sum).Sum
         # What failed, repeated where a log cut to its last lines still shows it.
-        foreach ($n in @($unit.FailedNames) + @($pester.FailedNames) | Where-Object { $_ }) { Write-Host "Failed: $n" -ForegroundColor Red }
-        Write-Host "xUnit: $($unit.Passed) passed, $($unit.Failed) failed, $($unit.Skipped) skipped; Pester: $($pester.Passed) passed, $($pester.Failed) failed, $($pester.Skipped) skipped"
+        foreach ($n in $all | ForEach-Object { @($_.FailedNames) } | Where-Object { $_ }) { Write-Host "Failed: $n" -ForegroundColor Red }
+        $parts = @("xUnit: $($unit.Passed) passed, $($unit.Failed) failed, $($unit.Skipped) skipped"
+            "xUnit on Mono (net472): $($mono.Passed) passed, $($mono.Failed) failed, $($mono.Skipped) skipped") +
+            @($pesterRuns.Keys | ForEach-Object { $r = $pesterRuns[$_]; "Pester ($_ build): $($r.Passed) passed, $($r.Failed) failed, $($r.Skipped) skipped" })
+        Write-Host ($parts -join '; ')
         Write-Output "Tests: $passed passed, $failed failed, $skipped skipped"
         if ($failed -gt 0 -or $passed -eq 0) { exit 1 }
     }
@@ -258,7 +434,7 @@ switch ($Task) {
         if (Test-Path $report) { Remove-Item $report }
         $env:PICOHSM_FUZZ_COUNT = '80000'; $env:PICOHSM_FUZZ_REPORT = $report
         try {
-            & dotnet test (Join-Path $root 'tests/units/PicoHsm.Core.Tests/PicoHsm.Core.Tests.csproj') -c $Configuration --nologo -v q --filter 'FullyQualifiedName~PicoHsm.Core.Tests.Fuzz' | Out-Host
+            & dotnet test (Join-Path $root 'tests/units/PicoHsm.Core.Tests/PicoHsm.Core.Tests.csproj') -c $Configuration -f net10.0 --nologo -v q --filter 'FullyQualifiedName~PicoHsm.Core.Tests.Fuzz' | Out-Host
             $code = $LASTEXITCODE
         }
         finally { $env:PICOHSM_FUZZ_COUNT = $null; $env:PICOHSM_FUZZ_REPORT = $null }

@@ -178,7 +178,11 @@ public sealed class BackupFolder
     }
 
     /// <summary>Deletes the files in the staging folder that are not <paramref name="keep"/> (stale temp files, keys no longer on the device).</summary>
+#if NET
     public void RemoveUnlisted(IReadOnlySet<string> keep)
+#else
+    public void RemoveUnlisted(ISet<string> keep)
+#endif
     {
         foreach (string file in Directory.EnumerateFiles(Staging))
             if (!keep.Contains(Path.GetFileName(file)))

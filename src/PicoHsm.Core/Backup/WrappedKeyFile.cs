@@ -41,7 +41,12 @@ public static class KeyAttributeNames
     public const string WrapWithTrusted = "wrapWithTrusted";
     public const string Local = "local";
 
-    public static IReadOnlySet<string> All { get; } = new HashSet<string>(StringComparer.Ordinal)
+#if NET
+    public static IReadOnlySet<string> All { get; }
+#else
+    public static ISet<string> All { get; }
+#endif
+        = new HashSet<string>(StringComparer.Ordinal)
     {
         Sign, Verify, SignRecover, VerifyRecover, Encrypt, Decrypt, Wrap, Unwrap, Derive, Sensitive, Extractable,
         AlwaysSensitive, NeverExtractable, AlwaysAuthenticate, Private, Modifiable, Copyable, Destroyable, Trusted,

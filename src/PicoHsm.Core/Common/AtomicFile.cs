@@ -114,6 +114,7 @@ public static class AtomicFile
             return CreateOwnerOnlyWindows(path);
 
         const UnixFileMode ownerOnly = UnixFileMode.UserRead | UnixFileMode.UserWrite;
+#if NET
         var stream = new FileStream(path, new FileStreamOptions
         {
             Mode = FileMode.CreateNew,
@@ -121,6 +122,9 @@ public static class AtomicFile
             Share = FileShare.None,
             UnixCreateMode = ownerOnly,
         });
+#else
+        var stream = UnixFiles.CreateNew(path, ownerOnly);
+#endif
         try
         {
             try
@@ -183,7 +187,11 @@ public static class AtomicFile
     private static class Native
     {
         [DllImport("libc", SetLastError = true)]
+#if NET
         public static extern int open([MarshalAs(UnmanagedType.LPUTF8Str)] string path, int flags);
+#else
+        public static extern int open([MarshalAs(UnmanagedType.LPStr)] string path, int flags); // UTF-8 on Unix (the only caller)
+#endif
 
         [DllImport("libc", SetLastError = true)]
         public static extern int fsync(int fd);

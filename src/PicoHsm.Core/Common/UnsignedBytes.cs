@@ -27,7 +27,11 @@ internal static class UnsignedBytes
         return result;
     }
 
+#if NET
     public static BigInteger ToBigInteger(ReadOnlySpan<byte> value) => new(value, isUnsigned: true, isBigEndian: true);
+#else
+    public static BigInteger ToBigInteger(ReadOnlySpan<byte> value) => BclExtensions.BigIntegerFromUnsignedBigEndian(value);
+#endif
 
     public static byte[] FromBigInteger(BigInteger value) =>
         value.IsZero ? [] : value.ToByteArray(isUnsigned: true, isBigEndian: true);

@@ -185,7 +185,11 @@ public sealed class DkekShareFile
         if (r.Length < 51)
             throw Fail(DkekShareFileReason.Corrupt, "is truncated.");
 
+#if NET
         var splitId = new Guid(r.Slice(10, 16), bigEndian: true);
+#else
+        var splitId = BclExtensions.GuidFromBytes(r.Slice(10, 16), bigEndian: true);
+#endif
         int index = r[26], threshold = r[27], shareCount = r[28];
         if (splitId == Guid.Empty)
             throw Fail(DkekShareFileReason.Corrupt, "is damaged: its split id is empty.");
@@ -279,7 +283,7 @@ public sealed class DkekShareFile
         string? normalized = null;
         if (password.ContainsAnyExceptInRange((char)0, (char)0x7F))
         {
-            normalized = new string(password);
+            normalized = password.ToString();
             try { normalized = normalized.Normalize(NormalizationForm.FormC); }
             catch (ArgumentException) { throw new ArgumentException("The password contains an invalid character (an unpaired UTF-16 surrogate).", nameof(password)); }
             chars = normalized;
@@ -316,6 +320,15 @@ public sealed class DkekShareFile
     {
         if (output.Length != 32) throw new ArgumentException("One PBKDF2-HMAC-SHA256 block is 32 bytes.", nameof(output));
         if (iterations < 1) throw new ArgumentOutOfRangeException(nameof(iterations), iterations, "At least one iteration.");
+#if NETSTANDARD2_0
+        // .NET Framework's (and Mono's) HMAC re-hashes the key pads on every reset: the Desktop build
+        // runs its own rounds there; loaded in PowerShell 7 it keeps the platform's (native) HMAC below.
+        if (Pbkdf2Sha256.PlatformHmacIsManaged)
+        {
+            Pbkdf2Sha256.DeriveBlock(password, salt, output, iterations, IterationsPerCheck, cancellation);
+            return;
+        }
+#endif
         using var hmac = IncrementalHash.CreateHMAC(HashAlgorithmName.SHA256, password);
         Span<byte> u = stackalloc byte[32];
         Span<byte> blockIndex = stackalloc byte[4];

@@ -38,8 +38,8 @@ public static class Shamir
     public static ShamirShare[] Split(ReadOnlySpan<byte> secret, int threshold, int shareCount, RandomNumberGenerator? rng = null)
     {
         if (rng is null)
-            return Split(secret, threshold, shareCount, RandomNumberGenerator.Fill);
-        return Split(secret, threshold, shareCount, rng.GetBytes);
+            return Split(secret, threshold, shareCount, d => RandomNumberGenerator.Fill(d));
+        return Split(secret, threshold, shareCount, d => rng.GetBytes(d));
     }
 
     /// <summary>

@@ -14,35 +14,35 @@ internal abstract unsafe partial class PcscApi
 {
     private sealed class MacApi : PcscApi
     {
-        private readonly delegate* unmanaged<uint, void*, void*, int*, int> _establish;
-        private readonly delegate* unmanaged<int, int> _release;
-        private readonly delegate* unmanaged<int, int> _isValid;
-        private readonly delegate* unmanaged<int, byte*, byte*, uint*, int> _list;
-        private readonly delegate* unmanaged<int, byte*, uint, uint, int*, uint*, int> _connect;
-        private readonly delegate* unmanaged<int, uint, uint, uint, uint*, int> _reconnect;
-        private readonly delegate* unmanaged<int, uint, int> _disconnect;
-        private readonly delegate* unmanaged<int, int> _begin;
-        private readonly delegate* unmanaged<int, uint, int> _end;
-        private readonly delegate* unmanaged<int, void*, byte*, uint, void*, byte*, uint*, int> _transmit;
-        private readonly delegate* unmanaged<int, byte*, uint*, uint*, uint*, byte*, uint*, int> _status;
-        private readonly delegate* unmanaged<int, uint, void*, uint, int> _getStatusChange;
-        private readonly delegate* unmanaged<int, int> _cancel;
+        private readonly delegate* unmanaged[Cdecl]<uint, void*, void*, int*, int> _establish;
+        private readonly delegate* unmanaged[Cdecl]<int, int> _release;
+        private readonly delegate* unmanaged[Cdecl]<int, int> _isValid;
+        private readonly delegate* unmanaged[Cdecl]<int, byte*, byte*, uint*, int> _list;
+        private readonly delegate* unmanaged[Cdecl]<int, byte*, uint, uint, int*, uint*, int> _connect;
+        private readonly delegate* unmanaged[Cdecl]<int, uint, uint, uint, uint*, int> _reconnect;
+        private readonly delegate* unmanaged[Cdecl]<int, uint, int> _disconnect;
+        private readonly delegate* unmanaged[Cdecl]<int, int> _begin;
+        private readonly delegate* unmanaged[Cdecl]<int, uint, int> _end;
+        private readonly delegate* unmanaged[Cdecl]<int, void*, byte*, uint, void*, byte*, uint*, int> _transmit;
+        private readonly delegate* unmanaged[Cdecl]<int, byte*, uint*, uint*, uint*, byte*, uint*, int> _status;
+        private readonly delegate* unmanaged[Cdecl]<int, uint, void*, uint, int> _getStatusChange;
+        private readonly delegate* unmanaged[Cdecl]<int, int> _cancel;
 
         public MacApi(nint lib) : base(lib)
         {
-            _establish = (delegate* unmanaged<uint, void*, void*, int*, int>)Export("SCardEstablishContext");
-            _release = (delegate* unmanaged<int, int>)Export("SCardReleaseContext");
-            _isValid = (delegate* unmanaged<int, int>)Export("SCardIsValidContext");
-            _list = (delegate* unmanaged<int, byte*, byte*, uint*, int>)Export("SCardListReaders");
-            _connect = (delegate* unmanaged<int, byte*, uint, uint, int*, uint*, int>)Export("SCardConnect");
-            _reconnect = (delegate* unmanaged<int, uint, uint, uint, uint*, int>)Export("SCardReconnect");
-            _disconnect = (delegate* unmanaged<int, uint, int>)Export("SCardDisconnect");
-            _begin = (delegate* unmanaged<int, int>)Export("SCardBeginTransaction");
-            _end = (delegate* unmanaged<int, uint, int>)Export("SCardEndTransaction");
-            _transmit = (delegate* unmanaged<int, void*, byte*, uint, void*, byte*, uint*, int>)Export("SCardTransmit");
-            _status = (delegate* unmanaged<int, byte*, uint*, uint*, uint*, byte*, uint*, int>)Export("SCardStatus");
-            _getStatusChange = (delegate* unmanaged<int, uint, void*, uint, int>)Export("SCardGetStatusChange");
-            _cancel = (delegate* unmanaged<int, int>)Export("SCardCancel");
+            _establish = (delegate* unmanaged[Cdecl]<uint, void*, void*, int*, int>)Export("SCardEstablishContext");
+            _release = (delegate* unmanaged[Cdecl]<int, int>)Export("SCardReleaseContext");
+            _isValid = (delegate* unmanaged[Cdecl]<int, int>)Export("SCardIsValidContext");
+            _list = (delegate* unmanaged[Cdecl]<int, byte*, byte*, uint*, int>)Export("SCardListReaders");
+            _connect = (delegate* unmanaged[Cdecl]<int, byte*, uint, uint, int*, uint*, int>)Export("SCardConnect");
+            _reconnect = (delegate* unmanaged[Cdecl]<int, uint, uint, uint, uint*, int>)Export("SCardReconnect");
+            _disconnect = (delegate* unmanaged[Cdecl]<int, uint, int>)Export("SCardDisconnect");
+            _begin = (delegate* unmanaged[Cdecl]<int, int>)Export("SCardBeginTransaction");
+            _end = (delegate* unmanaged[Cdecl]<int, uint, int>)Export("SCardEndTransaction");
+            _transmit = (delegate* unmanaged[Cdecl]<int, void*, byte*, uint, void*, byte*, uint*, int>)Export("SCardTransmit");
+            _status = (delegate* unmanaged[Cdecl]<int, byte*, uint*, uint*, uint*, byte*, uint*, int>)Export("SCardStatus");
+            _getStatusChange = (delegate* unmanaged[Cdecl]<int, uint, void*, uint, int>)Export("SCardGetStatusChange");
+            _cancel = (delegate* unmanaged[Cdecl]<int, int>)Export("SCardCancel");
         }
 
         public override int DwordSize => 4;

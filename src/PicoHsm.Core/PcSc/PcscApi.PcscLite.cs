@@ -15,35 +15,35 @@ internal abstract unsafe partial class PcscApi
 {
     private sealed class LinuxApi : PcscApi
     {
-        private readonly delegate* unmanaged<nuint, void*, void*, nint*, nint> _establish;
-        private readonly delegate* unmanaged<nint, nint> _release;
-        private readonly delegate* unmanaged<nint, nint> _isValid;
-        private readonly delegate* unmanaged<nint, byte*, byte*, nuint*, nint> _list;
-        private readonly delegate* unmanaged<nint, byte*, nuint, nuint, nint*, nuint*, nint> _connect;
-        private readonly delegate* unmanaged<nint, nuint, nuint, nuint, nuint*, nint> _reconnect;
-        private readonly delegate* unmanaged<nint, nuint, nint> _disconnect;
-        private readonly delegate* unmanaged<nint, nint> _begin;
-        private readonly delegate* unmanaged<nint, nuint, nint> _end;
-        private readonly delegate* unmanaged<nint, void*, byte*, nuint, void*, byte*, nuint*, nint> _transmit;
-        private readonly delegate* unmanaged<nint, byte*, nuint*, nuint*, nuint*, byte*, nuint*, nint> _status;
-        private readonly delegate* unmanaged<nint, nuint, void*, nuint, nint> _getStatusChange;
-        private readonly delegate* unmanaged<nint, nint> _cancel;
+        private readonly delegate* unmanaged[Cdecl]<nuint, void*, void*, nint*, nint> _establish;
+        private readonly delegate* unmanaged[Cdecl]<nint, nint> _release;
+        private readonly delegate* unmanaged[Cdecl]<nint, nint> _isValid;
+        private readonly delegate* unmanaged[Cdecl]<nint, byte*, byte*, nuint*, nint> _list;
+        private readonly delegate* unmanaged[Cdecl]<nint, byte*, nuint, nuint, nint*, nuint*, nint> _connect;
+        private readonly delegate* unmanaged[Cdecl]<nint, nuint, nuint, nuint, nuint*, nint> _reconnect;
+        private readonly delegate* unmanaged[Cdecl]<nint, nuint, nint> _disconnect;
+        private readonly delegate* unmanaged[Cdecl]<nint, nint> _begin;
+        private readonly delegate* unmanaged[Cdecl]<nint, nuint, nint> _end;
+        private readonly delegate* unmanaged[Cdecl]<nint, void*, byte*, nuint, void*, byte*, nuint*, nint> _transmit;
+        private readonly delegate* unmanaged[Cdecl]<nint, byte*, nuint*, nuint*, nuint*, byte*, nuint*, nint> _status;
+        private readonly delegate* unmanaged[Cdecl]<nint, nuint, void*, nuint, nint> _getStatusChange;
+        private readonly delegate* unmanaged[Cdecl]<nint, nint> _cancel;
 
         public LinuxApi(nint lib) : base(lib)
         {
-            _establish = (delegate* unmanaged<nuint, void*, void*, nint*, nint>)Export("SCardEstablishContext");
-            _release = (delegate* unmanaged<nint, nint>)Export("SCardReleaseContext");
-            _isValid = (delegate* unmanaged<nint, nint>)Export("SCardIsValidContext");
-            _list = (delegate* unmanaged<nint, byte*, byte*, nuint*, nint>)Export("SCardListReaders");
-            _connect = (delegate* unmanaged<nint, byte*, nuint, nuint, nint*, nuint*, nint>)Export("SCardConnect");
-            _reconnect = (delegate* unmanaged<nint, nuint, nuint, nuint, nuint*, nint>)Export("SCardReconnect");
-            _disconnect = (delegate* unmanaged<nint, nuint, nint>)Export("SCardDisconnect");
-            _begin = (delegate* unmanaged<nint, nint>)Export("SCardBeginTransaction");
-            _end = (delegate* unmanaged<nint, nuint, nint>)Export("SCardEndTransaction");
-            _transmit = (delegate* unmanaged<nint, void*, byte*, nuint, void*, byte*, nuint*, nint>)Export("SCardTransmit");
-            _status = (delegate* unmanaged<nint, byte*, nuint*, nuint*, nuint*, byte*, nuint*, nint>)Export("SCardStatus");
-            _getStatusChange = (delegate* unmanaged<nint, nuint, void*, nuint, nint>)Export("SCardGetStatusChange");
-            _cancel = (delegate* unmanaged<nint, nint>)Export("SCardCancel");
+            _establish = (delegate* unmanaged[Cdecl]<nuint, void*, void*, nint*, nint>)Export("SCardEstablishContext");
+            _release = (delegate* unmanaged[Cdecl]<nint, nint>)Export("SCardReleaseContext");
+            _isValid = (delegate* unmanaged[Cdecl]<nint, nint>)Export("SCardIsValidContext");
+            _list = (delegate* unmanaged[Cdecl]<nint, byte*, byte*, nuint*, nint>)Export("SCardListReaders");
+            _connect = (delegate* unmanaged[Cdecl]<nint, byte*, nuint, nuint, nint*, nuint*, nint>)Export("SCardConnect");
+            _reconnect = (delegate* unmanaged[Cdecl]<nint, nuint, nuint, nuint, nuint*, nint>)Export("SCardReconnect");
+            _disconnect = (delegate* unmanaged[Cdecl]<nint, nuint, nint>)Export("SCardDisconnect");
+            _begin = (delegate* unmanaged[Cdecl]<nint, nint>)Export("SCardBeginTransaction");
+            _end = (delegate* unmanaged[Cdecl]<nint, nuint, nint>)Export("SCardEndTransaction");
+            _transmit = (delegate* unmanaged[Cdecl]<nint, void*, byte*, nuint, void*, byte*, nuint*, nint>)Export("SCardTransmit");
+            _status = (delegate* unmanaged[Cdecl]<nint, byte*, nuint*, nuint*, nuint*, byte*, nuint*, nint>)Export("SCardStatus");
+            _getStatusChange = (delegate* unmanaged[Cdecl]<nint, nuint, void*, nuint, nint>)Export("SCardGetStatusChange");
+            _cancel = (delegate* unmanaged[Cdecl]<nint, nint>)Export("SCardCancel");
         }
 
         public override int DwordSize => 8;

@@ -13,35 +13,35 @@ internal abstract unsafe partial class PcscApi
 {
     private sealed class WindowsApi : PcscApi
     {
-        private readonly delegate* unmanaged<uint, void*, void*, nint*, int> _establish;
-        private readonly delegate* unmanaged<nint, int> _release;
-        private readonly delegate* unmanaged<nint, int> _isValid;
-        private readonly delegate* unmanaged<nint, char*, char*, uint*, int> _list;
-        private readonly delegate* unmanaged<nint, char*, uint, uint, nint*, uint*, int> _connect;
-        private readonly delegate* unmanaged<nint, uint, uint, uint, uint*, int> _reconnect;
-        private readonly delegate* unmanaged<nint, uint, int> _disconnect;
-        private readonly delegate* unmanaged<nint, int> _begin;
-        private readonly delegate* unmanaged<nint, uint, int> _end;
-        private readonly delegate* unmanaged<nint, void*, byte*, uint, void*, byte*, uint*, int> _transmit;
-        private readonly delegate* unmanaged<nint, char*, uint*, uint*, uint*, byte*, uint*, int> _status;
-        private readonly delegate* unmanaged<nint, uint, void*, uint, int> _getStatusChange;
-        private readonly delegate* unmanaged<nint, int> _cancel;
+        private readonly delegate* unmanaged[Stdcall]<uint, void*, void*, nint*, int> _establish;
+        private readonly delegate* unmanaged[Stdcall]<nint, int> _release;
+        private readonly delegate* unmanaged[Stdcall]<nint, int> _isValid;
+        private readonly delegate* unmanaged[Stdcall]<nint, char*, char*, uint*, int> _list;
+        private readonly delegate* unmanaged[Stdcall]<nint, char*, uint, uint, nint*, uint*, int> _connect;
+        private readonly delegate* unmanaged[Stdcall]<nint, uint, uint, uint, uint*, int> _reconnect;
+        private readonly delegate* unmanaged[Stdcall]<nint, uint, int> _disconnect;
+        private readonly delegate* unmanaged[Stdcall]<nint, int> _begin;
+        private readonly delegate* unmanaged[Stdcall]<nint, uint, int> _end;
+        private readonly delegate* unmanaged[Stdcall]<nint, void*, byte*, uint, void*, byte*, uint*, int> _transmit;
+        private readonly delegate* unmanaged[Stdcall]<nint, char*, uint*, uint*, uint*, byte*, uint*, int> _status;
+        private readonly delegate* unmanaged[Stdcall]<nint, uint, void*, uint, int> _getStatusChange;
+        private readonly delegate* unmanaged[Stdcall]<nint, int> _cancel;
 
         public WindowsApi(nint lib) : base(lib)
         {
-            _establish = (delegate* unmanaged<uint, void*, void*, nint*, int>)Export("SCardEstablishContext");
-            _release = (delegate* unmanaged<nint, int>)Export("SCardReleaseContext");
-            _isValid = (delegate* unmanaged<nint, int>)Export("SCardIsValidContext");
-            _list = (delegate* unmanaged<nint, char*, char*, uint*, int>)Export("SCardListReadersW");
-            _connect = (delegate* unmanaged<nint, char*, uint, uint, nint*, uint*, int>)Export("SCardConnectW");
-            _reconnect = (delegate* unmanaged<nint, uint, uint, uint, uint*, int>)Export("SCardReconnect");
-            _disconnect = (delegate* unmanaged<nint, uint, int>)Export("SCardDisconnect");
-            _begin = (delegate* unmanaged<nint, int>)Export("SCardBeginTransaction");
-            _end = (delegate* unmanaged<nint, uint, int>)Export("SCardEndTransaction");
-            _transmit = (delegate* unmanaged<nint, void*, byte*, uint, void*, byte*, uint*, int>)Export("SCardTransmit");
-            _status = (delegate* unmanaged<nint, char*, uint*, uint*, uint*, byte*, uint*, int>)Export("SCardStatusW");
-            _getStatusChange = (delegate* unmanaged<nint, uint, void*, uint, int>)Export("SCardGetStatusChangeW");
-            _cancel = (delegate* unmanaged<nint, int>)Export("SCardCancel");
+            _establish = (delegate* unmanaged[Stdcall]<uint, void*, void*, nint*, int>)Export("SCardEstablishContext");
+            _release = (delegate* unmanaged[Stdcall]<nint, int>)Export("SCardReleaseContext");
+            _isValid = (delegate* unmanaged[Stdcall]<nint, int>)Export("SCardIsValidContext");
+            _list = (delegate* unmanaged[Stdcall]<nint, char*, char*, uint*, int>)Export("SCardListReadersW");
+            _connect = (delegate* unmanaged[Stdcall]<nint, char*, uint, uint, nint*, uint*, int>)Export("SCardConnectW");
+            _reconnect = (delegate* unmanaged[Stdcall]<nint, uint, uint, uint, uint*, int>)Export("SCardReconnect");
+            _disconnect = (delegate* unmanaged[Stdcall]<nint, uint, int>)Export("SCardDisconnect");
+            _begin = (delegate* unmanaged[Stdcall]<nint, int>)Export("SCardBeginTransaction");
+            _end = (delegate* unmanaged[Stdcall]<nint, uint, int>)Export("SCardEndTransaction");
+            _transmit = (delegate* unmanaged[Stdcall]<nint, void*, byte*, uint, void*, byte*, uint*, int>)Export("SCardTransmit");
+            _status = (delegate* unmanaged[Stdcall]<nint, char*, uint*, uint*, uint*, byte*, uint*, int>)Export("SCardStatusW");
+            _getStatusChange = (delegate* unmanaged[Stdcall]<nint, uint, void*, uint, int>)Export("SCardGetStatusChangeW");
+            _cancel = (delegate* unmanaged[Stdcall]<nint, int>)Export("SCardCancel");
         }
 
         public override int DwordSize => 4;

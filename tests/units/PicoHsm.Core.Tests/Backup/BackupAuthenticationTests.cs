@@ -19,7 +19,7 @@ public sealed class BackupAuthenticationTests
     {
         using var other = ECDsa.Create(ECCurve.NamedCurves.nistP384);
         byte[] Changed(byte[] x) { var c = (byte[])x.Clone(); c[^1] ^= 1; return c; }
-        var attrs = new Dictionary<string, bool>(f.Attributes);
+        var attrs = f.Attributes.ToDictionary(a => a.Key, a => a.Value);
         if (field.StartsWith("attr:", StringComparison.Ordinal)) { string n = field[5..]; attrs[n] = !attrs.GetValueOrDefault(n); }
         if (field == "attr-removed") attrs.Remove(KeyAttributeNames.Sign);
         var c = new WrappedKeyFile

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Globalization;
 using System.Runtime.InteropServices;
 using System.Security.Cryptography;
 using PicoHsm.Backup;
@@ -53,11 +54,29 @@ public sealed class BackupFaultTests : IDisposable
 
     private static int Run(string exe, params string[] args)
     {
-        var psi = new ProcessStartInfo(exe) { RedirectStandardError = true, RedirectStandardOutput = true };
+        var psi = new ProcessStartInfo(exe) { UseShellExecute = false, RedirectStandardError = true, RedirectStandardOutput = true };
         foreach (string a in args) psi.ArgumentList.Add(a);
         using var p = Process.Start(psi)!;
         p.WaitForExit();
         return p.ExitCode;
+    }
+
+    /// <summary>
+    /// Free bytes of the file system at <paramref name="dir"/> (statvfs, through stat -f). Not DriveInfo:
+    /// Mono's DriveInfo takes a tmpfs mounted after start-up for the root file system (82 GB free
+    /// instead of 256 KiB: new byte[...] overflowed in the Mono run).
+    /// </summary>
+    private static long FreeBytes(string dir)
+    {
+        var psi = new ProcessStartInfo("stat") { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (string a in new[] { "-f", "-c", "%a %S", dir }) psi.ArgumentList.Add(a);
+        using var p = Process.Start(psi)!;
+        string[] f = p.StandardOutput.ReadToEnd().Trim().Split(' ');
+        p.WaitForExit();
+        Assert.True(p.ExitCode == 0 && f.Length == 2, $"stat -f {dir} failed");
+        long free = long.Parse(f[0], CultureInfo.InvariantCulture) * long.Parse(f[1], CultureInfo.InvariantCulture);
+        Assert.InRange(free, 0, 1L << 20); // a few pages of a small tmpfs, never the disk under it
+        return free;
     }
 
     private string Mount(string name, string options)
@@ -91,14 +110,15 @@ public sealed class BackupFaultTests : IDisposable
 
         // Fill the disk to three free pages: three key files fit, the fourth does not.
         string filler = Path.Combine(mnt, "filler");
-        long free = new DriveInfo(mnt).AvailableFreeSpace;
+        long free = FreeBytes(mnt);
         File.WriteAllBytes(filler, new byte[free - 3 * 4096]);
 
         var host = new BackupHost();
         var e = Assert.Throws<PicoHsmException>(() => DeviceBackupService.Backup(s.Device, target, force: true, host));
         Assert.Empty(host.Failed);
         Assert.Equal("FileError", e.Reason);
-        Assert.Contains("No space left on device", e.Message);
+        // The system's own words, which the runtime words: .NET "No space left on device", Mono "Disk full".
+        Assert.Matches("No space left on device|Disk full", e.Message);
         Assert.Contains("not reached", e.Message);
         int staged = Directory.EnumerateFiles(folder.Staging).Count();
         Assert.InRange(staged, 1, KeyCount - 1);
@@ -125,7 +145,7 @@ public sealed class BackupFaultTests : IDisposable
         var folder = new BackupFolder(target);
         string filler = Path.Combine(mnt, "filler");
         // Every key fits, the manifest does not: fill as the last key is reached.
-        var host = new BackupHost { AtKey = n => { if (n == KeyCount) File.WriteAllBytes(filler, new byte[new DriveInfo(mnt).AvailableFreeSpace - 4096]); } };
+        var host = new BackupHost { AtKey = n => { if (n == KeyCount) File.WriteAllBytes(filler, new byte[FreeBytes(mnt) - 4096]); } };
         var e = Assert.Throws<PicoHsmException>(() => DeviceBackupService.Backup(s.Device, target, false, host));
         Assert.Equal("FileError", e.Reason);
         Assert.Contains("write the manifest", e.Message);

@@ -64,6 +64,36 @@ public sealed class KdfCancellationTests
     }
 
     [Theory]
+    [InlineData(0)]
+    [InlineData(1)]
+    [InlineData(63)]
+    [InlineData(64)]
+    [InlineData(65)]
+    [InlineData(200)]
+    public void Pbkdf2_PasswordsAroundTheHmacBlock_GiveWhatThePlatformPbkdf2Gives(int passwordLength)
+    {
+        // HMAC pads a key up to 64 bytes and hashes a longer one first (the Desktop build's own rounds do both).
+        byte[] password = RandomNumberGenerator.GetBytes(passwordLength);
+        byte[] salt = RandomNumberGenerator.GetBytes(passwordLength % 40);
+        var expected = Rfc2898DeriveBytes.Pbkdf2(password, salt, 3, HashAlgorithmName.SHA256, 32);
+        var actual = new byte[32];
+        DkekShareFile.Pbkdf2HmacSha256(password, salt, actual, 3, CancellationToken.None);
+        Assert.Equal(expected, actual);
+    }
+
+    [Theory]
+    // PBKDF2-HMAC-SHA256 test vectors (P = "password", S = "salt", dkLen = 32), as published with RFC 7914's errata and used by OpenSSL's tests.
+    [InlineData(1, "120fb6cffcf8b32c43e7225256c4f837a86548c92ccc35480805987cb70be17b")]
+    [InlineData(2, "ae4d0c95af6b46d32d0adff928f06dd02a303f8ef3c251dfd6e2d85a95474c43")]
+    [InlineData(4096, "c5e478d59288c841aa530db6845c4c8d962893a001ce4e11a4963873aa98134a")]
+    public void Pbkdf2_KnownVectors(int iterations, string hex)
+    {
+        var actual = new byte[32];
+        DkekShareFile.Pbkdf2HmacSha256("password"u8, "salt"u8, actual, iterations, CancellationToken.None);
+        Assert.Equal(hex, Convert.ToHexString(actual).ToLowerInvariant());
+    }
+
+    [Theory]
     [InlineData(1)]
     [InlineData(65_535)]
     [InlineData(65_536)]

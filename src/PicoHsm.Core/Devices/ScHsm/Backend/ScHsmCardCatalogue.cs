@@ -50,7 +50,7 @@ internal sealed class ScHsmCardCatalogue(ScHsmCard card, ScHsmCardPin pin, ScHsm
     /// The keys with their PRKD (and, unless <paramref name="withCertificates"/> is false, their CE file), from the
     /// file list <paramref name="fids"/> (read when not given) and the catalogue cache.
     /// </summary>
-    public List<CardKey> ReadCardKeys(bool withCertificates = true, IReadOnlySet<ushort>? fids = null)
+    public List<CardKey> ReadCardKeys(bool withCertificates = true, ISet<ushort>? fids = null)
     {
         fids ??= ReadFileIds();
         Validate();

@@ -30,7 +30,7 @@ public sealed partial class ScHsmCard
     }
 
     /// <summary>The keys an ENUMERATE OBJECTS answer lists (see <see cref="ListKeys"/>).</summary>
-    public IReadOnlyList<ScHsmKeyEntry> KeysIn(IReadOnlySet<ushort> fids, bool probeCertificates = false)
+    public IReadOnlyList<ScHsmKeyEntry> KeysIn(ISet<ushort> fids, bool probeCertificates = false)
     {
         ArgumentNullException.ThrowIfNull(fids);
         var keys = new List<ScHsmKeyEntry>();

@@ -65,7 +65,11 @@ public sealed class ScHsmEcKeyMaterial : ScHsmKeyMaterial
             publicPoint: q);
     }
 
+#if NET
     public static ScHsmEcKeyMaterial FromECAlgorithm(ECAlgorithm key)
+#else
+    public static ScHsmEcKeyMaterial FromECAlgorithm(ECDsa key)
+#endif
     {
         ArgumentNullException.ThrowIfNull(key);
         var parameters = key.ExportParameters(includePrivateParameters: true);

@@ -34,7 +34,9 @@ internal static class Md5Iteration
         }
     }
 
+#if NET
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+#endif
     private static void ApplyUnchecked(Span<byte> state, int rounds)
     {
         uint x0 = BinaryPrimitives.ReadUInt32LittleEndian(state);

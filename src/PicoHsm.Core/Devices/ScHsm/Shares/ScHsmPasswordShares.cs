@@ -1,5 +1,6 @@
 using System.Numerics;
 using System.Security.Cryptography;
+using PicoHsm.Common;
 using PicoHsm.Devices.ScHsm.Formats;
 
 namespace PicoHsm.Devices.ScHsm.Shares;
@@ -23,7 +24,7 @@ public static class ScHsmPasswordShares
     public static byte[] Combine(ReadOnlySpan<byte> prime, IReadOnlyList<ScHsmPasswordShare> shares)
     {
         ArgumentNullException.ThrowIfNull(shares);
-        var p = new BigInteger(prime, isUnsigned: true, isBigEndian: true);
+        var p = UnsignedBytes.ToBigInteger(prime);
         if (p < 3 || !IsProbablePrime(p))
             throw new ScHsmFormatException("The prime given with the password shares is not a prime.");
         if (shares.Count < 2)
@@ -37,7 +38,7 @@ public static class ScHsmPasswordShares
             var xi = new BigInteger(shares[i].Id);
             if (shares[i].Id <= 0 || xi % p == 0)
                 throw new ArgumentException("A share id is a positive number (1, 2, 3, ...).", nameof(shares));
-            var yi = new BigInteger(shares[i].Value, isUnsigned: true, isBigEndian: true);
+            var yi = UnsignedBytes.ToBigInteger(shares[i].Value);
             BigInteger num = BigInteger.One, den = BigInteger.One;
             for (int j = 0; j < shares.Count; j++)
             {
@@ -92,7 +93,7 @@ public static class ScHsmPasswordShares
         if (threshold > total) throw new ArgumentOutOfRangeException(nameof(threshold), "The threshold cannot exceed the total.");
         if (total > 255) throw new ArgumentOutOfRangeException(nameof(total), "At most 255 shares.");
 
-        var secret = new BigInteger(password, isUnsigned: true, isBigEndian: true);
+        var secret = UnsignedBytes.ToBigInteger(password);
         var p = RandomPrime64(secret);
 
         // f(x) = secret + a1 x + ... + a(t-1) x^(t-1) mod p, coefficients uniform in [0, p).
@@ -187,7 +188,7 @@ public static class ScHsmPasswordShares
             RandomNumberGenerator.Fill(buf);
             buf[0] |= 0x80;  // 64 bits exactly
             buf[7] |= 0x01;  // odd
-            var candidate = new BigInteger(buf, isUnsigned: true, isBigEndian: true);
+            var candidate = UnsignedBytes.ToBigInteger(buf);
             if (candidate > secret && IsProbablePrime(candidate)) return candidate;
         }
     }
@@ -202,7 +203,7 @@ public static class ScHsmPasswordShares
         {
             RandomNumberGenerator.Fill(buf);
             if (topBits != 0) buf[0] &= (byte)((1 << topBits) - 1);
-            var v = new BigInteger(buf, isUnsigned: true, isBigEndian: true);
+            var v = UnsignedBytes.ToBigInteger(buf);
             if (v < bound) return v;
         }
     }

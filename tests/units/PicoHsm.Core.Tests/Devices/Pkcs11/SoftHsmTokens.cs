@@ -48,6 +48,7 @@ public sealed class SoftHsmTokens : IDisposable
         {
             var psi = new ProcessStartInfo("softhsm2-util", $"--init-token --free --label {label} --pin {Pin} --so-pin 3537363231383830")
             {
+                UseShellExecute = false, // the default of .NET Framework (and Mono) is true
                 RedirectStandardOutput = true,
                 RedirectStandardError = true,
             };

@@ -50,7 +50,7 @@ public class ScHsmPasswordSharesTests
     [Fact]
     public void VectorPrime_IsPrime_AndMillerRabinRejectsComposites()
     {
-        var p = new System.Numerics.BigInteger(ScHsmPasswordShares.ParseHex(Prime), isUnsigned: true, isBigEndian: true);
+        var p = PicoHsm.Common.UnsignedBytes.ToBigInteger(ScHsmPasswordShares.ParseHex(Prime));
         Assert.True(ScHsmPasswordShares.IsProbablePrime(p));
         Assert.False(ScHsmPasswordShares.IsProbablePrime(p * 3));
         Assert.False(ScHsmPasswordShares.IsProbablePrime(new System.Numerics.BigInteger(3215031751))); // strong pseudoprime to bases 2,3,5,7
