@@ -302,7 +302,9 @@ function Invoke-MonoUnitTests {
         else { $names.Add("[Mono] $($t.name): $(($message -split "`n")[0])") }
     }
     # A class whose set-up failed counts as an error of the assembly, not as a test.
-    $errors = ($doc.assemblies.assembly | ForEach-Object { [int]$_.errors } | Measure-Object -Sum).Sum
+    # (the attribute: xunit.console also writes an <errors> element, which $_.errors would return beside it)
+    $errors = ($doc.assemblies.assembly | ForEach-Object { [int]$_.GetAttribute('errors') } | Measure-Object -Sum).Sum
+    $errors = [math]::Max($errors, @($doc.SelectNodes('//errors/error')).Count)
     if ($errors -gt 0) { $names.Add("[Mono] $errors error(s) outside tests (see above)") }
     [pscustomobject]@{ Passed = $passed; Failed = $names.Count; Skipped = $skipped; FailedNames = $names.ToArray() }
 }
