@@ -47,26 +47,9 @@ public static class DeviceRestoreService
 
         // The one pre-flight, before ShouldProcess: every key is planned, so -WhatIf reports the very
         // refusals the real run gives (as error records) and counts what would be done.
-        var plans = new List<(BackupManifestEntry Entry, string Path, PicoKeyBackup Backup, RestorePlan Plan)>();
-        for (int i = 0; i < manifest.Entries.Count; i++)
-        {
-            host.Cancellation.ThrowIfCancellationRequested();
-            var e = manifest.Entries[i];
-            host.Progress(new OperationProgress($"Checking key {e.IdHex} '{e.Label}' ({i + 1} of {manifest.Entries.Count})", 50 * i / manifest.Entries.Count));
-            string path = Path.Combine(directory, e.FileName);
-            try
-            {
-                var backup = BackupFiles.Read(path);
-                if (backup.AuthenticationWarning is { } unauthenticated) host.Warning(unauthenticated);
-                var plan = device.PlanRestore(backup, new RestoreRequest(Force: force));
-                foreach (var r in plan.Refusals) host.ItemFailed(r, path);
-                plans.Add((e, path, backup, plan));
-            }
-            catch (Exception ex) when (ex is not OperationCanceledException && ErrorTranslation.Translate(ex) is { } p)
-            {
-                host.ItemFailed(p, path);
-            }
-        }
+        var batching = device as IRestoreBatching;
+        List<(BackupManifestEntry Entry, string Path, PicoKeyBackup Backup, RestorePlan Plan)> plans;
+        using (batching?.BeginPlanning()) plans = PreFlight(device, manifest, directory, force, host);
         int create = plans.Count(p => p.Plan.Action == RestoreAction.Create);
         int replace = plans.Count(p => p.Plan.Action == RestoreAction.Replace);
         int present = plans.Count(p => p.Plan.Action == RestoreAction.AlreadyPresent);
@@ -78,6 +61,8 @@ public static class DeviceRestoreService
 
         int count = 0;
         var todo = plans.Where(p => !p.Plan.IsRefused).ToList();
+        // One batch under the device's lock (taken after ShouldProcess: never held across a prompt).
+        using var batch = todo.Count > 0 ? batching?.BeginRestoring(host.Cancellation) : null;
         for (int i = 0; i < todo.Count; i++)
         {
             host.Cancellation.ThrowIfCancellationRequested();
@@ -107,9 +92,37 @@ public static class DeviceRestoreService
                 host.ItemFailed(p, path);
             }
         }
+        if (batch is not null)
+            foreach (var p in batch.Complete()) host.ItemFailed(p, p.Target);
         if (present > 0)
             host.Warning($"{present} of the {manifest.Entries.Count} keys were already on '{token}' (the same id and the same key), from an earlier or interrupted restore: left as they are.");
         host.Progress(new OperationProgress("Done", 100, Completed: true));
         return count;
+    }
+
+    private static List<(BackupManifestEntry Entry, string Path, PicoKeyBackup Backup, RestorePlan Plan)> PreFlight(
+        IDeviceBackend device, BackupManifest manifest, string directory, bool force, IOperationHost host)
+    {
+        var plans = new List<(BackupManifestEntry Entry, string Path, PicoKeyBackup Backup, RestorePlan Plan)>();
+        for (int i = 0; i < manifest.Entries.Count; i++)
+        {
+            host.Cancellation.ThrowIfCancellationRequested();
+            var e = manifest.Entries[i];
+            host.Progress(new OperationProgress($"Checking key {e.IdHex} '{e.Label}' ({i + 1} of {manifest.Entries.Count})", 50 * i / manifest.Entries.Count));
+            string path = Path.Combine(directory, e.FileName);
+            try
+            {
+                var backup = BackupFiles.Read(path);
+                if (backup.AuthenticationWarning is { } unauthenticated) host.Warning(unauthenticated);
+                var plan = device.PlanRestore(backup, new RestoreRequest(Force: force));
+                foreach (var r in plan.Refusals) host.ItemFailed(r, path);
+                plans.Add((e, path, backup, plan));
+            }
+            catch (Exception ex) when (ex is not OperationCanceledException && ErrorTranslation.Translate(ex) is { } p)
+            {
+                host.ItemFailed(p, path);
+            }
+        }
+        return plans;
     }
 }

@@ -15,7 +15,7 @@ namespace PicoHsm.Devices.Pkcs11;
 /// <see cref="Pkcs11Mechanisms"/>, <see cref="Pkcs11KeyWrapper"/>, <see cref="Pkcs11KeyRestorer"/>,
 /// <see cref="Pkcs11RestoreTest"/>.
 /// </summary>
-public sealed class Pkcs11DkekBackend : IDeviceBackend, IKeyGenerator, IKeyRemover, IKeyLabelSearch
+public sealed class Pkcs11DkekBackend : IDeviceBackend, IKeyGenerator, IKeyRemover, IKeyLabelSearch, IRestoreBatching
 {
     public DeviceFamily Family => DeviceFamily.Pkcs11Token;
     public string BackupExtension => WrappedKeyFile.Extension;
@@ -217,7 +217,7 @@ public sealed class Pkcs11DkekBackend : IDeviceBackend, IKeyGenerator, IKeyRemov
     {
         lock (_session.Gate)
         {
-            try { return _restorer.Plan(b, newId, newLabel, force).Plan; }
+            try { return _restorer.Plan(b, newId, newLabel, force, PlanIndex()).Plan; }
             catch (Pkcs11Exception ex) { throw Pkcs11Errors.Translate(ex, $"check the restore of key {Pkcs11KeyStore.IdHex(newId ?? b.Id)}", b); }
         }
     }
@@ -243,10 +243,77 @@ public sealed class Pkcs11DkekBackend : IDeviceBackend, IKeyGenerator, IKeyRemov
     {
         lock (_session.Gate)
         {
+            if (_batch is { } batch)
+            {
+                // The batch holds the token lock (a second flock of this process would wait for itself).
+                var key = _restorer.Restore(b, newId, newLabel, force, batch.Index);
+                batch.Restored(newId ?? b.Id);
+                return key;
+            }
             // Plan and create as one step for every process of this host: of two restores racing for an
             // id, the second finds the first's key and reports it as already present (see TokenLock).
             using var tokenLock = TokenLock.Acquire(_session.Token, CancellationToken.None);
             return _restorer.Restore(b, newId, newLabel, force);
+        }
+    }
+
+    // ---------- restore batches (IRestoreBatching) ----------
+
+    private bool _planning;
+    private Pkcs11IdIndex? _planIndex;
+    private Pkcs11RestoreBatch? _batch;
+
+    /// <summary>The index plans read: the restore batch's, else the planning scope's snapshot (taken at its first plan), else none (a search per plan).</summary>
+    private Pkcs11IdIndex? PlanIndex() =>
+        _batch?.Index ?? (_planning ? _planIndex ??= Pkcs11IdIndex.Take(S, _p11.ModulePath) : null);
+
+    public IDisposable BeginPlanning()
+    {
+        lock (_session.Gate)
+        {
+            if (_planning || _batch is not null) return new PlanningScope(null);
+            _planning = true;
+            return new PlanningScope(this);
+        }
+    }
+
+    private sealed class PlanningScope(Pkcs11DkekBackend? owner) : IDisposable
+    {
+        private Pkcs11DkekBackend? _owner = owner;
+        public void Dispose()
+        {
+            if (_owner is not { } o) return;
+            lock (o._session.Gate)
+            {
+                o._planning = false;
+                o._planIndex = null;
+            }
+            _owner = null;
+        }
+    }
+
+    public IRestoreBatch BeginRestoring(CancellationToken cancellation)
+    {
+        lock (_session.Gate)
+        {
+            if (_batch is not null)
+                throw new InvalidOperationException("A restore batch is already open on this session; finish it first.");
+            var tokenLock = TokenLock.Acquire(_session.Token, cancellation);
+            try
+            {
+                var index = Pkcs11IdIndex.Take(S, _p11.ModulePath);
+                return _batch = new Pkcs11RestoreBatch(_session, _p11, tokenLock, index, () => _batch = null);
+            }
+            catch (Pkcs11Exception ex)
+            {
+                tokenLock.Dispose();
+                throw Pkcs11Errors.Translate(ex, "read the token's objects for the restore", Context.TokenLabel);
+            }
+            catch
+            {
+                tokenLock.Dispose();
+                throw;
+            }
         }
     }
 

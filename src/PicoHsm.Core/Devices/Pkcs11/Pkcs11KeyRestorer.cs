@@ -45,9 +45,10 @@ internal sealed class Pkcs11KeyRestorer
 
     /// <summary>
     /// The pre-flight, changing nothing on the token: the DKEK is found and proven once, then the
-    /// mechanism, the key type and size, and every object that holds the target id (any class).
+    /// mechanism, the key type and size, and every object that holds the target id (any class): from
+    /// <paramref name="index"/> when a batch holds one (see <see cref="Pkcs11IdIndex"/>), else by a search.
     /// </summary>
-    public Pkcs11RestorePlan Plan(WrappedKeyFile b, byte[]? newId, string? newLabel, bool force)
+    public Pkcs11RestorePlan Plan(WrappedKeyFile b, byte[]? newId, string? newLabel, bool force, Pkcs11IdIndex? index = null)
     {
         byte[] id = newId ?? b.Id;
         string? label = newLabel ?? b.Label;
@@ -89,7 +90,7 @@ internal sealed class Pkcs11KeyRestorer
                 $"The token '{Token}' does not offer {b.WrapMechanism}, the mechanism the key was wrapped with; restore it onto a token that does.", target));
         CheckKeyType(b, target, refusals);
 
-        var at = Occupancy(b, id, d, target, refusals, force, dkekOk && mechanismOk ? mech : null, out var replace, out var present, out string? replaces);
+        var at = Occupancy(b, id, d, target, refusals, force, dkekOk && mechanismOk ? mech : null, index, out var replace, out var present, out string? replaces);
         if (refusals.Count > 0)
             return new Pkcs11RestorePlan(RestorePlan.Refuse(idHex, label, target, refusals.ToArray()), id, label, d, replace, null, false, false);
         if (present is not null)
@@ -144,7 +145,7 @@ internal sealed class Pkcs11KeyRestorer
     /// replaced (with its public key and certificate) with it.
     /// </summary>
     private HashSet<CKO> Occupancy(WrappedKeyFile b, byte[] id, DkekObjects? d, string target, List<PicoHsmException> refusals, bool force,
-        CKM? proofMechanism, out List<IObjectHandle> replace, out IObjectHandle? present, out string? replaces)
+        CKM? proofMechanism, Pkcs11IdIndex? index, out List<IObjectHandle> replace, out IObjectHandle? present, out string? replaces)
     {
         replace = new List<IObjectHandle>();
         present = null;
@@ -157,15 +158,27 @@ internal sealed class Pkcs11KeyRestorer
                 $"Id {idHex} on '{Token}' is the token's DKEK '{d.Label}' (KCV {KeyCheckValue.ToHex(d.Kcv)}, with its KCV record): a restore never replaces the DKEK, not even with -Force. {Advice}.", target));
             return new HashSet<CKO>();
         }
-        var objects = Find(S, (CKA.CKA_ID, id));
+        var objects = new List<IObjectHandle>();
+        var objectClasses = new List<CKO>();
+        if (index is not null)
+        {
+            foreach (var (h, c) in index.At(id)) { objects.Add(h); objectClasses.Add(c); }
+        }
+        else
+        {
+            objects = Find(S, (CKA.CKA_ID, id));
+            foreach (var h in objects)
+                objectClasses.Add((CKO)(Read(S, h, ClassOnly)[CKA.CKA_CLASS]?.GetValueAsUlong() ?? (ulong)CKO.CKO_VENDOR_DEFINED));
+        }
         var classes = new HashSet<CKO>();
         if (objects.Count == 0) return classes;
         CKO keyClass = Pkcs11RestoreTemplates.ObjectClass(b);
         var keys = new List<IObjectHandle>();
         var foreign = new List<CKO>();
-        foreach (var h in objects)
+        for (int i = 0; i < objects.Count; i++)
         {
-            var cko = (CKO)(Read(S, h, ClassOnly)[CKA.CKA_CLASS]?.GetValueAsUlong() ?? (ulong)CKO.CKO_VENDOR_DEFINED);
+            var h = objects[i];
+            var cko = objectClasses[i];
             classes.Add(cko);
             if (cko == keyClass) keys.Add(h);
             else if (cko == CKO.CKO_CERTIFICATE || (cko == CKO.CKO_PUBLIC_KEY && keyClass == CKO.CKO_PRIVATE_KEY)) { }
@@ -242,11 +255,15 @@ internal sealed class Pkcs11KeyRestorer
         }
     }
 
-    /// <summary>Plans again (under the gate the caller holds) and acts on that plan; throws its first refusal.</summary>
-    public PicoKey Restore(WrappedKeyFile b, byte[]? newId, string? newLabel, bool force)
+    /// <summary>
+    /// Plans again (under the gate and the token lock the caller holds) and acts on that plan; throws its
+    /// first refusal. <paramref name="index"/>, a batch's (taken under that lock), is kept current with
+    /// every object made or destroyed here.
+    /// </summary>
+    public PicoKey Restore(WrappedKeyFile b, byte[]? newId, string? newLabel, bool force, Pkcs11IdIndex? index = null)
     {
         Pkcs11RestorePlan p;
-        try { p = Plan(b, newId, newLabel, force); }
+        try { p = Plan(b, newId, newLabel, force, index); }
         catch (Pkcs11Exception ex) { throw Pkcs11Errors.Translate(ex, $"check the restore of key {IdHex(newId ?? b.Id)}", b); }
         if (p.Plan.IsRefused) throw p.Plan.Refusals[0];
         byte[] id = p.Id;
@@ -256,13 +273,22 @@ internal sealed class Pkcs11KeyRestorer
             if (p.Present is not null)
             {
                 // An interrupted restore may have left the key without its public key or certificate.
-                if (p.AddPublicKey) S.CreateObject(Pkcs11RestoreTemplates.PublicKey(b, id, p.Label));
-                if (p.AddCertificate) S.CreateObject(Pkcs11RestoreTemplates.Certificate(b, id));
+                // (Made first, then filed: "index?.Added(id, S.CreateObject(...))" would skip the create without an index.)
+                if (p.AddPublicKey)
+                {
+                    var pub = S.CreateObject(Pkcs11RestoreTemplates.PublicKey(b, id, p.Label));
+                    index?.Added(id, pub, CKO.CKO_PUBLIC_KEY);
+                }
+                if (p.AddCertificate)
+                {
+                    var cert = S.CreateObject(Pkcs11RestoreTemplates.Certificate(b, id));
+                    index?.Added(id, cert, CKO.CKO_CERTIFICATE);
+                }
                 handle = p.Present;
             }
             else
             {
-                handle = Unwrap(b, p, out var publicKey);
+                handle = Unwrap(b, p, index, out var publicKey);
                 // Described from the objects just made: no search for its public key or certificate.
                 return WithSize(Pkcs11KeyStore.Describe(_context, S, handle, secret: b.KeyClass == KeyClass.Secret, publicKey, hasCertificate: b.Certificate is not null, knownSizeBits: b.SizeBits), b);
             }
@@ -278,7 +304,7 @@ internal sealed class Pkcs11KeyRestorer
 
     private static PicoKey WithSize(PicoKey k, WrappedKeyFile b) => k.Size == 0 ? k with { Size = b.SizeBits } : k;
 
-    private IObjectHandle Unwrap(WrappedKeyFile b, Pkcs11RestorePlan p, out IObjectHandle? publicKey)
+    private IObjectHandle Unwrap(WrappedKeyFile b, Pkcs11RestorePlan p, Pkcs11IdIndex? index, out IObjectHandle? publicKey)
     {
         publicKey = null;
         byte[] id = p.Id;
@@ -290,19 +316,30 @@ internal sealed class Pkcs11KeyRestorer
         var mech = Enum.Parse<CKM>(b.WrapMechanism);
         var handle = UnwrapKey(b, mech, dkek, unwrapId, p.Label);
         var created = new List<IObjectHandle> { handle };
+        var createdClasses = new List<CKO> { Pkcs11RestoreTemplates.ObjectClass(b) };
         try
         {
             if (b.KeyClass == KeyClass.Private && b.PublicKeyInfo is not null)
+            {
                 created.Add(publicKey = S.CreateObject(Pkcs11RestoreTemplates.PublicKey(b, unwrapId, p.Label)));
+                createdClasses.Add(CKO.CKO_PUBLIC_KEY);
+            }
             if (b.Certificate is not null)
+            {
                 created.Add(S.CreateObject(Pkcs11RestoreTemplates.Certificate(b, unwrapId)));
+                createdClasses.Add(CKO.CKO_CERTIFICATE);
+            }
         }
         catch
         {
             foreach (var h in created) { try { S.DestroyObject(h); } catch (Pkcs11Exception) { } }
             throw;
         }
-        if (old.Count == 0) return handle;
+        if (old.Count == 0)
+        {
+            if (index is not null) for (int i = 0; i < created.Count; i++) index.Added(id, created[i], createdClasses[i]);
+            return handle;
+        }
         // Give the new objects the id first (duplicate ids are allowed), so a token that
         // refuses to change CKA_ID leaves the old key untouched, then remove the old ones.
         try
@@ -314,7 +351,12 @@ internal sealed class Pkcs11KeyRestorer
             foreach (var h in created) { try { S.DestroyObject(h); } catch (Pkcs11Exception) { } }
             throw;
         }
-        foreach (var h in old) S.DestroyObject(h);
+        if (index is not null) for (int i = 0; i < created.Count; i++) index.Added(id, created[i], createdClasses[i]);
+        foreach (var h in old)
+        {
+            S.DestroyObject(h);
+            index?.Removed(id, h);
+        }
         return handle;
     }
 
