@@ -9,7 +9,6 @@
     PowerShellVersion    = '5.1'
     CompatiblePSEditions = @('Desktop', 'Core')
     FormatsToProcess     = @('PicoHsm.format.ps1xml')
-    TypesToProcess       = @('PicoHsm.types.ps1xml')
     CmdletsToExport      = @(
         'Connect-PicoHsm'
         'Disconnect-PicoHsm'

@@ -132,7 +132,7 @@ function Invoke-Build {
         Invoke-Native dotnet @('publish', (Join-Path $root 'src/PicoHsm/PicoHsm.csproj'), '-c', $Configuration, '-f', $b.Framework, '-o', $dir, '--nologo', '-v', 'q') | Out-Host
         $dir
     }
-    Copy-Item (Join-Path $root 'PicoHsm.psd1'), (Join-Path $root 'PicoHsm.psm1'), (Join-Path $root 'PicoHsm.format.ps1xml'), (Join-Path $root 'PicoHsm.types.ps1xml'), (Join-Path $root 'LICENSE'), (Join-Path $root 'CHANGELOG.md') $moduleOut
+    Copy-Item (Join-Path $root 'PicoHsm.psd1'), (Join-Path $root 'PicoHsm.psm1'), (Join-Path $root 'PicoHsm.format.ps1xml'), (Join-Path $root 'LICENSE'), (Join-Path $root 'CHANGELOG.md') $moduleOut
     # Conceptual help (Get-Help about_PicoHsm*): PowerShell looks for it in the module's culture folder.
     New-Item -ItemType Directory -Force (Join-Path $moduleOut 'en-US') | Out-Null
     Copy-Item (Join-Path $root 'docs/help/about_*.help.txt') (Join-Path $moduleOut 'en-US')

@@ -14,6 +14,9 @@ internal sealed class SessionRegistry
     private static readonly SessionRegistry NoRunspace = new();
     private readonly List<PicoHsmSession> _sessions = new();
 
+    // IsDefault on a session (Get-PicoHsmSession's column) asks the registry of the runspace that reads it.
+    static SessionRegistry() => PicoHsmSession.DefaultProbe = s => Current.Default is { IsOpen: true } d && ReferenceEquals(d, s);
+
     public static SessionRegistry Current =>
         Runspace.DefaultRunspace is { } rs ? ByRunspace.GetValue(rs, _ => new SessionRegistry()) : NoRunspace;
 

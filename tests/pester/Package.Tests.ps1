@@ -45,7 +45,7 @@ Describe 'build.ps1 -Task Package and Install-PSResource' {
         $zip = [IO.Compression.ZipFile]::OpenRead($pkg.FullName)
         try {
             $names = $zip.Entries.FullName
-            foreach ($f in 'PicoHsm.psd1', 'PicoHsm.format.ps1xml', 'PicoHsm.types.ps1xml', 'LICENSE', 'CHANGELOG.md', 'PicoHsm.psm1', 'bin/Core/PicoHsm.dll', 'bin/Desktop/PicoHsm.dll', 'en-US/PicoHsm.dll-Help.xml', 'en-US/about_PicoHsm.help.txt') { $names | Should -Contain $f }
+            foreach ($f in 'PicoHsm.psd1', 'PicoHsm.format.ps1xml', 'LICENSE', 'CHANGELOG.md', 'PicoHsm.psm1', 'bin/Core/PicoHsm.dll', 'bin/Desktop/PicoHsm.dll', 'en-US/PicoHsm.dll-Help.xml', 'en-US/about_PicoHsm.help.txt') { $names | Should -Contain $f }
             $nuspec = [xml]([IO.StreamReader]::new(($zip.Entries | Where-Object FullName -eq 'PicoHsm.nuspec').Open()).ReadToEnd())
             # The module has no public home yet: no made-up project link (README, "Install").
             $nuspec.package.metadata.projectUrl | Should -BeNullOrEmpty

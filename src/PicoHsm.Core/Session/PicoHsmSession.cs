@@ -33,6 +33,16 @@ public sealed class PicoHsmSession : IDisposable
     public bool IsOpen => Device.IsOpen;
 
     /// <summary>
+    /// Whether this is the default session (the one cmdlets use without -Session) of the runspace
+    /// that asks. The default is the module layer's to know (per runspace), so it answers through
+    /// <see cref="DefaultProbe"/>; a plain property, so no types file is loaded at import.
+    /// </summary>
+    public bool IsDefault => DefaultProbe?.Invoke(this) ?? false;
+
+    /// <summary>Set once by the module layer: whether a session is its runspace's default.</summary>
+    internal static Func<PicoHsmSession, bool>? DefaultProbe { get; set; }
+
+    /// <summary>
     /// Whether the connection still reaches its device, asked cheaply (a card: one SCardStatus; no command to the
     /// device, never a login). A device found gone (a card removed or restarted outside the module) closes the
     /// session: <see cref="IsOpen"/> and <see cref="IsLoggedIn"/> are false from then on.
