@@ -30,6 +30,38 @@ internal sealed class ScHsmCardDkek(ScHsmCard card, ScHsmCardPin pin, ScHsmCardT
         return domains;
     }
 
+    // The key domain list as last read in full, and the card client's KeyDomainChanges then (issue 9: a restore asked
+    // every domain, and the one past the last, twice per key).
+    private IReadOnlyList<ScHsmKeyDomainStatus>? _known;
+    private long _knownAt = -1;
+
+    /// <summary>
+    /// The key domains for a restore's DKEK check against <paramref name="kcvHex"/>. Domain 0 is always asked (one
+    /// APDU): when it is complete with that KCV and reads exactly as in the list last read in full, and this client
+    /// sent nothing since that may change a key domain, that list is returned with it; otherwise every domain is asked
+    /// again (<see cref="ReadDomains"/>, which also VERIFYs when the KCV reads as zeros). So the DKEK check itself is
+    /// always the card's answer of this transaction; what may be older is only the state of the other domains, which
+    /// serves the description of the restored key (its key domain when there is one) and, being a copy of a domain
+    /// other than the one that matched, no check (a domain changed by another program since is refused by the card
+    /// itself at UNWRAP: the blob's KCV and CMAC are checked under the DKEK it names).
+    /// </summary>
+    public IReadOnlyList<ScHsmKeyDomainStatus> ReadDomainsFor(string? kcvHex)
+    {
+        if (_known is { Count: > 0 } known && _knownAt == _card.KeyDomainChanges && kcvHex is not null)
+        {
+            var d0 = _card.GetKeyDomainStatus(0);
+            if (d0.IsComplete && d0.KcvHex == kcvHex && SameStatus(d0, known[0])) return known;
+        }
+        var all = ReadDomains();
+        _known = all;
+        _knownAt = _card.KeyDomainChanges;
+        return all;
+    }
+
+    private static bool SameStatus(ScHsmKeyDomainStatus a, ScHsmKeyDomainStatus b) =>
+        a.KeyDomain == b.KeyDomain && a.IsConfigured == b.IsConfigured && a.TotalShares == b.TotalShares &&
+        a.OutstandingShares == b.OutstandingShares && a.KcvHex == b.KcvHex && a.XkekDomainUid.AsSpan().SequenceEqual(b.XkekDomainUid);
+
     /// <summary>One entry per configured key domain (at least one entry).</summary>
     public IReadOnlyList<PicoDkek> GetDkek()
     {

@@ -32,27 +32,77 @@ internal sealed class ScHsmCardRestore(ScHsmCard card, ScHsmCardPin pin, ScHsmCa
         return _calls.Run($"plan the restore of '{backup.Path}'", () =>
         {
             _pin.EnsureVerified();
-            return _planner.Plan(backup, p, request).Plan;
+            _planned = null;
+            var (plan, target) = _planner.Plan(backup, p, request);
+            if (plan.Action == RestoreAction.Create && !plan.IsRefused && target is not null && _planner.LastFileIds is { } fids)
+                _planned = new Planned(backup.Path, backup.ScHsmFile!, Copy(request), p, plan, target, fids, _card.Changes);
+            return plan;
         });
     }
 
-    /// <summary>Plans again under the session's lock and acts on that plan.</summary>
+    /// <summary>Plans again under the session's lock (or takes the plan <see cref="Plan"/> just made, see <see cref="Reusable"/>) and acts on it.</summary>
     public PicoKey Restore(PicoKeyBackup backup, RestoreRequest request)
     {
         ArgumentNullException.ThrowIfNull(backup);
         ArgumentNullException.ThrowIfNull(request);
-        var p = ScHsmParsedBackup.Parse(backup);
+        var planned = _planned is { } m && m.IsFor(backup, request) ? m : null;
+        _planned = null;
+        var p = planned?.Parsed ?? ScHsmParsedBackup.Parse(backup);
         return _calls.Run($"restore '{backup.Path}'", () =>
         {
+            if (planned is not null && Reusable(planned))
+                return Write(backup, p, request, planned.Target, reused: true);
             _pin.EnsureVerified();
             var (plan, target) = _planner.Plan(backup, p, request);
             if (plan.IsRefused) throw plan.Refusals[0];
             if (plan.Action == RestoreAction.AlreadyPresent) return plan.Existing!;
-            return Write(backup, p, request, target!);
+            return Write(backup, p, request, target!, reused: false);
         });
     }
 
-    private PicoKey Write(PicoKeyBackup backup, ScHsmParsedBackup p, RestoreRequest request, ScHsmRestoreTarget target)
+    // The plan the last PlanRestore made, kept for the Restore of the same backup and request that usually follows it
+    // (Import-PicoWrappedKey and Restore-PicoHsm plan each file for -WhatIf / -Confirm, then restore it). Kept only for
+    // a plan to create the key at a free key reference (the bulk case); a plan that replaces or finds a key is made
+    // again under the writing transaction, whatever it costs.
+    private sealed record Planned(string Path, byte[] File, RestoreRequest Request, ScHsmParsedBackup Parsed, RestorePlan Plan,
+        ScHsmRestoreTarget Target, HashSet<ushort> FileIds, long Changes)
+    {
+        public bool IsFor(PicoKeyBackup b, RestoreRequest r) =>
+            b.Path == Path && b.ScHsmFile is { } f && f.AsSpan().SequenceEqual(File) &&
+            r.Force == Request.Force && r.KeyReference == Request.KeyReference && r.NewLabel == Request.NewLabel &&
+            (r.NewId is null ? Request.NewId is null : Request.NewId is not null && r.NewId.AsSpan().SequenceEqual(Request.NewId));
+    }
+
+    private static RestoreRequest Copy(RestoreRequest r) => r with { NewId = r.NewId?.ToArray() };
+
+    private Planned? _planned;
+
+    /// <summary>
+    /// Whether <paramref name="m"/>, made by <see cref="Plan"/> in an earlier card transaction, still holds in this one:
+    /// this card client sent nothing that changes the card since (<see cref="ScHsmCard.Changes"/>), the card says the
+    /// user PIN is still verified (so it was not reset or re-selected since: either ends the PIN session; the state
+    /// command does not SELECT), ENUMERATE OBJECTS lists exactly the files the plan saw, and the target key reference
+    /// still has no CC, C4 or CE file (the SELECT of CE kid, which ENUMERATE does not list on Pico, is sent again).
+    /// Three APDUs instead of the plan's own (PIN state, key domain, ENUMERATE, SELECT).
+    ///
+    /// Why that is as safe as planning again: everything else the plan decided comes from the file list (the same, so
+    /// no key was added, removed or moved; the id check's PRKDs would come from the catalogue cache, which trusts a PRKD
+    /// while its key is listed the same, exactly as here) and from the key domains (not asked again: a DKEK that another
+    /// program replaced or deleted since cannot unwrap this blob: the card checks the blob's KCV and its CMAC under its
+    /// own DKEK and refuses the UNWRAP without writing anything; that refusal is then explained by planning again, see
+    /// <see cref="Write"/>). A PIN not verified (card reset, or another program's SELECT) or any other difference: the
+    /// full plan runs again, as it did before.
+    /// </summary>
+    private bool Reusable(Planned m)
+    {
+        if (m.Changes != _card.Changes) return false;
+        if (_pin.Prepare().State != ScHsmPinState.Verified) return false;
+        _context.SetLoggedIn(true);
+        var fids = _catalogue.ReadFileIds();
+        return fids.SetEquals(m.FileIds) && !_catalogue.IsOccupied(m.Target.Kid, fids);
+    }
+
+    private PicoKey Write(PicoKeyBackup backup, ScHsmParsedBackup p, RestoreRequest request, ScHsmRestoreTarget target, bool reused)
     {
         byte kid = target.Kid;
         long before = _card.Changes;
@@ -63,6 +113,13 @@ internal sealed class ScHsmCardRestore(ScHsmCard card, ScHsmCardPin pin, ScHsmCa
         }
         catch (ScHsmCardException ex) when (ex.Error == ScHsmError.DkekMismatch)
         {
+            // On a plan taken from PlanRestore the key domains were not asked again: a DKEK changed since is what
+            // planning now says (nothing was written).
+            if (reused)
+            {
+                _pin.EnsureVerified();
+                if (_planner.Plan(backup, p, request).Plan is { IsRefused: true } again) throw again.Refusals[0];
+            }
             throw new PicoHsmException(PicoErrorKind.InvalidData, "BlobRejected",
                 $"The card refused the key blob of '{backup.Path}' (SW {ex.StatusWord:X4}): its CMAC does not verify under the card's DKEK {p.Blob.KcvHex}, so the file was altered or damaged.", backup, ex);
         }
@@ -137,7 +194,7 @@ internal sealed class ScHsmCardRestore(ScHsmCard card, ScHsmCardPin pin, ScHsmCa
         bool certKnown = false;
         if (p.File.Certificate is { } cert)
         {
-            _card.WriteFile(ce, cert);
+            _card.WriteFileById(ce, cert);
             (certNow, certKnown) = (cert, true);
         }
         else if (replaced?.Certificate is { } oldCert)
@@ -186,7 +243,7 @@ internal sealed class ScHsmCardRestore(ScHsmCard card, ScHsmCardPin pin, ScHsmCa
             prkd = ScHsmCardFiles.WithKeyReference(p.File.PrivateKeyDescription!, kid);
         }
         // Last: the PRKD with the backup's id and label is what makes the key complete (not an orphan).
-        _card.WriteFile(c4, prkd);
+        _card.WriteFileById(c4, prkd);
         return (prkd, certNow, certKnown);
     }
 }

@@ -32,6 +32,9 @@ internal sealed class ScHsmCardRestorePlanner(ScHsmCard card, DeviceContext cont
     private readonly ScHsmCardDkek _dkek = dkek;
     private readonly ScHsmCardCatalogue _catalogue = catalogue;
 
+    /// <summary>The card's file list the last <see cref="Plan"/> that got as far as reading it planned on (else null).</summary>
+    public HashSet<ushort>? LastFileIds { get; private set; }
+
     /// <summary>Plans inside the caller's card transaction (PIN already prepared).</summary>
     public (RestorePlan Plan, ScHsmRestoreTarget? Target) Plan(PicoKeyBackup backup, ScHsmParsedBackup p, RestoreRequest request)
     {
@@ -40,12 +43,13 @@ internal sealed class ScHsmCardRestorePlanner(ScHsmCard card, DeviceContext cont
         string? label = request.NewLabel ?? p.Description?.Label;
         string token = _context.TokenLabel ?? "";
         var refusals = new List<PicoHsmException>();
+        LastFileIds = null;
 
         if (request.KeyReference is int wanted && wanted is < 1 or > 254)
             refusals.Add(new PicoHsmException(PicoErrorKind.InvalidArgument, "BadKeyReference",
                 $"Key reference {wanted} is out of range: use 1 to 254 (0 is the device's own key).", request.KeyReference));
 
-        var domains = _dkek.ReadDomains();
+        var domains = _dkek.ReadDomainsFor(p.Blob.KcvHex);
         if (!domains.Any(d => d.IsComplete && d.KcvHex == p.Blob.KcvHex))
             refusals.Add(new PicoHsmException(PicoErrorKind.InvalidOperation, "DkekMismatch",
                 $"'{backup.Path}' was wrapped under the DKEK with KCV {p.Blob.KcvHex}, but the card '{token}' holds {ScHsmCardDkek.DomainKcvs(domains)}. " +
@@ -59,6 +63,7 @@ internal sealed class ScHsmCardRestorePlanner(ScHsmCard card, DeviceContext cont
         // One ENUMERATE; PRKDs from the catalogue cache; certificates only where a decision needs them (the cost of a
         // restore must not grow with the keys on the card).
         var fids = _catalogue.ReadFileIds();
+        LastFileIds = fids;
         var keys = _catalogue.ReadCardKeys(withCertificates: false, fids);
         var holder = id is { Length: > 0 } ? keys.FirstOrDefault(k => k.Description?.Id is { } other && other.AsSpan().SequenceEqual(id)) : null;
         if (holder is not null) holder = WithCertificate(holder);

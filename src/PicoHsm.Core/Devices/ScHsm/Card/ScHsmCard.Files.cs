@@ -146,6 +146,28 @@ public sealed partial class ScHsmCard
         }
     }
 
+    /// <summary>
+    /// Writes <paramref name="data"/> to EF <paramref name="fid"/> without a SELECT: UPDATE BINARY with the file id
+    /// in P1-P2 (00 D7 FID, 54 02 offset 53 len data), in pieces of at most 255 bytes. The firmware selects the
+    /// file by that id and creates it when missing: the create <see cref="WriteFile"/> sends (trace 05a,
+    /// 00 D7 CE 01 06 54 02 0000 53 00) is this command with no data, and OpenSC's sc_hsm_write_ef writes every
+    /// piece this way. The piece at offset 0 replaces the content (as with <see cref="WriteFile"/>). For a restore,
+    /// which writes two files per key: one SELECT less for each.
+    /// </summary>
+    public void WriteFileById(ushort fid, ReadOnlySpan<byte> data)
+    {
+        if (fid == 0) throw new ArgumentOutOfRangeException(nameof(fid), "File id 0000 means the current EF; give the file's id.");
+        int offset = 0;
+        do
+        {
+            ReadOnlySpan<byte> piece = data.Slice(offset, Math.Min(MaxWriteChunk, data.Length - offset));
+            ResponseApdu r = Send(new CommandApdu(0x00, 0xD7, (byte)(fid >> 8), (byte)fid, UpdateBinaryBody(offset, piece)));
+            Check(r, ScHsmCommands.UpdateBinary, $"EF {fid:X4} at offset {offset}");
+            offset += piece.Length;
+        }
+        while (offset < data.Length);
+    }
+
     internal static byte[] UpdateBinaryBody(int offset, ReadOnlySpan<byte> piece)
     {
         if (offset > 0xFFFF) throw new ArgumentOutOfRangeException(nameof(offset), "EF offsets are 16 bits.");

@@ -79,7 +79,11 @@ public sealed partial class ScHsmCard
 
     private ResponseApdu Send(CommandApdu command, TransmitOptions? options = null)
     {
-        if (ChangesTheCard(command)) Changes++;
+        if (ChangesTheCard(command))
+        {
+            Changes++;
+            if (command.Ins is 0x50 or 0x52) KeyDomainChanges++;
+        }
         return Channel.Transmit(command, options);
     }
 
@@ -90,8 +94,19 @@ public sealed partial class ScHsmCard
     /// </summary>
     public long Changes { get; private set; }
 
-    /// <summary>Counts a change sent as raw bytes (INITIALIZE, IMPORT DKEK SHARE: their buffers are zeroed after).</summary>
-    private void CountChange() => Changes++;
+    /// <summary>
+    /// How many of those <see cref="Changes"/> may change the key domains or their DKEK (INITIALIZE, IMPORT DKEK
+    /// SHARE, key domain create / delete). A copy of the key domain list is this client's own view only while this
+    /// number is the one it was read at.
+    /// </summary>
+    public long KeyDomainChanges { get; private set; }
+
+    /// <summary>Counts a change sent as raw bytes (INITIALIZE, IMPORT DKEK SHARE: their buffers are zeroed after); both change the key domains.</summary>
+    private void CountChange()
+    {
+        Changes++;
+        KeyDomainChanges++;
+    }
 
     private static bool ChangesTheCard(CommandApdu c) => c.Ins switch
     {

@@ -19,12 +19,12 @@ public sealed class ScHsmCardRestoreFaultTests : CardKeyTestBase
         return new CardHarness(o);
     }
 
+    // After UNWRAP an EC restore sends 3 commands (the request in 2 UPDATE BINARY pieces, the PRKD; written by file id,
+    // without the SELECTs it sent before issue 9): n = 1..3 fails each of them.
     [Theory]
     [InlineData("ec256.wky", 1)]
     [InlineData("ec256.wky", 2)]
     [InlineData("ec256.wky", 3)]
-    [InlineData("ec256.wky", 4)]
-    [InlineData("ec256.wky", 5)]
     [InlineData("rsa2048.wky", 3)]
     [InlineData("aes256.wky", 2)]
     public void ErrorAfterUnwrap_CardReachable_NothingIsLeft(string wky, int n)
