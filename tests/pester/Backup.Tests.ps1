@@ -126,6 +126,22 @@ Describe 'Export-PicoWrappedKey' {
         Test-Path $p | Should -BeFalse
     }
 
+    It 'writes nothing and emits nothing for piped keys with -WhatIf' {
+        $d = Join-Path $Work 'whatif-dir'
+        $out = @(Get-PicoKey -Session $src | Export-PicoWrappedKey -Session $src -Directory $d -WhatIf)
+        $out.Count | Should -Be 0
+        @(Get-ChildItem -Force $d -ErrorAction Ignore).Count | Should -Be 0
+    }
+
+    It 'keeps objects and errors in key order (the batched folder fsync emits the objects before an error)' {
+        $all = @(Get-PicoKey -Session $src)
+        $merged = @($all | Export-PicoWrappedKey -Session $src -Directory (Join-Path $Work 'ordered') -ErrorAction Continue 2>&1)
+        $seen = $merged | ForEach-Object { if ($_ -is [System.Management.Automation.ErrorRecord]) { 'error' } else { $_.Id } }
+        $expected = $all | ForEach-Object { if ($_.Exportable) { $_.Id } else { 'error' } }
+        $seen -join ',' | Should -Be ($expected -join ',')
+        ($merged | Where-Object { $_ -isnot [System.Management.Automation.ErrorRecord] }) | ForEach-Object { Test-Path $_.Path | Should -BeTrue }
+    }
+
     It 'selects keys by -Id and -Label' {
         $b = Export-PicoWrappedKey -Session $src -Label 'ec-p2*' -Directory (Join-Path $Work 'by-label')
         @($b).Count | Should -Be 1

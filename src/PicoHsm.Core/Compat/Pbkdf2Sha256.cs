@@ -5,9 +5,10 @@
 // inner and outer pad states and runs each round as two fixed-padding SHA-256 blocks on 32-bit words
 // (no byte packing, no arrays), as Md5Iteration does for sc-hsm-tool's MD5 chain. The net8.0 build,
 // and this one when PowerShell 7 loads it, keep the platform HMAC (DkekShareFile.Pbkdf2HmacSha256).
-// Tested against Rfc2898DeriveBytes and the published vectors (KdfCancellationTests), under Mono.
+// The first round (U1 = HMAC(P, S || INT(i))) runs on the same pad states over the salt's blocks, and a
+// password longer than a block is hashed here too: no library object keeps a copy of the password or
+// its pads. Tested against Rfc2898DeriveBytes and the published vectors (KdfCancellationTests), under Mono.
 using System.Buffers.Binary;
-using System.Security.Cryptography;
 
 namespace PicoHsm.Compat;
 
@@ -35,22 +36,35 @@ internal static unsafe class Pbkdf2Sha256
 
     private static readonly uint[] Iv = [0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19];
 
-    /// <summary>One 32-byte block: T1 = U1 ^ ... ^ Uc with U1 = HMAC(P, S || 1), Uj = HMAC(P, Uj-1).</summary>
+    /// <summary>
+    /// One 32-byte block: Ti = U1 ^ ... ^ Uc with U1 = HMAC(P, S || INT(i)), Uj = HMAC(P, Uj-1).
+    /// Everything is SHA-256 compressions on this method's stack: the password's pad block, the pad
+    /// states and every U are zeroed on the way out, and no library object (an HMAC keeping its pads,
+    /// a key parameter's clone of the password, a hash's buffered block) ever holds the password.
+    /// </summary>
     public static void DeriveBlock(ReadOnlySpan<byte> password, ReadOnlySpan<byte> salt, Span<byte> output, int iterations,
-        int iterationsPerCheck, CancellationToken cancellation)
+        int iterationsPerCheck, CancellationToken cancellation, int blockIndex = 1)
     {
+        if (output.Length < 32) throw new ArgumentException("PBKDF2-HMAC-SHA256 gives 32 bytes a block.", nameof(output));
+        if (blockIndex < 1) throw new ArgumentOutOfRangeException(nameof(blockIndex));
         uint* w = stackalloc uint[64];
         uint* inner = stackalloc uint[8];
         uint* outer = stackalloc uint[8];
         uint* u = stackalloc uint[8];
         uint* t = stackalloc uint[8];
         byte* block = stackalloc byte[64];
+        byte* index = stackalloc byte[4];
         try
         {
             fixed (uint* k = K)
             {
                 PadStates(password, block, w, inner, outer, k);
-                FirstRound(password, salt, u);
+                // U1 = HMAC(P, S || INT(i)): the inner hash continued from the ipad state over the
+                // salt and the block index (64 bytes of pad already hashed), then the outer as a round.
+                BinaryPrimitives.WriteInt32BigEndian(new Span<byte>(index, 4), blockIndex);
+                for (int j = 0; j < 8; j++) u[j] = inner[j];
+                HashPadded(u, 64, salt, new ReadOnlySpan<byte>(index, 4), block, w, k);
+                Round(outer, u, w, k);
                 for (int j = 0; j < 8; j++) t[j] = u[j];
                 for (int i = 1; i < iterations; i++)
                 {
@@ -72,31 +86,31 @@ internal static unsafe class Pbkdf2Sha256
             new Span<uint>(u, 8).Clear();
             new Span<uint>(t, 8).Clear();
             new Span<byte>(block, 64).Clear();
+            new Span<byte>(index, 4).Clear();
         }
     }
 
-    /// <summary>The states after SHA-256 of (key ^ 0x36...) and of (key ^ 0x5c...), the key hashed first when longer than a block.</summary>
+    /// <summary>
+    /// The states after SHA-256 of (key ^ 0x36...) and of (key ^ 0x5c...), the key hashed first (here,
+    /// on the stack) when longer than a block. <paramref name="block"/> and <paramref name="w"/> are
+    /// cleared before returning: only the two states remain.
+    /// </summary>
     private static void PadStates(ReadOnlySpan<byte> password, byte* block, uint* w, uint* inner, uint* outer, uint* k)
     {
         var key = new Span<byte>(block, 64);
-        key.Clear();
         if (password.Length > 64)
         {
-            byte[] p = password.ToArray();
-            byte[]? h = null;
-            try
-            {
-                using var sha = SHA256.Create();
-                h = sha.ComputeHash(p);
-                h.CopyTo(key);
-            }
-            finally
-            {
-                CryptographicOperations.ZeroMemory(p);
-                if (h is not null) CryptographicOperations.ZeroMemory(h);
-            }
+            // K = SHA-256(P): into inner (scratch until the pads are made), then big-endian into the block.
+            for (int j = 0; j < 8; j++) inner[j] = Iv[j];
+            HashPadded(inner, 0, password, default, block, w, k);
+            key.Clear();
+            for (int j = 0; j < 8; j++) BinaryPrimitives.WriteUInt32BigEndian(key.Slice(4 * j, 4), inner[j]);
         }
-        else password.CopyTo(key);
+        else
+        {
+            key.Clear();
+            password.CopyTo(key);
+        }
         for (int pass = 0; pass < 2; pass++)
         {
             byte pad = pass == 0 ? (byte)0x36 : (byte)0x5c;
@@ -107,29 +121,38 @@ internal static unsafe class Pbkdf2Sha256
             for (int j = 0; j < 8; j++) state[j] = Iv[j];
             Compress(state, w, k);
         }
+        key.Clear();
+        new Span<uint>(w, 64).Clear();
     }
 
-    /// <summary>U1 = HMAC(P, S || INT(1)): once per derivation, through BouncyCastle's HMAC.</summary>
-    private static void FirstRound(ReadOnlySpan<byte> password, ReadOnlySpan<byte> salt, uint* u)
+    /// <summary>
+    /// SHA-256 continued from <paramref name="state"/> (which has hashed <paramref name="prefixLength"/>
+    /// bytes, a multiple of 64) over a || b and the final padding, block by block through
+    /// <paramref name="block"/>; leaves the digest in state and clears block and w.
+    /// </summary>
+    private static void HashPadded(uint* state, long prefixLength, ReadOnlySpan<byte> a, ReadOnlySpan<byte> b, byte* block, uint* w, uint* k)
     {
-        var hmac = new Org.BouncyCastle.Crypto.Macs.HMac(new Org.BouncyCastle.Crypto.Digests.Sha256Digest());
-        byte[] key = password.ToArray();
-        byte[] message = new byte[salt.Length + 4];
-        byte[] result = new byte[32];
-        try
+        int length = a.Length + b.Length;
+        // The message, 0x80, zeros, and the 64-bit bit length end a whole number of blocks.
+        int padded = (length + 1 + 8 + 63) / 64 * 64;
+        ulong bits = (ulong)(prefixLength + length) * 8;
+        for (int offset = 0; offset < padded; offset += 64)
         {
-            hmac.Init(new Org.BouncyCastle.Crypto.Parameters.KeyParameter(key));
-            salt.CopyTo(message);
-            BinaryPrimitives.WriteInt32BigEndian(message.AsSpan(salt.Length), 1);
-            hmac.BlockUpdate(message, 0, message.Length);
-            hmac.DoFinal(result, 0);
-            for (int j = 0; j < 8; j++) u[j] = BinaryPrimitives.ReadUInt32BigEndian(result.AsSpan(4 * j, 4));
+            for (int j = 0; j < 64; j++)
+            {
+                int at = offset + j;
+                block[j] = at < a.Length ? a[at]
+                    : at < length ? b[at - a.Length]
+                    : at == length ? (byte)0x80
+                    : at >= padded - 8 ? (byte)(bits >> (8 * (padded - 1 - at)))
+                    : (byte)0;
+            }
+            for (int j = 0; j < 16; j++)
+                w[j] = ((uint)block[4 * j] << 24) | ((uint)block[4 * j + 1] << 16) | ((uint)block[4 * j + 2] << 8) | block[4 * j + 3];
+            Compress(state, w, k);
         }
-        finally
-        {
-            CryptographicOperations.ZeroMemory(key);
-            CryptographicOperations.ZeroMemory(result);
-        }
+        new Span<byte>(block, 64).Clear();
+        new Span<uint>(w, 64).Clear();
     }
 
     /// <summary>value = SHA-256 continued from <paramref name="padState"/> over the 32 bytes of value, one padded block.</summary>

@@ -1,5 +1,6 @@
 using System.Management.Automation;
 using PicoHsm.Backup;
+using PicoHsm.Common;
 using PicoHsm.Keys;
 using PicoHsm.Session;
 
@@ -59,14 +60,65 @@ public sealed class ExportPicoWrappedKeyCommand : PicoSessionCmdletBase
                 $"-Path names one file but {keys.Count} keys were given. Use -Directory for several keys.", Path));
         string? dir = Directory is null ? null : SessionState.Path.GetUnresolvedProviderPathFromPSPath(Directory);
         if (dir is not null) System.IO.Directory.CreateDirectory(dir);
+        string? single = Path is null ? null : SessionState.Path.GetUnresolvedProviderPathFromPSPath(Path);
+        string extension = session.Device.BackupExtension;
+        bool confirming = ConfirmsEachKey();
+
+        // Durability of what is reported: each file is fsynced before its rename, but the rename (its
+        // name in the folder) is durable only after the folder's fsync. The folder is fsynced once per
+        // batch instead of once per file, and a file's object reaches the pipeline only after the fsync
+        // that follows its rename: whatever the admin (or the next command, say one that deletes the
+        // key from the token) sees is on disk, name and content, whenever the machine crashes. A crash
+        // can only lose files not yet reported. (Emitting every object at the end would be as safe
+        // but would hold the whole pipeline back; fsyncing per file costs one folder fsync per key.)
+        // A batch ends after BatchSize files or BatchTime, before an error record (so errors and
+        // objects keep their order), before a -Confirm prompt (so each confirmed key's object is
+        // shown before the next question, as before), and at the end. While the objects are written,
+        // the next command's own files are not deferred (WithoutDeferral). On Ctrl+C the unreported
+        // files of the batch stay on disk unreported, made durable as the scope closes.
+        var pending = new List<PicoKeyBackup>();
+        var batchAge = new System.Diagnostics.Stopwatch();
+        using var deferred = AtomicFile.DeferDirectorySync();
+        void Flush()
+        {
+            if (deferred.Pending) deferred.Sync();
+            // WriteObject runs the next command of the pipeline: its own files are not this scope's to defer.
+            if (pending.Count > 0) deferred.WithoutDeferral(() => { foreach (var b in pending) WriteObject(b); });
+            pending.Clear();
+            batchAge.Reset();
+        }
 
         foreach (var key in keys)
         {
             ThrowIfStopping();
-            string target = Path is not null ? SessionState.Path.GetUnresolvedProviderPathFromPSPath(Path) : System.IO.Path.Combine(dir!, BackupFiles.DefaultFileName(key, session.Device.BackupExtension));
+            string target = single ?? System.IO.Path.Combine(dir!, BackupFiles.DefaultFileName(key, extension));
+            if (confirming) Flush();
             if (!ShouldProcess(target, $"Export key {key.Id} '{key.Label}' wrapped under the DKEK")) continue;
-            TryRun(() => WriteObject(session.Device.Export(key, target, Force)), key);
+            TryRun(() =>
+            {
+                PicoKeyBackup written;
+                try { written = session.Device.Export(key, target, Force); }
+                catch { Flush(); throw; } // the objects before it, then its error
+                pending.Add(written);
+                if (pending.Count == 1) batchAge.Start();
+            }, key);
+            if (pending.Count >= BatchSize || batchAge.Elapsed >= BatchTime) Flush();
         }
+        Flush();
+    }
+
+    /// <summary>At most this many files, or this long since the first of them, between folder fsyncs.</summary>
+    private const int BatchSize = 256;
+    private static readonly TimeSpan BatchTime = TimeSpan.FromMilliseconds(250);
+
+    /// <summary>Whether ShouldProcess will ask about each key (-Confirm, or $ConfirmPreference at or below this cmdlet's Medium impact).</summary>
+    private bool ConfirmsEachKey()
+    {
+        if (MyInvocation.BoundParameters.TryGetValue("Confirm", out object? c)) return c is SwitchParameter s ? s.IsPresent : true;
+        object? pref = SessionState.PSVariable.GetValue("ConfirmPreference");
+        if (pref is ConfirmImpact impact) return impact != ConfirmImpact.None && impact <= ConfirmImpact.Medium;
+        // Set to something unexpected: flush before each key, which is only slower.
+        return !(pref is string text && Enum.TryParse(text, true, out ConfirmImpact parsed) && (parsed == ConfirmImpact.None || parsed > ConfirmImpact.Medium));
     }
 
     private List<PicoKey> SelectKeys(PicoHsmSession session)

@@ -95,4 +95,70 @@ public sealed class RunspaceTests : IClassFixture<SoftHsmFixture>
         Assert.False(Directory.Exists(staging));
         Run(rs, "Disconnect-PicoHsm -All", out _);
     }
+    [Fact]
+    public void PipedExport_EachObjectIsWrittenOnlyAfterItsFilesFolderWasSynced()
+    {
+        // Export-PicoWrappedKey defers the folder fsync to one per batch; an object reaching the next
+        // command must describe a file whose rename is already durable (synced after it existed).
+        if (OperatingSystem.IsWindows()) return; // no folder fsync on Windows (NTFS journals renames)
+        using var rs = NewRunspace();
+        string dir = Path.Combine(_hsm.Root, "piped-export");
+        Run(rs, ConnectScript("xunit-a") + @"
+            New-PicoDkek -ShareCount 2 -Threshold 2 -OutputDirectory '" + Path.Combine(_hsm.Root, "shares-a") + @"' -SharePassword (1..2 | % { ConvertTo-SecureString ""pipe-test-password-$_"" -AsPlainText -Force }) -Confirm:$false | Out-Null
+            1..30 | ForEach-Object { New-PicoKey -KeyType Aes -Size 256 -Id ('{0:x4}' -f $_) -Label ""p$_"" -Confirm:$false | Out-Null }", out var setup);
+        Assert.False(setup.HadErrors, string.Join("; ", setup.Streams.Error));
+
+        var hook = typeof(PicoHsm.Common.AtomicFile).GetField("DirectorySynced", System.Reflection.BindingFlags.NonPublic | System.Reflection.BindingFlags.Static)!;
+        ExportProbe.Reset(dir);
+        hook.SetValue(null, (Action<string>)ExportProbe.Synced);
+        try
+        {
+            var paths = Run(rs, "Get-PicoKey | Export-PicoWrappedKey -Directory '" + dir + "' | ForEach-Object { [PicoHsm.Module.Tests.ExportProbe]::Emitted($_.Path); $_.Path }", out var export);
+            Assert.False(export.HadErrors, string.Join("; ", export.Streams.Error));
+            Assert.Equal(30, paths.Count);
+            Assert.Equal(30, ExportProbe.EmittedCount);
+            Assert.Empty(ExportProbe.Failures);
+            Assert.InRange(ExportProbe.SyncCount, 1, 30);
+        }
+        finally
+        {
+            hook.SetValue(null, null);
+            Run(rs, "Disconnect-PicoHsm -All", out _);
+        }
+    }
+}
+
+/// <summary>Records the folder fsyncs of a piped export and checks each emitted file against them (called from the pipeline).</summary>
+public static class ExportProbe
+{
+    private static readonly object Gate = new();
+    private static string _dir = "";
+    private static readonly HashSet<string> Durable = new(StringComparer.Ordinal);
+    public static List<string> Failures { get; } = new();
+    public static int SyncCount { get; private set; }
+    public static int EmittedCount { get; private set; }
+
+    public static void Reset(string dir)
+    {
+        lock (Gate) { _dir = dir; Durable.Clear(); Failures.Clear(); SyncCount = 0; EmittedCount = 0; }
+    }
+
+    public static void Synced(string dir)
+    {
+        lock (Gate)
+        {
+            if (dir != _dir) return;
+            SyncCount++;
+            foreach (string f in Directory.GetFiles(dir)) Durable.Add(f);
+        }
+    }
+
+    public static void Emitted(string path)
+    {
+        lock (Gate)
+        {
+            EmittedCount++;
+            if (!Durable.Contains(path)) Failures.Add($"{path} was reported before its folder was synced");
+        }
+    }
 }
