@@ -155,9 +155,16 @@ public sealed class Pkcs11DkekBackend : IDeviceBackend, IKeyGenerator, IKeyRemov
         lock (_session.Gate)
         {
             // A listing starts an operation: exports after it see the token as it is now, objects
-            // other tools added included (the wrapper's object index and DKEK proof start afresh).
+            // other tools added included. The wrapper's object index and DKEK proof start afresh, from
+            // the listing's own pass: the keys and certificates it read, and the proof kept only if
+            // that pass found the very DKEK objects proven before (else the first export proves it).
+            var proven = _dkek.LastProven;
             _wrapper.Reset();
-            return Pkcs11KeyStore.List(_session, S, () => _dkek.FindDkek()?.Id);
+            var objects = new Pkcs11ObjectCatalogue();
+            var keys = Pkcs11KeyStore.List(_session, S, () => _dkek.FindDkek()?.Id, objects, out var listedDkek);
+            _wrapper.Adopt(objects);
+            _dkek.Reconfirm(proven, listedDkek);
+            return keys;
         }
     }
 

@@ -62,6 +62,24 @@ internal sealed class Pkcs11DkekStore
     /// <summary>Forgets the proven DKEK: the next use finds and proves it again.</summary>
     public void Forget() => _proven = null;
 
+    /// <summary>
+    /// After a listing that forgot the proof (<see cref="Forget"/>): <paramref name="before"/>, the DKEK proven
+    /// until then, is proven again when the listing's own pass found the very same objects
+    /// (<paramref name="listed"/>: the same key and record handles, id, KCV and proof), since a key's value
+    /// cannot change under its handle; anything else leaves it to be found and proven at its next use.
+    /// </summary>
+    public void Reconfirm(DkekObjects? before, DkekObjects? listed)
+    {
+        if (before is null || listed is null) return;
+        if (before.Key.ObjectId == listed.Key.ObjectId && before.Proof.ObjectId == listed.Proof.ObjectId &&
+            before.Id.AsSpan().SequenceEqual(listed.Id) && before.Kcv.AsSpan().SequenceEqual(listed.Kcv) &&
+            before.ProofBytes.AsSpan().SequenceEqual(listed.ProofBytes))
+            _proven = before;
+    }
+
+    /// <summary>The DKEK proven until now, unchecked (for <see cref="Reconfirm"/>).</summary>
+    public DkekObjects? LastProven => _proven;
+
     private ISession S => _p11.Session;
 
     /// <summary>

@@ -97,8 +97,11 @@ public static class Pkcs11KeyStore
         public readonly HashSet<string> CertIds = new(StringComparer.Ordinal);
         public readonly List<(string Id, Attrs A)> Privates = new();
         public readonly List<(string Id, byte[] IdBytes, IObjectHandle H, Attrs A)> Secrets = new();
-        public readonly List<byte[]> DkekRecordIds = new();
+        public readonly List<(byte[] Id, IObjectHandle Record, byte[] Kcv, byte[] Proof)> DkekRecords = new();
         public readonly HashSet<ulong> Seen = new();
+
+        /// <summary>When set, every key and certificate read is filed there too, for the exports that follow the listing.</summary>
+        public Pkcs11ObjectCatalogue? Objects;
 
         /// <summary>Reads the object once (unless already read) and files it by its class.</summary>
         public void Add(ISession s, IObjectHandle h, Pkcs11OneCallReader? fast, bool keys = true)
@@ -106,6 +109,7 @@ public static class Pkcs11KeyStore
             if (!Seen.Add(h.ObjectId)) return;
             var a = ReadListAttrs(s, h, fast);
             if (a.Ulong(IClass) is not ulong cls) return;
+            if (Objects is not null && a.Bytes(IId) is { } objectId) Objects.Add((CKO)cls, objectId, h);
             switch ((CKO)cls)
             {
                 case CKO.CKO_PUBLIC_KEY:
@@ -125,8 +129,8 @@ public static class Pkcs11KeyStore
                     // Only the DKEK's record is read further (its value names the DKEK's id); a data
                     // object of another application costs this one extra read of its application.
                     if (Read(s, h, ApplicationOnly)[CKA.CKA_APPLICATION]?.GetValueAsString() == Pkcs11DkekBackend.ProofApplication &&
-                        Pkcs11DkekStore.TryParseRecord(Read(s, h, ValueOnly)[CKA.CKA_VALUE]?.GetValueAsByteArray(), out _, out byte[] dkekId, out _))
-                        DkekRecordIds.Add(dkekId);
+                        Pkcs11DkekStore.TryParseRecord(Read(s, h, ValueOnly)[CKA.CKA_VALUE]?.GetValueAsByteArray(), out byte[] kcv, out byte[] dkekId, out byte[] proof))
+                        DkekRecords.Add((dkekId, h, kcv, proof));
                     break;
             }
         }
@@ -135,22 +139,30 @@ public static class Pkcs11KeyStore
         /// The DKEK's id as <see cref="Pkcs11DkekStore.FindDkek"/> chooses it, from what this pass read: a
         /// record whose AES secret key is there (an orphan record is ignored). With several such records
         /// the token must prove which is the DKEK: <paramref name="ambiguous"/> decides (a search and a wrap).
+        /// With one such record, <paramref name="objects"/> are its objects as FindDkek gives them: found, not proven.
         /// </summary>
-        public byte[]? DkekId(Func<byte[]?>? ambiguous)
+        public byte[]? Dkek(Func<byte[]?>? ambiguous, out DkekObjects? objects)
         {
+            objects = null;
             byte[]? found = null;
             int candidates = 0;
-            foreach (var rid in DkekRecordIds)
+            foreach (var r in DkekRecords)
             {
                 foreach (var sk in Secrets)
                 {
-                    if (sk.A.Ulong(IKeyType) != (ulong)CKK.CKK_AES || !sk.IdBytes.AsSpan().SequenceEqual(rid)) continue;
+                    if (sk.A.Ulong(IKeyType) != (ulong)CKK.CKK_AES || !sk.IdBytes.AsSpan().SequenceEqual(r.Id)) continue;
                     candidates++;
-                    found ??= rid;
+                    if (found is null)
+                    {
+                        found = r.Id;
+                        objects = new DkekObjects(sk.H, r.Id, sk.A.String(ILabel), r.Record, r.Kcv, r.Proof);
+                    }
                     break;
                 }
             }
-            return candidates > 1 && ambiguous is not null ? ambiguous() : found;
+            if (candidates <= 1) return found;
+            objects = null;
+            return ambiguous is not null ? ambiguous() : found;
         }
     }
 
@@ -166,19 +178,27 @@ public static class Pkcs11KeyStore
     /// only when several records name an AES key on the token. Sorted by id, then class (duplicate ids
     /// keep the token's order).
     /// </summary>
-    public static List<PicoKey> List(DeviceContext session, ISession s, Func<byte[]?>? ambiguousDkek = null)
+    public static List<PicoKey> List(DeviceContext session, ISession s, Func<byte[]?>? ambiguousDkek = null) =>
+        List(session, s, ambiguousDkek, null, out _);
+
+    /// <summary>
+    /// As <see cref="List(DeviceContext, ISession, Func{byte[]?}?)"/>, and what the same pass saw for the
+    /// exports that follow: every key and certificate filed in <paramref name="objects"/>, and the DKEK's
+    /// objects (<paramref name="dkek"/>, found, not proven; null unless exactly one record names a key).
+    /// </summary>
+    internal static List<PicoKey> List(DeviceContext session, ISession s, Func<byte[]?>? ambiguousDkek, Pkcs11ObjectCatalogue? objects, out DkekObjects? dkek)
     {
         lock (session.Gate)
         {
             try
             {
-                var c = new Catalogue();
+                var c = new Catalogue { Objects = objects };
                 using var fast = Pkcs11OneCallReader.TryCreate(session.Token.ModulePath, ListAttrs);
                 // Token objects only: session objects (a backup run's MAC key, a restore test's
                 // temporary key, made by this or another session of the process) are never keys to list.
                 foreach (var h in s.FindAllObjects(new List<IObjectAttribute> { Attr(CKA.CKA_TOKEN, true) }))
                     c.Add(s, h, fast);
-                byte[]? dkekId = c.DkekId(ambiguousDkek);
+                byte[]? dkekId = c.Dkek(ambiguousDkek, out dkek);
                 return DescribeAll(session, s, c, dkekId is null ? null : id => dkekId.AsSpan().SequenceEqual(id));
             }
             catch (Pkcs11Exception ex)

@@ -41,7 +41,7 @@ internal sealed class Pkcs11KeyWrapper : IDisposable
     private readonly Pkcs11DkekStore _dkek;
     private readonly Pkcs11BackupMac _mac;
     private readonly Pkcs11HandleCheck _handles;
-    private Catalogue? _catalogue;
+    private Pkcs11ObjectCatalogue? _catalogue;
     private Pkcs11OneCallReader? _keyReader;
     private bool _readerMade, _disposed;
     private byte[]? _wrapBuffer;
@@ -96,8 +96,6 @@ internal sealed class Pkcs11KeyWrapper : IDisposable
 
     // KeyAttrs starts with class and id, in the order of Pkcs11HandleCheck.ClassAndId.
     private static bool IsClassAndId(byte[]?[] v, CKO cko, byte[] id) => Pkcs11HandleCheck.Is(v, cko, id);
-
-    private static ulong? UlongOf(byte[]? v) => Pkcs11HandleCheck.UlongOf(v);
 
     public WrappedKeyFile Wrap(PicoKey key)
     {
@@ -191,11 +189,17 @@ internal sealed class Pkcs11KeyWrapper : IDisposable
     /// <summary>How long a catalogue's misses are trusted: objects another tool adds are seen by the next operation after it.</summary>
     private static readonly TimeSpan CatalogueMaxAge = TimeSpan.FromSeconds(30);
 
-    private Catalogue Catalog()
+    private Pkcs11ObjectCatalogue Catalog()
     {
         if (_catalogue is { } c && c.Age.Elapsed < CatalogueMaxAge) return c;
-        return _catalogue = Catalogue.Scan(S, _handles.ReadClassAndId);
+        return _catalogue = Pkcs11ObjectCatalogue.Scan(S, _handles.ReadClassAndId);
     }
+
+    /// <summary>
+    /// Takes the catalogue a listing filled from its own pass over the token (after <see cref="Reset"/>):
+    /// the exports that follow it look keys up there instead of passing over the token's objects again.
+    /// </summary>
+    public void Adopt(Pkcs11ObjectCatalogue catalogue) => _catalogue = catalogue;
 
     /// <summary>
     /// The key's object by class and id, from the catalogue, with its attributes (one read, which also
@@ -225,50 +229,5 @@ internal sealed class Pkcs11KeyWrapper : IDisposable
             _ => throw new PicoHsmException(PicoErrorKind.InvalidOperation, "DuplicateId",
                 $"Several {keyClass} objects share id {idHex} on '{_context.TokenLabel}'; give each a unique CKA_ID before backing up.", idHex),
         };
-    }
-
-    /// <summary>
-    /// The token's keys and certificates by class and id, from one C_FindObjects of the token's
-    /// objects and one C_GetAttributeValue (class, id) per object: a find per exported key would make
-    /// a backup of n keys cost n² attribute matches on tokens that scan every object per find
-    /// (SoftHSM2). Key hits are checked against the token at use; a certificate miss is trusted for
-    /// the catalogue's life (<see cref="CatalogueMaxAge"/>, or until the next listing).
-    /// </summary>
-    private sealed class Catalogue
-    {
-        public readonly System.Diagnostics.Stopwatch Age = System.Diagnostics.Stopwatch.StartNew();
-        private readonly Dictionary<string, List<IObjectHandle>> _private = new(StringComparer.Ordinal), _secret = new(StringComparer.Ordinal);
-        private readonly Dictionary<string, IObjectHandle> _certs = new(StringComparer.Ordinal);
-
-        public static Catalogue Scan(ISession s, Func<IObjectHandle, byte[]?[]> classAndId)
-        {
-            var c = new Catalogue();
-            foreach (var h in s.FindAllObjects(new List<IObjectAttribute> { Attr(CKA.CKA_TOKEN, true) }))
-            {
-                byte[]?[] v;
-                try { v = classAndId(h); }
-                catch (Pkcs11Exception) { continue; } // gone since the find
-                if (v[KId] is not { } id || UlongOf(v[KClass]) is not ulong cls) continue;
-                string k = Convert.ToHexString(id);
-                switch ((CKO)cls)
-                {
-                    case CKO.CKO_PRIVATE_KEY: Add(c._private, k, h); break;
-                    case CKO.CKO_SECRET_KEY: Add(c._secret, k, h); break;
-                    case CKO.CKO_CERTIFICATE: c._certs.TryAdd(k, h); break;
-                }
-            }
-            return c;
-        }
-
-        private static void Add(Dictionary<string, List<IObjectHandle>> d, string k, IObjectHandle h)
-        {
-            if (!d.TryGetValue(k, out var list)) d[k] = list = new List<IObjectHandle>(1);
-            list.Add(h);
-        }
-
-        public List<IObjectHandle>? Keys(CKO cko, byte[] id) =>
-            (cko == CKO.CKO_SECRET_KEY ? _secret : _private).TryGetValue(Convert.ToHexString(id), out var l) ? l : null;
-
-        public IObjectHandle? Certificate(byte[] id) => _certs.TryGetValue(Convert.ToHexString(id), out var h) ? h : null;
     }
 }
