@@ -58,6 +58,13 @@ public static class DeviceBackupService
             folder.CreateStaging();
         });
         if (resume) host.Verbose($"Resuming the interrupted backup staged in '{folder.Staging}'.");
+        // The files an interrupted run staged, read once: a key whose file is not among them is
+        // exported without a look at the disk first (no File.Exists per key).
+        var stagedNames = new HashSet<string>(StringComparer.OrdinalIgnoreCase); // a false match only costs the check below
+        OnDisk(folder, "read the staging folder", null, () =>
+        {
+            foreach (var f in Directory.EnumerateFiles(folder.Staging)) stagedNames.Add(Path.GetFileName(f));
+        });
 
         // Per key backed up, only its description without the file (PicoKeyBackup.WithoutContent, at
         // the path it has once published): what the manifest lists and the set returns. The parsed file
@@ -89,7 +96,7 @@ public static class DeviceBackupService
             string published = Path.Combine(folder.Target, name);
             try
             {
-                if (Reusable(path, key, kcv, token.SerialNumber) is { } staged)
+                if (stagedNames.Contains(name) && Reusable(path, key, kcv, token.SerialNumber) is { } staged)
                 {
                     backups.Add(staged.WithoutContent(published));
                     reused++;
