@@ -22,9 +22,6 @@ internal sealed class Pkcs11IdIndex
 
     private Pkcs11IdIndex() { }
 
-    /// <summary>How many objects the index holds.</summary>
-    public int Count { get; private set; }
-
     /// <summary>One pass over the session's objects (token and session objects, as a search by id finds them).</summary>
     public static Pkcs11IdIndex Take(ISession s, string modulePath)
     {
@@ -66,12 +63,11 @@ internal sealed class Pkcs11IdIndex
         string key = IdHex(id);
         if (!_byId.TryGetValue(key, out var list)) _byId[key] = list = new List<(IObjectHandle, CKO)>(1);
         list.Add((handle, cls));
-        Count++;
     }
 
     public void Removed(byte[] id, IObjectHandle handle)
     {
-        if (_byId.TryGetValue(IdHex(id), out var list) && list.RemoveAll(o => o.Handle.ObjectId == handle.ObjectId) > 0) Count--;
+        if (_byId.TryGetValue(IdHex(id), out var list)) list.RemoveAll(o => o.Handle.ObjectId == handle.ObjectId);
     }
 
     /// <summary>The handles at <paramref name="id"/> that <paramref name="other"/> does not have there.</summary>

@@ -17,8 +17,8 @@ internal sealed class Pkcs11RestoreBatch : IRestoreBatch
     private readonly DeviceContext _context;
     private readonly Pkcs11Connection _p11;
     private readonly Action _ended;
-    private readonly List<byte[]> _restored = new();
-    private readonly HashSet<string> _restoredHex = new(StringComparer.Ordinal);
+    // The ids this batch restored, each once (by its hex form).
+    private readonly Dictionary<string, byte[]> _restored = new(StringComparer.Ordinal);
     private TokenLock? _lock;
 
     public Pkcs11RestoreBatch(DeviceContext context, Pkcs11Connection connection, TokenLock tokenLock, Pkcs11IdIndex index, Action ended)
@@ -36,7 +36,8 @@ internal sealed class Pkcs11RestoreBatch : IRestoreBatch
     /// <summary>A key this batch restored (or found present) at <paramref name="id"/>: checked by <see cref="Complete"/>.</summary>
     public void Restored(byte[] id)
     {
-        if (_restoredHex.Add(IdHex(id))) _restored.Add(id);
+        string hex = IdHex(id);
+        if (!_restored.ContainsKey(hex)) _restored[hex] = id;
     }
 
     public IReadOnlyList<PicoHsmException> Complete()
@@ -48,7 +49,7 @@ internal sealed class Pkcs11RestoreBatch : IRestoreBatch
             try { now = Pkcs11IdIndex.Take(_p11.Session, _p11.ModulePath); }
             catch (Pkcs11Exception ex) { throw Pkcs11Errors.Translate(ex, "check the restored keys' ids", _context.TokenLabel); }
             var problems = new List<PicoHsmException>();
-            foreach (var id in _restored)
+            foreach (var id in _restored.Values)
             {
                 var extra = now.NotIn(Index, id);
                 if (extra.Count == 0) continue;
