@@ -181,6 +181,19 @@ public abstract class PicoCmdletBase : PSCmdlet, IDisposable
     }
 
     /// <summary>
+    /// Whether ShouldProcess will ask about each item: -Confirm, or $ConfirmPreference at or below Medium,
+    /// the impact of every cmdlet here that asks per item (Export-PicoWrappedKey, Import-PicoWrappedKey).
+    /// </summary>
+    protected bool ConfirmsEachItem()
+    {
+        if (MyInvocation.BoundParameters.TryGetValue("Confirm", out object? c)) return c is SwitchParameter s ? s.IsPresent : true;
+        object? pref = SessionState.PSVariable.GetValue("ConfirmPreference");
+        if (pref is ConfirmImpact impact) return impact != ConfirmImpact.None && impact <= ConfirmImpact.Medium;
+        // Set to something unexpected: counted as asking, which is only slower.
+        return !(pref is string text && Enum.TryParse(text, true, out ConfirmImpact parsed) && (parsed == ConfirmImpact.None || parsed > ConfirmImpact.Medium));
+    }
+
+    /// <summary>
     /// Whether a prompt could be answered. A scheduled task or a CI job has no console input;
     /// prompting there would hang forever, so such callers get an error at once instead.
     /// </summary>

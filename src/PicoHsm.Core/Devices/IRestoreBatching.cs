@@ -24,6 +24,12 @@ public interface IRestoreBatching
     /// it and kept current with their own changes. Call <see cref="IRestoreBatch.Complete"/> after the last.
     /// </summary>
     IRestoreBatch BeginRestoring(CancellationToken cancellation);
+
+    /// <summary>
+    /// As <see cref="BeginRestoring"/>, or null when a batch is already open on this device (another
+    /// runspace's, over the same session): restores then run in that batch, under its lock and index.
+    /// </summary>
+    IRestoreBatch? TryBeginRestoring(CancellationToken cancellation);
 }
 
 /// <summary>A batch of restores under the device's lock (see <see cref="IRestoreBatching.BeginRestoring"/>).</summary>

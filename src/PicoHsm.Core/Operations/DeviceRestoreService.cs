@@ -62,7 +62,7 @@ public static class DeviceRestoreService
         int count = 0;
         var todo = plans.Where(p => !p.Plan.IsRefused).ToList();
         // One batch under the device's lock (taken after ShouldProcess: never held across a prompt).
-        using var batch = todo.Count > 0 ? batching?.BeginRestoring(host.Cancellation) : null;
+        using var batch = todo.Count > 0 ? batching?.TryBeginRestoring(host.Cancellation) : null; // null: another runspace's batch is open on this session, and the restores run in it
         for (int i = 0; i < todo.Count; i++)
         {
             host.Cancellation.ThrowIfCancellationRequested();

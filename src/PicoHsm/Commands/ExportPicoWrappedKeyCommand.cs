@@ -62,7 +62,7 @@ public sealed class ExportPicoWrappedKeyCommand : PicoSessionCmdletBase
         if (dir is not null) System.IO.Directory.CreateDirectory(dir);
         string? single = Path is null ? null : SessionState.Path.GetUnresolvedProviderPathFromPSPath(Path);
         string extension = session.Device.BackupExtension;
-        bool confirming = ConfirmsEachKey();
+        bool confirming = ConfirmsEachItem();
 
         // Durability of what is reported: each file is fsynced before its rename, but the rename (its
         // name in the folder) is durable only after the folder's fsync. The folder is fsynced once per
@@ -110,16 +110,6 @@ public sealed class ExportPicoWrappedKeyCommand : PicoSessionCmdletBase
     /// <summary>At most this many files, or this long since the first of them, between folder fsyncs.</summary>
     private const int BatchSize = 256;
     private static readonly TimeSpan BatchTime = TimeSpan.FromMilliseconds(250);
-
-    /// <summary>Whether ShouldProcess will ask about each key (-Confirm, or $ConfirmPreference at or below this cmdlet's Medium impact).</summary>
-    private bool ConfirmsEachKey()
-    {
-        if (MyInvocation.BoundParameters.TryGetValue("Confirm", out object? c)) return c is SwitchParameter s ? s.IsPresent : true;
-        object? pref = SessionState.PSVariable.GetValue("ConfirmPreference");
-        if (pref is ConfirmImpact impact) return impact != ConfirmImpact.None && impact <= ConfirmImpact.Medium;
-        // Set to something unexpected: flush before each key, which is only slower.
-        return !(pref is string text && Enum.TryParse(text, true, out ConfirmImpact parsed) && (parsed == ConfirmImpact.None || parsed > ConfirmImpact.Medium));
-    }
 
     private List<PicoKey> SelectKeys(PicoHsmSession session)
     {

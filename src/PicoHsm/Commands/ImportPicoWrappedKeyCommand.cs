@@ -13,6 +13,14 @@ namespace PicoHsm.Module.Commands;
 /// the target is reported (a warning) and left as it is. -Force replaces another key of the same
 /// class, and only after the new key is in place; never the DKEK.
 /// </summary>
+/// <remarks>
+/// Many piped files, on a device that restores in batches (<see cref="IRestoreBatching"/>, a PKCS#11
+/// token): when no key is confirmed one by one, the pipeline is one batch, as Restore-PicoHsm is: the
+/// plans read one pass over the token's objects, and from the first restore (after ShouldProcess) the
+/// token lock is held to the pipeline's end with an index the restores keep current. Otherwise every
+/// plan and every restore searches the token, which grows with its objects (SoftHSM2 reads each one).
+/// With -Confirm, each key is planned and restored on its own, so the lock is never held across a prompt.
+/// </remarks>
 [Cmdlet(VerbsData.Import, "PicoWrappedKey", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.Medium, DefaultParameterSetName = "Path")]
 [OutputType(typeof(PicoKey))]
 public sealed class ImportPicoWrappedKeyCommand : PicoSessionCmdletBase
@@ -45,9 +53,17 @@ public sealed class ImportPicoWrappedKeyCommand : PicoSessionCmdletBase
     public SwitchParameter Force { get; set; }
 
     private int _restoredCount;
+    private IRestoreBatching? _batching;
+    private IDisposable? _planning;
+    private IRestoreBatch? _batch;
 
     protected override void ProcessRecordWithSession(PicoHsmSession session)
     {
+        if (_batching is null && session.Device is IRestoreBatching batching && !ConfirmsEachItem())
+        {
+            _batching = batching;
+            _planning = batching.BeginPlanning();
+        }
         var backups = InputObject ?? (Path ?? Array.Empty<string>())
             .SelectMany(p => GetResolvedProviderPathFromPSPath(p, out _))
             .Select(p => { PicoKeyBackup? b = null; TryRun(() => b = BackupFiles.Read(p), p); return b; })
@@ -74,11 +90,36 @@ public sealed class ImportPicoWrappedKeyCommand : PicoSessionCmdletBase
                 WriteWarning($"{b.Path}: {plan.Describe()}.");
             if (!ShouldProcess($"token '{session.TokenLabel}'", $"Key {plan.TargetId} '{plan.TargetLabel}' from {b.Path}: {plan.Describe()}"))
                 continue;
-            TryRun(() => WriteObject(session.Device.Restore(b, request)), b);
+            TryRun(() =>
+            {
+                // The batch from the first restore on (see the remarks): taken after ShouldProcess. Null
+                // when another runspace over this session has one open: the restore runs in that one.
+                if (_batching is not null) _batch ??= _batching.TryBeginRestoring(Cancellation);
+                WriteObject(session.Device.Restore(b, request));
+            }, b);
         }
     }
 
     protected override void EndProcessingWithSession(PicoHsmSession session)
     {
+        // Objects another program (one that takes no PicoHsm lock) made at a restored id meanwhile.
+        if (_batch is not null)
+            foreach (var problem in Run(() => _batch.Complete())) WriteError(problem, problem.Target);
+        EndBatch();
+    }
+
+    private void EndBatch()
+    {
+        _batch?.Dispose();
+        _batch = null;
+        _planning?.Dispose();
+        _planning = null;
+    }
+
+    // PowerShell disposes the cmdlet however the pipeline ends (Ctrl+C, a terminating error): the token lock goes with it.
+    protected override void Dispose(bool disposing)
+    {
+        if (disposing) EndBatch();
+        base.Dispose(disposing);
     }
 }

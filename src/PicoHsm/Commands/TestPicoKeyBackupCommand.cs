@@ -2,6 +2,7 @@ using System.Collections.ObjectModel;
 using System.Management.Automation;
 using PicoHsm.Backup;
 using PicoHsm.Common;
+using PicoHsm.Devices;
 using PicoHsm.Operations;
 using PicoHsm.Session;
 
@@ -71,8 +72,25 @@ public sealed class TestPicoKeyBackupCommand : PicoCmdletBase
     // so the DKEK rebuilt in memory is zeroed then too.
     protected override void Dispose(bool disposing)
     {
-        if (disposing) _offlineDkek?.Dispose();
+        if (disposing)
+        {
+            _offlineDkek?.Dispose();
+            EndPlanning();
+        }
         base.Dispose(disposing);
+    }
+
+    // On a device that plans in batches (a PKCS#11 token), the pipeline's checks read the token's ids
+    // from one pass over its objects, taken at the first check, instead of a search per file (each a
+    // read of every object on SoftHSM2). This command changes nothing on the token.
+    private IDisposable? _planning;
+
+    protected override void EndProcessingCore() => EndPlanning();
+
+    private void EndPlanning()
+    {
+        _planning?.Dispose();
+        _planning = null;
     }
 
     protected override void ProcessRecordCore()
@@ -88,6 +106,7 @@ public sealed class TestPicoKeyBackupCommand : PicoCmdletBase
         if (RestoreTest && session is null)
             ThrowTerminatingError(NewError("NoSession", ErrorCategory.ConnectionError,
                 "-RestoreTest unwraps the key on a token: connect first (Connect-PicoHsm) or pass -Session.", null));
+        if (_planning is null && session?.Device is IRestoreBatching batching) _planning = batching.BeginPlanning();
         if (InputObject is not null)
         {
             foreach (var b in InputObject) TryRun(() => Emit(BackupCheck.Test(session?.Device, b.Path, b, RestoreTest)), b);

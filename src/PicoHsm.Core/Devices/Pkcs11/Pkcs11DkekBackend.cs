@@ -43,7 +43,7 @@ public sealed class Pkcs11DkekBackend : IDeviceBackend, IKeyGenerator, IKeyRemov
         _mac = new Pkcs11BackupMac(context, connection, _mechanisms);
         _wrapper = new Pkcs11KeyWrapper(context, connection, _mechanisms, _dkek, _mac, _handles);
         _restorer = new Pkcs11KeyRestorer(context, connection, _mechanisms, _dkek, _mac);
-        _restoreTest = new Pkcs11RestoreTest(context, connection, _dkek, _restorer);
+        _restoreTest = new Pkcs11RestoreTest(context, connection, _dkek, _restorer, PlanIndex);
     }
 
     public DeviceContext Context => _session;
@@ -299,12 +299,14 @@ public sealed class Pkcs11DkekBackend : IDeviceBackend, IKeyGenerator, IKeyRemov
         }
     }
 
-    public IRestoreBatch BeginRestoring(CancellationToken cancellation)
+    public IRestoreBatch BeginRestoring(CancellationToken cancellation) =>
+        TryBeginRestoring(cancellation) ?? throw new InvalidOperationException("A restore batch is already open on this session; finish it first.");
+
+    public IRestoreBatch? TryBeginRestoring(CancellationToken cancellation)
     {
         lock (_session.Gate)
         {
-            if (_batch is not null)
-                throw new InvalidOperationException("A restore batch is already open on this session; finish it first.");
+            if (_batch is not null) return null;
             var tokenLock = TokenLock.Acquire(_session.Token, cancellation);
             try
             {

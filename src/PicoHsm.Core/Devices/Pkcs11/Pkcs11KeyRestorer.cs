@@ -104,7 +104,7 @@ internal sealed class Pkcs11KeyRestorer
                 (false, true) => "its certificate",
                 _ => null,
             };
-            var existing = Pkcs11KeyStore.Describe(_context, S, present, secret: b.KeyClass == KeyClass.Secret);
+            var existing = DescribeAt(present, id, b.KeyClass == KeyClass.Secret, index);
             var plan = new RestorePlan(RestoreAction.AlreadyPresent, idHex, label, target, Existing: WithSize(existing, b)) { Completes = completes };
             return new Pkcs11RestorePlan(plan, id, label, d, replace, present, addPublic, addCert);
         }
@@ -190,13 +190,13 @@ internal sealed class Pkcs11KeyRestorer
                 $"Id {idHex} on '{Token}' is used by {string.Join(", ", foreign.Distinct().Select(Name))}, not a {Name(keyClass)}; -Force replaces only a key of the backup's class, so nothing was changed. {Advice}, or remove that object.", target));
             return classes;
         }
-        if (keys.Count == 1 && IsSameKey(b, keys[0], proofMechanism, d))
+        if (keys.Count == 1 && IsSameKey(b, keys[0], id, proofMechanism, d, index))
         {
             present = keys[0];
             return classes;
         }
         string what = keys.Count > 0
-            ? DescribeOccupant(keys[0], b)
+            ? DescribeOccupant(keys[0], id, b, index)
             : $"the {string.Join(" and ", classes.Select(Name))} with that id (no {Name(keyClass)})";
         if (!force)
         {
@@ -209,10 +209,30 @@ internal sealed class Pkcs11KeyRestorer
         return classes;
     }
 
-    private string DescribeOccupant(IObjectHandle key, WrappedKeyFile b)
+    private string DescribeOccupant(IObjectHandle key, byte[] id, WrappedKeyFile b, Pkcs11IdIndex? index)
     {
-        var k = Pkcs11KeyStore.Describe(_context, S, key, secret: b.KeyClass == KeyClass.Secret);
+        var k = DescribeAt(key, id, b.KeyClass == KeyClass.Secret, index);
         return $"{(k.Class == "SecretKey" ? "secret" : "private")} key {k.Id} '{k.Label}' ({k.KeyType}{(k.Size > 0 ? "-" + k.Size : "")})";
+    }
+
+    /// <summary>
+    /// The key at <paramref name="id"/> described, its public key and certificate taken from
+    /// <paramref name="index"/> when there is one (a search each otherwise: a read of every object on
+    /// SoftHSM2, per planned file). A planning snapshot may be older than the token: when its handles no
+    /// longer read, the key is described by searches after all.
+    /// </summary>
+    private PicoKey DescribeAt(IObjectHandle key, byte[] id, bool secret, Pkcs11IdIndex? index)
+    {
+        if (index is null) return Pkcs11KeyStore.Describe(_context, S, key, secret);
+        IObjectHandle? publicKey = null;
+        bool certificate = false;
+        foreach (var (h, c) in index.At(id))
+        {
+            if (c == CKO.CKO_PUBLIC_KEY) publicKey ??= h;
+            else if (c == CKO.CKO_CERTIFICATE) certificate = true;
+        }
+        try { return Pkcs11KeyStore.Describe(_context, S, key, secret, publicKey, certificate); }
+        catch (PicoHsmException) { return Pkcs11KeyStore.Describe(_context, S, key, secret); }
     }
 
     private static string Name(CKO c) => c switch
@@ -232,12 +252,12 @@ internal sealed class Pkcs11KeyRestorer
     /// backup's wrapped key (AES key wrap is deterministic, so equal bytes prove the same key value). A key
     /// the token will not wrap (not extractable) cannot be proven the same and counts as another key.
     /// </summary>
-    private bool IsSameKey(WrappedKeyFile b, IObjectHandle key, CKM? mechanism, DkekObjects? d)
+    private bool IsSameKey(WrappedKeyFile b, IObjectHandle key, byte[] id, CKM? mechanism, DkekObjects? d, Pkcs11IdIndex? index)
     {
         if (b.KeyClass == KeyClass.Private)
         {
             if (b.PublicKeyInfo is null) return false;
-            var k = Pkcs11KeyStore.Describe(_context, S, key, secret: false);
+            var k = DescribeAt(key, id, secret: false, index);
             return k.PublicKeyInfo is not null && k.PublicKeyInfo.AsSpan().SequenceEqual(b.PublicKeyInfo);
         }
         if (mechanism is null || d is null) return false;
@@ -299,7 +319,7 @@ internal sealed class Pkcs11KeyRestorer
         }
         // The restored key read by its handle: a listing per restored key would make a
         // Restore-PicoHsm of n keys quadratic in n.
-        return WithSize(Pkcs11KeyStore.Describe(_context, S, handle, secret: b.KeyClass == KeyClass.Secret), b);
+        return WithSize(DescribeAt(handle, id, b.KeyClass == KeyClass.Secret, index), b);
     }
 
     private static PicoKey WithSize(PicoKey k, WrappedKeyFile b) => k.Size == 0 ? k with { Size = b.SizeBits } : k;

@@ -17,8 +17,12 @@ internal sealed class Pkcs11RestoreTest
     private readonly Pkcs11DkekStore _dkek;
     private readonly Pkcs11KeyRestorer _restorer;
 
-    public Pkcs11RestoreTest(DeviceContext context, Pkcs11Connection connection, Pkcs11DkekStore dkek, Pkcs11KeyRestorer restorer)
+    private readonly Func<Pkcs11IdIndex?> _planIndex;
+
+    /// <param name="planIndex">The index an open planning scope or restore batch plans from (null: a search per plan).</param>
+    public Pkcs11RestoreTest(DeviceContext context, Pkcs11Connection connection, Pkcs11DkekStore dkek, Pkcs11KeyRestorer restorer, Func<Pkcs11IdIndex?> planIndex)
     {
+        _planIndex = planIndex;
         _context = context;
         _p11 = connection;
         _dkek = dkek;
@@ -40,7 +44,7 @@ internal sealed class Pkcs11RestoreTest
         RestorePlan plan;
         lock (_context.Gate)
         {
-            try { plan = _restorer.Plan(b.Content, null, null, force: false).Plan; }
+            try { plan = _restorer.Plan(b.Content, null, null, force: false, _planIndex()).Plan; }
             catch (Pkcs11Exception ex) { throw Pkcs11Errors.Translate(ex, "check the backup against the token", b); }
         }
         var problems = plan.Refusals.Select(r => r.Message).ToList();
