@@ -158,12 +158,16 @@ public sealed class Pkcs11DkekBackend : IDeviceBackend, IKeyGenerator, IKeyRemov
             // other tools added included. The wrapper's object index and DKEK proof start afresh, from
             // the listing's own pass: the keys and certificates it read, and the proof kept only if
             // that pass found the very DKEK objects proven before (else the first export proves it).
-            var proven = _dkek.LastProven;
-            _wrapper.Reset();
             var objects = new Pkcs11ObjectCatalogue();
-            var keys = Pkcs11KeyStore.List(_session, S, () => _dkek.FindDkek()?.Id, objects, out var listedDkek);
-            _wrapper.Adopt(objects);
-            _dkek.Reconfirm(proven, listedDkek);
+            List<PicoKey> keys;
+            DkekObjects? listedDkek;
+            try { keys = Pkcs11KeyStore.List(_session, S, () => _dkek.FindDkek()?.Id, objects, out listedDkek); }
+            catch
+            {
+                _wrapper.Reset(); // a failed listing still starts afresh
+                throw;
+            }
+            _wrapper.StartFrom(objects, listedDkek);
             return keys;
         }
     }

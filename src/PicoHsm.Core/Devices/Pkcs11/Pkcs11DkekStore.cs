@@ -63,22 +63,16 @@ internal sealed class Pkcs11DkekStore
     public void Forget() => _proven = null;
 
     /// <summary>
-    /// After a listing that forgot the proof (<see cref="Forget"/>): <paramref name="before"/>, the DKEK proven
-    /// until then, is proven again when the listing's own pass found the very same objects
+    /// After a listing: the proof is kept only when the listing's own pass found the very objects it names
     /// (<paramref name="listed"/>: the same key and record handles, id, KCV and proof), since a key's value
-    /// cannot change under its handle; anything else leaves it to be found and proven at its next use.
+    /// cannot change under its handle; otherwise it is forgotten, and the DKEK is found and proven at its next use.
     /// </summary>
-    public void Reconfirm(DkekObjects? before, DkekObjects? listed)
+    public void KeepOnlyFor(DkekObjects? listed)
     {
-        if (before is null || listed is null) return;
-        if (before.Key.ObjectId == listed.Key.ObjectId && before.Proof.ObjectId == listed.Proof.ObjectId &&
-            before.Id.AsSpan().SequenceEqual(listed.Id) && before.Kcv.AsSpan().SequenceEqual(listed.Kcv) &&
-            before.ProofBytes.AsSpan().SequenceEqual(listed.ProofBytes))
-            _proven = before;
+        if (_proven is not { } p || listed is null || p.Key.ObjectId != listed.Key.ObjectId || p.Proof.ObjectId != listed.Proof.ObjectId ||
+            !p.Id.AsSpan().SequenceEqual(listed.Id) || !p.Kcv.AsSpan().SequenceEqual(listed.Kcv) || !p.ProofBytes.AsSpan().SequenceEqual(listed.ProofBytes))
+            _proven = null;
     }
-
-    /// <summary>The DKEK proven until now, unchecked (for <see cref="Reconfirm"/>).</summary>
-    public DkekObjects? LastProven => _proven;
 
     private ISession S => _p11.Session;
 

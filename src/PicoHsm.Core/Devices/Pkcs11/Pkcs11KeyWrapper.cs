@@ -196,10 +196,16 @@ internal sealed class Pkcs11KeyWrapper : IDisposable
     }
 
     /// <summary>
-    /// Takes the catalogue a listing filled from its own pass over the token (after <see cref="Reset"/>):
-    /// the exports that follow it look keys up there instead of passing over the token's objects again.
+    /// As <see cref="Reset"/>, from what a listing's own pass over the token found: the exports that follow
+    /// look keys up in its <paramref name="catalogue"/> instead of passing over the token's objects again, and
+    /// the DKEK proof is kept if it names the very objects the listing found (<paramref name="listedDkek"/>).
     /// </summary>
-    public void Adopt(Pkcs11ObjectCatalogue catalogue) => _catalogue = catalogue;
+    public void StartFrom(Pkcs11ObjectCatalogue catalogue, DkekObjects? listedDkek)
+    {
+        _catalogue = catalogue;
+        _dkek.KeepOnlyFor(listedDkek);
+        _mac.Reset();
+    }
 
     /// <summary>
     /// The key's object by class and id, from the catalogue, with its attributes (one read, which also
