@@ -12,6 +12,10 @@ namespace PicoHsm.Backup;
 /// </summary>
 public static class BackupFiles
 {
+    /// <summary>The refusal to replace an existing backup file without -Force.</summary>
+    public static PicoHsmException FileExists(string path) => new(PicoErrorKind.ResourceExists, "FileExists",
+        $"'{path}' already exists. Choose another path, or use -Force to replace it.", path);
+
     /// <summary>
     /// "label-id.pkb"; on a SmartCard-HSM also the key reference ("label-id-k3.wky"), since two
     /// keys there may share label and id (sc-hsm-tool restores a description as it is).

@@ -92,7 +92,14 @@ public static class AtomicFile
         }
     }
 
-    public static void WriteAllBytes(string path, ReadOnlySpan<byte> data, bool overwrite)
+    public static void WriteAllBytes(string path, ReadOnlySpan<byte> data, bool overwrite) => WriteAllBytes(path, data, overwrite, syncDirectory: true);
+
+    /// <summary>
+    /// As <see cref="WriteAllBytes(string, ReadOnlySpan{byte}, bool)"/>; with <paramref name="syncDirectory"/> false the
+    /// folder is not fsynced after the rename (nor noted in a <see cref="DeferDirectorySync"/> scope): the caller
+    /// fsyncs it (<see cref="FsyncDirectory"/>) before it reports the file (see <see cref="DurableFileWriter"/>).
+    /// </summary>
+    public static void WriteAllBytes(string path, ReadOnlySpan<byte> data, bool overwrite, bool syncDirectory)
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
         string full = Path.GetFullPath(path);
@@ -126,7 +133,7 @@ public static class AtomicFile
                 throw new IOException($"The file '{full}' already exists (not overwritten).", ex);
             }
             moved = true;
-            if (!OperatingSystem.IsWindows())
+            if (syncDirectory && !OperatingSystem.IsWindows())
             {
                 if (Deferred.Value is { } deferred) deferred.Add(directory);
                 else FsyncDirectory(directory);

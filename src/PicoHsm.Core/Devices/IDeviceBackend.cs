@@ -52,6 +52,9 @@ public interface IDeviceBackend : IDisposable
     /// <summary>Wraps the key under the DKEK and writes the backup file (atomically, owner-only).</summary>
     PicoKeyBackup Export(PicoKey key, string path, bool overwrite);
 
+    /// <summary>Wraps the key under the DKEK into the bytes of its backup file, as <see cref="Export"/> writes it; writes nothing.</summary>
+    WrappedKeyBytes WrapForExport(PicoKey key);
+
     /// <summary>
     /// The pre-flight of a restore, changing nothing: DKEK present and matching, key type and size
     /// supported, target free (or replaced with <see cref="RestoreRequest.Force"/>, never the DKEK),

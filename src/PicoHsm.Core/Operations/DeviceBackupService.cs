@@ -17,7 +17,9 @@ namespace PicoHsm.Operations;
 /// (Ctrl+C, kill, power loss, the device or the disk going away) leaves the staging folder; the
 /// next run resumes it, keeping each staged file that still reads back intact (its digest checks)
 /// and describes the same key under the same DKEK. When the device goes away or a file cannot be
-/// written, the run stops at once with one error that says what was backed up and what was not.
+/// written, the run stops with one error that says what was backed up and what was not: no key is
+/// wrapped after that, and of the files already handed to the writers only those being written
+/// finish, whole (the staging folder never holds a partial file).
 /// </remarks>
 public static class DeviceBackupService
 {
@@ -72,48 +74,70 @@ public static class DeviceBackupService
         var backups = new List<PicoKeyBackup>(exportable);
         var notExported = new List<NotExportedKey>();
         int reused = 0;
-        // The key files' directory entries are made durable once, by the fsync of the staging folder
-        // when the loop ends (and again by the manifest's write), not once per key.
-        using (AtomicFile.DeferDirectorySync())
-        for (int i = 0; i < keys.Length; i++)
+        // The device wraps the next key while writers put the files before it on disk (each file still
+        // temporary, fsync, rename). The key files' folder entries are made durable once, by the writer's
+        // fsync of the staging folder when the loop ends (and again by the manifest's write), not once per
+        // key. A key's slot is emptied once its file is written, so a stopped run names what is not staged.
+        using (var writer = new DurableFileWriter(stopAtFirstFailure: true))
         {
-            var key = keys[i]!;
-            if (host.Cancellation.IsCancellationRequested)
+            int Staged() => reused + writer.Written;
+            for (int i = 0; i < keys.Length; i++)
             {
-                host.Warning(Summary(folder, keys, i, backups.Count, force) + $" Rerun Backup-PicoHsm -Directory '{folder.Target}' to finish it; the staged keys are kept.");
-                host.Cancellation.ThrowIfCancellationRequested();
-            }
-            host.Progress(new OperationProgress($"Key {key.Id} '{key.Label}' ({i + 1} of {keys.Length})", 100 * i / Math.Max(1, keys.Length)));
-            if (!key.Exportable)
-            {
-                notExported.Add(new NotExportedKey(key.Id, key.Label ?? "", key.KeyType, key.ExportBlockedReason ?? "not exportable"));
-                host.Warning($"Key {key.Id} '{key.Label}' is not backed up: {key.ExportBlockedReason}.");
-                keys[i] = null;
-                continue;
-            }
-            string name = BackupFiles.DefaultFileName(key, device.BackupExtension);
-            string path = Path.Combine(folder.Staging, name);
-            string published = Path.Combine(folder.Target, name);
-            try
-            {
-                if (stagedNames.Contains(name) && Reusable(path, key, kcv, token.SerialNumber) is { } staged)
+                var key = keys[i]!;
+                if (host.Cancellation.IsCancellationRequested)
                 {
-                    backups.Add(staged.WithoutContent(published));
-                    reused++;
+                    writer.Dispose(); // what is in flight lands; the summary counts it
+                    host.Warning(Summary(folder, keys, Staged(), force) + $" Rerun Backup-PicoHsm -Directory '{folder.Target}' to finish it; the staged keys are kept.");
+                    host.Cancellation.ThrowIfCancellationRequested();
                 }
-                else
+                host.Progress(new OperationProgress($"Key {key.Id} '{key.Label}' ({i + 1} of {keys.Length})", 100 * i / Math.Max(1, keys.Length)));
+                if (!key.Exportable)
                 {
-                    backups.Add(device.Export(key, path, overwrite: true).WithoutContent(published));
+                    notExported.Add(new NotExportedKey(key.Id, key.Label ?? "", key.KeyType, key.ExportBlockedReason ?? "not exportable"));
+                    host.Warning($"Key {key.Id} '{key.Label}' is not backed up: {key.ExportBlockedReason}.");
+                    keys[i] = null;
+                    continue;
                 }
+                string name = BackupFiles.DefaultFileName(key, device.BackupExtension);
+                string path = Path.Combine(folder.Staging, name);
+                string published = Path.Combine(folder.Target, name);
+                bool queued = false;
+                try
+                {
+                    // A file an earlier key failed to write stops the run here, before the next wrap.
+                    if (writer.FirstFailure is { } failed) throw new WriteFailed(failed);
+                    if (stagedNames.Contains(name) && Reusable(path, key, kcv, token.SerialNumber) is { } staged)
+                    {
+                        backups.Add(staged.WithoutContent(published));
+                        reused++;
+                    }
+                    else
+                    {
+                        var wrapped = device.WrapForExport(key);
+                        int slot = i;
+                        writer.Write(path, wrapped.Bytes, overwrite: true, written: () => keys[slot] = null);
+                        queued = true;
+                        backups.Add(wrapped.DescribeAt(path).WithoutContent(published));
+                    }
+                }
+                catch (Exception ex) when (ex is not OperationCanceledException && ErrorTranslation.Translate(ex is WriteFailed w ? w.InnerException! : ex) is { } p)
+                {
+                    if (ex is WriteFailed || StopsTheRun(p, ex))
+                    {
+                        writer.Dispose();
+                        throw Stopped(p, folder, keys, Staged(), force);
+                    }
+                    notExported.Add(new NotExportedKey(key.Id, key.Label ?? "", key.KeyType, p.Message));
+                    host.ItemFailed(p, key);
+                }
+                if (!queued) keys[i] = null;
             }
-            catch (Exception ex) when (ex is not OperationCanceledException && ErrorTranslation.Translate(ex) is { } p)
+            writer.Flush();
+            if (writer.FirstFailure is { } lastFailed)
             {
-                if (StopsTheRun(p, ex))
-                    throw Stopped(p, folder, keys, i, backups.Count, force);
-                notExported.Add(new NotExportedKey(key.Id, key.Label ?? "", key.KeyType, p.Message));
-                host.ItemFailed(p, key);
+                if (ErrorTranslation.Translate(lastFailed) is { } failure) throw Stopped(failure, folder, keys, Staged(), force);
+                System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(lastFailed).Throw();
             }
-            keys[i] = null;
         }
         if (reused > 0) host.Verbose($"{reused} key file(s) staged by the interrupted run were intact and kept.");
 
@@ -184,23 +208,31 @@ public static class DeviceBackupService
         return false;
     }
 
-    private static string Summary(BackupFolder folder, PicoKey?[] keys, int stoppedAt, int staged, bool force)
+    /// <summary>A key file a writer could not write: it stops the run, as a failed write of the key in hand would.</summary>
+    private sealed class WriteFailed(Exception inner) : Exception(inner.Message, inner);
+
+    // keys: the slots of the keys not staged, in listing order (the others are null). The run stopped
+    // at the first of them: the one whose wrap or file failed, or the next to do.
+    private static string Summary(BackupFolder folder, PicoKey?[] keys, int staged, bool force)
     {
-        var notReached = new List<string>(keys.Length - stoppedAt);
-        for (int i = stoppedAt; i < keys.Length; i++) notReached.Add(keys[i]!.Id);
+        int stoppedAt = Array.FindIndex(keys, k => k is not null);
+        var notReached = new List<string>();
+        foreach (var k in keys) if (k is not null) notReached.Add(k.Id);
         string list = notReached.Count <= 20 ? string.Join(", ", notReached) : string.Join(", ", notReached.Take(20)) + $" and {notReached.Count - 20} more";
         string published = Directory.Exists(folder.Target) && force
             ? $"nothing was published: the previous backup in '{folder.Target}' is untouched"
             : $"nothing was published to '{folder.Target}'";
-        return $"The backup stopped at key {stoppedAt + 1} of {keys.Length}: {staged} key file(s) are staged in '{folder.Staging}' and {published}; not reached: {list}.";
+        string at = stoppedAt < 0 ? $"after the last of {keys.Length} keys" : $"at key {stoppedAt + 1} of {keys.Length}";
+        return $"The backup stopped {at}: {staged} key file(s) are staged in '{folder.Staging}' and {published}; not reached: {(notReached.Count == 0 ? "none" : list)}.";
     }
 
-    private static PicoHsmException Stopped(PicoHsmException cause, BackupFolder folder, PicoKey?[] keys, int stoppedAt, int staged, bool force)
+    private static PicoHsmException Stopped(PicoHsmException cause, BackupFolder folder, PicoKey?[] keys, int staged, bool force)
     {
-        var key = keys[stoppedAt]!;
         string rerun = $"Rerun Backup-PicoHsm -Directory '{folder.Target}'{(force ? " -Force" : "")} to finish it; the staged keys are kept.";
+        var key = Array.Find(keys, k => k is not null);
+        string which = key is null ? "" : $"Key {key.Id} '{key.Label}': ";
         return new PicoHsmException(cause.Kind, cause.Reason,
-            $"Key {key.Id} '{key.Label}': {cause.Message} {Summary(folder, keys, stoppedAt, staged, force)} {rerun}", folder.Target, cause);
+            $"{which}{cause.Message} {Summary(folder, keys, staged, force)} {rerun}", folder.Target, cause);
     }
 
     /// <summary>Runs a file-system step of the backup; a failure names the folder, what was done, and how to finish.</summary>

@@ -65,25 +65,27 @@ public sealed class ExportPicoWrappedKeyCommand : PicoSessionCmdletBase
         bool confirming = ConfirmsEachItem();
 
         // Durability of what is reported: each file is fsynced before its rename, but the rename (its
-        // name in the folder) is durable only after the folder's fsync. The folder is fsynced once per
-        // batch instead of once per file, and a file's object reaches the pipeline only after the fsync
-        // that follows its rename: whatever the admin (or the next command, say one that deletes the
-        // key from the token) sees is on disk, name and content, whenever the machine crashes. A crash
-        // can only lose files not yet reported. (Emitting every object at the end would be as safe
-        // but would hold the whole pipeline back; fsyncing per file costs one folder fsync per key.)
-        // A batch ends after BatchSize files or BatchTime, before an error record (so errors and
-        // objects keep their order), before a -Confirm prompt (so each confirmed key's object is
-        // shown before the next question, as before), and at the end. While the objects are written,
-        // the next command's own files are not deferred (WithoutDeferral). On Ctrl+C the unreported
-        // files of the batch stay on disk unreported, made durable as the scope closes.
-        var pending = new List<PicoKeyBackup>();
+        // name in the folder) is durable only after the folder's fsync. Files are written by a few writer
+        // threads while the token wraps the next key (DurableFileWriter: the file system commits their
+        // fsyncs together), and the folder is fsynced once per batch; a file's object reaches the pipeline
+        // only after every write of its batch finished and the folder's fsync that followed: whatever the
+        // admin (or the next command, say one that deletes the key from the token) sees is on disk, name
+        // and content, whenever the machine crashes. A crash can only lose files not yet reported.
+        // A batch ends after BatchSize files or BatchTime, before an error record (so errors and objects
+        // keep their order: a file that could not be written is its key's error, in its place), before a
+        // -Confirm prompt (so each confirmed key's object is shown before the next question), and at the
+        // end. On Ctrl+C the batch's files still land whole, unreported.
+        var pending = new List<PendingExport>();
         var batchAge = new System.Diagnostics.Stopwatch();
-        using var deferred = AtomicFile.DeferDirectorySync();
+        using var writer = new DurableFileWriter(stopAtFirstFailure: false);
         void Flush()
         {
-            if (deferred.Pending) deferred.Sync();
-            // WriteObject runs the next command of the pipeline: its own files are not this scope's to defer.
-            if (pending.Count > 0) deferred.WithoutDeferral(() => { foreach (var b in pending) WriteObject(b); });
+            writer.Flush();
+            foreach (var p in pending)
+            {
+                if (p.Error is { } error) TryRun(() => System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(error).Throw(), p.Key);
+                else WriteObject(p.Backup);
+            }
             pending.Clear();
             batchAge.Reset();
         }
@@ -94,17 +96,34 @@ public sealed class ExportPicoWrappedKeyCommand : PicoSessionCmdletBase
             string target = single ?? System.IO.Path.Combine(dir!, BackupFiles.DefaultFileName(key, extension));
             if (confirming) Flush();
             if (!ShouldProcess(target, $"Export key {key.Id} '{key.Label}' wrapped under the DKEK")) continue;
+            bool force = Force;
             TryRun(() =>
             {
-                PicoKeyBackup written;
-                try { written = session.Device.Export(key, target, Force); }
+                WrappedKeyBytes wrapped;
+                try
+                {
+                    if (!force && File.Exists(target)) throw BackupFiles.FileExists(target);
+                    wrapped = session.Device.WrapForExport(key);
+                }
                 catch { Flush(); throw; } // the objects before it, then its error
-                pending.Add(written);
+                var p = new PendingExport(key, wrapped.DescribeAt(target));
+                pending.Add(p);
+                // The file may have appeared since the check (another run): the move refuses to replace it.
+                writer.Write(target, wrapped.Bytes, force,
+                    failed: ex => p.Error = !force && ex is IOException && File.Exists(target) ? BackupFiles.FileExists(target) : ex);
                 if (pending.Count == 1) batchAge.Start();
             }, key);
             if (pending.Count >= BatchSize || batchAge.Elapsed >= BatchTime) Flush();
         }
         Flush();
+    }
+
+    /// <summary>A key's file handed to the writers: its object, or the error of its write (set on a writer thread, read after Flush).</summary>
+    private sealed class PendingExport(PicoKey key, PicoKeyBackup backup)
+    {
+        public PicoKey Key { get; } = key;
+        public PicoKeyBackup Backup { get; } = backup;
+        public Exception? Error { get; set; }
     }
 
     /// <summary>At most this many files, or this long since the first of them, between folder fsyncs.</summary>

@@ -197,12 +197,17 @@ public sealed class Pkcs11DkekBackend : IDeviceBackend, IKeyGenerator, IKeyRemov
     public PicoKeyBackup Export(PicoKey key, string path, bool overwrite)
     {
         if (!overwrite && File.Exists(path))
-            throw new PicoHsmException(PicoErrorKind.ResourceExists, "FileExists",
-                $"'{path}' already exists. Choose another path, or use -Force to replace it.", path);
+            throw BackupFiles.FileExists(path);
+        var wrapped = WrapForExport(key);
+        AtomicFile.WriteAllBytes(path, wrapped.Bytes, overwrite);
+        return wrapped.DescribeAt(path);
+    }
+
+    public WrappedKeyBytes WrapForExport(PicoKey key)
+    {
         var file = Wrap(key);
         byte[] bytes = file.ToBytes();
-        AtomicFile.WriteAllBytes(path, bytes, overwrite);
-        return BackupFiles.Describe(path, file, bytes);
+        return new WrappedKeyBytes(bytes, p => BackupFiles.Describe(p, file, bytes));
     }
 
     public WrappedKeyFile Wrap(PicoKey key) => _wrapper.Wrap(key);

@@ -3,6 +3,8 @@ using PicoHsm.Common;
 
 namespace PicoHsm.Core.Tests.Common;
 
+// AtomicFile.DirectorySynced is one static hook: the classes that set it do not run side by side.
+[Collection("AtomicFile hooks")]
 public sealed class AtomicFileTests : IDisposable
 {
     private readonly string _dir = Directory.CreateDirectory(Path.Combine(Path.GetTempPath(), "atomicfile-" + Guid.NewGuid().ToString("N"))).FullName;

@@ -207,7 +207,12 @@ public sealed class BackupFaultTests : IDisposable
         Assert.Contains("not reached", e.Message);
         Assert.Contains("Rerun Backup-PicoHsm", e.Message);
         Assert.False(Directory.Exists(target));
-        Assert.Equal(before, Digests(folder.Staging)); // earlier files untouched (the locked one too), no partial file
+        // Earlier files untouched (the locked one too). Files the writers had in hand when the locked one
+        // failed may have landed, each whole: never a partial or temporary file.
+        var after = Digests(folder.Staging);
+        foreach (var (name, digest) in before) Assert.Equal(digest, after[name]);
+        Assert.DoesNotContain(after.Keys, n => n.EndsWith(".tmp"));
+        Assert.All(after.Keys.Except(before.Keys), n => BackupFiles.Read(Path.Combine(folder.Staging, n)));
 
         Assert.Equal(0, Run("chattr", "-i", victim));
         Assert.Equal(KeyCount, DeviceBackupService.Backup(s.Device, target, false, new BackupHost())!.KeyCount);

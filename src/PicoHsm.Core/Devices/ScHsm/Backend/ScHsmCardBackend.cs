@@ -154,6 +154,8 @@ public sealed class ScHsmCardBackend : IDeviceBackend, IScHsmDevice, IKeyRemover
     /// <summary>WRAP KEY, then the key's PRKD and CE file: the file sc-hsm-tool --wrap-key writes.</summary>
     public PicoKeyBackup Export(PicoKey key, string path, bool overwrite) => _export.Export(key, path, overwrite);
 
+    public WrappedKeyBytes WrapForExport(PicoKey key) => _export.WrapForExport(key);
+
     /// <summary>The wrapped-key file for <paramref name="key"/>, in memory.</summary>
     public ScHsmWrappedKeyFile Wrap(PicoKey key) => _export.Wrap(key);
 

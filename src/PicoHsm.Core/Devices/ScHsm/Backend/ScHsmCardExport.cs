@@ -15,22 +15,26 @@ internal sealed class ScHsmCardExport(ScHsmCard card, ScHsmCardPin pin, ScHsmCar
         ArgumentNullException.ThrowIfNull(key);
         ArgumentException.ThrowIfNullOrEmpty(path);
         if (!overwrite && File.Exists(path))
-            throw FileExists(path);
-        var file = Wrap(key);
-        byte[] bytes = file.ToArray();
+            throw BackupFiles.FileExists(path);
+        var wrapped = WrapForExport(key);
         try
         {
-            AtomicFile.WriteAllBytes(path, bytes, overwrite);
+            AtomicFile.WriteAllBytes(path, wrapped.Bytes, overwrite);
         }
         catch (IOException) when (!overwrite && File.Exists(path))
         {
-            throw FileExists(path);
+            throw BackupFiles.FileExists(path);
         }
-        return BackupFiles.DescribeScHsm(path, bytes);
+        return wrapped.DescribeAt(path);
     }
 
-    private static PicoHsmException FileExists(string path) => new(PicoErrorKind.ResourceExists, "FileExists",
-        $"'{path}' already exists. Choose another path, or use -Force to replace it.", path);
+    /// <summary>The file <see cref="Export"/> writes, as bytes.</summary>
+    public WrappedKeyBytes WrapForExport(PicoKey key)
+    {
+        byte[] bytes = Wrap(key).ToArray();
+        return new WrappedKeyBytes(bytes, p => BackupFiles.DescribeScHsm(p, bytes));
+    }
+
 
     /// <summary>The wrapped-key file for <paramref name="key"/>, in memory.</summary>
     public ScHsmWrappedKeyFile Wrap(PicoKey key)
