@@ -60,7 +60,7 @@ try {
     $base = ($results | Where-Object Operation -EQ 'Export-PicoWrappedKey AES-256').MsPerOp
     $results | ForEach-Object { $_ | Add-Member -NotePropertyName 'xAesExport' -NotePropertyValue ([math]::Round($_.MsPerOp / $base, 2)) -PassThru } |
         Format-Table -AutoSize | Out-String -Width 200 | Write-Output
-    $kdf = ($results | Where-Object Operation -Like 'sc-hsm-tool*').MsPerOp / ($results | Where-Object Operation -Like 'PicoHsm share*').MsPerOp
+    $kdf = ($results | Where-Object Operation -Like 'sc-hsm-tool share file: decrypt*').MsPerOp / ($results | Where-Object Operation -Like 'PicoHsm share file: decrypt*').MsPerOp
     "sc-hsm-tool share file / PicoHsm share file decrypt time: {0:N2}x" -f $kdf
 
     # The limit for the sc-hsm-tool format: OpenSSL's own MD5 of 16-byte inputs on this machine

@@ -2,7 +2,7 @@ namespace PicoHsm.Common;
 
 /// <summary>
 /// Durable writes of many files (<see cref="AtomicFile"/>: temporary file, fsync, rename) on a few
-/// writer threads, while the caller goes on with the next file's content (a backup: the token wraps the
+/// threads at once, while the caller goes on with the next file's content (a backup: the token wraps the
 /// next key while this one reaches the disk).
 /// </summary>
 /// <remarks>
@@ -16,7 +16,7 @@ namespace PicoHsm.Common;
 /// </remarks>
 public sealed class DurableFileWriter : IDisposable
 {
-    /// <summary>Writers: past four the measured gain is small, and each holds a file open.</summary>
+    /// <summary>Files written at once: past four the measured gain is small, and each holds a file open.</summary>
     public const int DefaultWriters = 4;
 
     private sealed class Item(string path, byte[] data, bool overwrite, Action? written, Action<Exception>? failed)
@@ -31,7 +31,8 @@ public sealed class DurableFileWriter : IDisposable
     private readonly object _lock = new();
     private readonly Queue<Item> _queue = new();
     private readonly HashSet<string> _directories = new(StringComparer.Ordinal);
-    private readonly Thread[] _threads;
+    private readonly int _writers;
+    private int _running; // writer threads started and not yet returned
     private readonly int _capacity;
     private readonly bool _stopAtFirstFailure;
     private int _inFlight; // queued or being written
@@ -49,14 +50,7 @@ public sealed class DurableFileWriter : IDisposable
         if (writers < 1) throw new ArgumentOutOfRangeException(nameof(writers));
         if (capacity < 1) throw new ArgumentOutOfRangeException(nameof(capacity));
         _capacity = capacity;
-        _threads = new Thread[writers];
-        for (int i = 0; i < writers; i++)
-        {
-            // The caller's execution context flows (AtomicFile's test hooks are AsyncLocal); its
-            // DeferDirectorySync scope does not matter here: the writers pass syncDirectory: false.
-            _threads[i] = new Thread(Run) { IsBackground = true, Name = "PicoHsm file writer" };
-            _threads[i].Start();
-        }
+        _writers = writers;
     }
 
     /// <summary>How many files are written (content fsynced, renamed into place); their folders are durable after <see cref="Flush"/>.</summary>
@@ -79,6 +73,16 @@ public sealed class DurableFileWriter : IDisposable
             while (_queue.Count >= _capacity) Monitor.Wait(_lock);
             _queue.Enqueue(new Item(path, data, overwrite, written, failed));
             _inFlight++;
+            // Writer threads start as files come, up to the limit (one file costs one thread, not four),
+            // and each ends when the queue is empty. Threads of their own, not the pool's: the gain is
+            // in several fsyncs waiting at once, which a busy pool would not give. The caller's execution
+            // context flows (AtomicFile's test hooks are AsyncLocal); its DeferDirectorySync scope does
+            // not matter here: the writers pass syncDirectory: false.
+            if (_running < _writers && _running < _queue.Count)
+            {
+                _running++;
+                new Thread(Drain) { IsBackground = true, Name = "PicoHsm file writer" }.Start();
+            }
             Monitor.PulseAll(_lock);
         }
     }
@@ -101,15 +105,19 @@ public sealed class DurableFileWriter : IDisposable
         foreach (string d in dirs) AtomicFile.FsyncDirectory(d);
     }
 
-    private void Run()
+    private void Drain()
     {
         while (true)
         {
             Item item;
             lock (_lock)
             {
-                while (_queue.Count == 0 && !_closed) Monitor.Wait(_lock);
-                if (_queue.Count == 0) return;
+                if (_queue.Count == 0)
+                {
+                    _running--;
+                    Monitor.PulseAll(_lock);
+                    return;
+                }
                 item = _queue.Dequeue();
                 Monitor.PulseAll(_lock); // room for the producer
                 if (_stopAtFirstFailure && _firstFailure is not null)
@@ -158,10 +166,14 @@ public sealed class DurableFileWriter : IDisposable
             _closed = true;
             Monitor.PulseAll(_lock);
         }
-        foreach (var t in _threads) t.Join();
-        string[] dirs = new string[_directories.Count];
-        _directories.CopyTo(dirs);
-        _directories.Clear();
+        string[] dirs;
+        lock (_lock)
+        {
+            while (_running > 0) Monitor.Wait(_lock);
+            dirs = new string[_directories.Count];
+            _directories.CopyTo(dirs);
+            _directories.Clear();
+        }
         foreach (string d in dirs) AtomicFile.FsyncDirectory(d);
     }
 }

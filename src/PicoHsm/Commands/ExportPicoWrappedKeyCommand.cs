@@ -77,10 +77,12 @@ public sealed class ExportPicoWrappedKeyCommand : PicoSessionCmdletBase
         // end. On Ctrl+C the batch's files still land whole, unreported.
         var pending = new List<PendingExport>();
         var batchAge = new System.Diagnostics.Stopwatch();
-        using var writer = new DurableFileWriter(stopAtFirstFailure: false);
+        // One key (-Path, or one piped key): its file is written here, which saves a thread's start and
+        // handoff (~0.5 ms here) that only pays off from the second file on.
+        using var writer = keys.Count > 1 ? new DurableFileWriter(stopAtFirstFailure: false) : null;
         void Flush()
         {
-            writer.Flush();
+            writer?.Flush();
             foreach (var p in pending)
             {
                 if (p.Error is { } error) TryRun(() => System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(error).Throw(), p.Key);
@@ -102,6 +104,11 @@ public sealed class ExportPicoWrappedKeyCommand : PicoSessionCmdletBase
                 WrappedKeyBytes wrapped;
                 try
                 {
+                    if (writer is null)
+                    {
+                        pending.Add(new PendingExport(key, session.Device.Export(key, target, force)));
+                        return;
+                    }
                     if (!force && File.Exists(target)) throw BackupFiles.FileExists(target);
                     wrapped = session.Device.WrapForExport(key);
                 }
