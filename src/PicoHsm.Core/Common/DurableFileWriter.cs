@@ -33,6 +33,9 @@ public sealed class DurableFileWriter : IDisposable
     private readonly HashSet<string> _directories = new(StringComparer.Ordinal);
     private readonly int _writers;
     private int _running; // writer threads started and not yet returned
+    private int _idle;    // of those, waiting for a file
+    /// <summary>How long an idle writer waits for the next file before its thread ends.</summary>
+    private static readonly TimeSpan Linger = TimeSpan.FromMilliseconds(250);
     private readonly int _capacity;
     private readonly bool _stopAtFirstFailure;
     private int _inFlight; // queued or being written
@@ -74,11 +77,12 @@ public sealed class DurableFileWriter : IDisposable
             _queue.Enqueue(new Item(path, data, overwrite, written, failed));
             _inFlight++;
             // Writer threads start as files come, up to the limit (one file costs one thread, not four),
-            // and each ends when the queue is empty. Threads of their own, not the pool's: the gain is
+            // and each ends when no file came for Linger (a thread start per few files would cost more
+            // than the writes gain). Threads of their own, not the pool's: the gain is
             // in several fsyncs waiting at once, which a busy pool would not give. The caller's execution
             // context flows (AtomicFile's test hooks are AsyncLocal); its DeferDirectorySync scope does
             // not matter here: the writers pass syncDirectory: false.
-            if (_running < _writers && _running < _queue.Count)
+            if (_running < _writers && _idle < _queue.Count)
             {
                 _running++;
                 new Thread(Drain) { IsBackground = true, Name = "PicoHsm file writer" }.Start();
@@ -112,6 +116,15 @@ public sealed class DurableFileWriter : IDisposable
             Item item;
             lock (_lock)
             {
+                int since = Environment.TickCount;
+                while (_queue.Count == 0 && !_closed)
+                {
+                    int left = (int)Linger.TotalMilliseconds - (Environment.TickCount - since);
+                    if (left <= 0) break;
+                    _idle++;
+                    Monitor.Wait(_lock, left);
+                    _idle--;
+                }
                 if (_queue.Count == 0)
                 {
                     _running--;
