@@ -19,6 +19,9 @@ public sealed class DurableFileWriter : IDisposable
     /// <summary>Files written at once: past four the measured gain is small, and each holds a file open.</summary>
     public const int DefaultWriters = 4;
 
+    /// <summary>How long an idle writer waits for the next file before its thread ends.</summary>
+    private static readonly TimeSpan Linger = TimeSpan.FromMilliseconds(250);
+
     private sealed class Item(string path, byte[] data, bool overwrite, Action? written, Action<Exception>? failed)
     {
         public readonly string Path = path;
@@ -32,12 +35,10 @@ public sealed class DurableFileWriter : IDisposable
     private readonly Queue<Item> _queue = new();
     private readonly HashSet<string> _directories = new(StringComparer.Ordinal);
     private readonly int _writers;
-    private int _running; // writer threads started and not yet returned
-    private int _idle;    // of those, waiting for a file
-    /// <summary>How long an idle writer waits for the next file before its thread ends.</summary>
-    private static readonly TimeSpan Linger = TimeSpan.FromMilliseconds(250);
     private readonly int _capacity;
     private readonly bool _stopAtFirstFailure;
+    private int _running; // writer threads started and not yet returned
+    private int _idle;    // of those, waiting for a file
     private int _inFlight; // queued or being written
     private bool _closed;
     private Exception? _firstFailure;
@@ -49,9 +50,9 @@ public sealed class DurableFileWriter : IDisposable
     /// </param>
     public DurableFileWriter(bool stopAtFirstFailure, int writers = DefaultWriters, int capacity = 64)
     {
-        _stopAtFirstFailure = stopAtFirstFailure;
         if (writers < 1) throw new ArgumentOutOfRangeException(nameof(writers));
         if (capacity < 1) throw new ArgumentOutOfRangeException(nameof(capacity));
+        _stopAtFirstFailure = stopAtFirstFailure;
         _capacity = capacity;
         _writers = writers;
     }
@@ -77,11 +78,11 @@ public sealed class DurableFileWriter : IDisposable
             _queue.Enqueue(new Item(path, data, overwrite, written, failed));
             _inFlight++;
             // Writer threads start as files come, up to the limit (one file costs one thread, not four),
-            // and each ends when no file came for Linger (a thread start per few files would cost more
-            // than the writes gain). Threads of their own, not the pool's: the gain is
-            // in several fsyncs waiting at once, which a busy pool would not give. The caller's execution
-            // context flows (AtomicFile's test hooks are AsyncLocal); its DeferDirectorySync scope does
-            // not matter here: the writers pass syncDirectory: false.
+            // and each ends when no file came for Linger (a thread start every few files costs more than
+            // the overlap gains). Threads of their own, not the pool's: the gain is in several fsyncs
+            // waiting at once, which a busy pool would not give. The caller's execution context flows
+            // (AtomicFile's test hooks are AsyncLocal); its DeferDirectorySync scope does not matter
+            // here: the writers pass syncDirectory: false.
             if (_running < _writers && _idle < _queue.Count)
             {
                 _running++;
@@ -96,12 +97,15 @@ public sealed class DurableFileWriter : IDisposable
     /// from here every file written so far is durable, content and name. Failures are not thrown here: each
     /// file's own callback has its error, and <see cref="FirstFailure"/> the first.
     /// </summary>
-    public void Flush()
+    public void Flush() => SyncFoldersOnce(() => _inFlight > 0);
+
+    /// <summary>Waits while <paramref name="busy"/> (under the lock), then fsyncs the folders written to since the last time.</summary>
+    private void SyncFoldersOnce(Func<bool> busy)
     {
         string[] dirs;
         lock (_lock)
         {
-            while (_inFlight > 0) Monitor.Wait(_lock);
+            while (busy()) Monitor.Wait(_lock);
             dirs = new string[_directories.Count];
             _directories.CopyTo(dirs);
             _directories.Clear();
@@ -179,14 +183,6 @@ public sealed class DurableFileWriter : IDisposable
             _closed = true;
             Monitor.PulseAll(_lock);
         }
-        string[] dirs;
-        lock (_lock)
-        {
-            while (_running > 0) Monitor.Wait(_lock);
-            dirs = new string[_directories.Count];
-            _directories.CopyTo(dirs);
-            _directories.Clear();
-        }
-        foreach (string d in dirs) AtomicFile.FsyncDirectory(d);
+        SyncFoldersOnce(() => _running > 0); // every writer thread has ended
     }
 }
