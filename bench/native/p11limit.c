@@ -14,6 +14,9 @@
  *   p11limit label    <module> <token> <pin> <label>      the keys with that label (one C_FindObjects), their attributes;
  *                                                         timed as a whole process it is the start-up limit: load and
  *                                                         initialise the module, open, log in, find one key
+ *   p11limit labelid  <module> <token> <pin> <label>      the same, then one C_FindObjects of each found key's CKA_ID:
+ *                                                         the second search a listing by label needs to find a key's
+ *                                                         public key and certificate under any label
  *
  * Prints "<mode> <count> <seconds>".
  */
@@ -219,14 +222,22 @@ static void attrs(void) {
     printf("listed %lu\n", (unsigned long)n);
 }
 
-static void label(const char *l) {
-    static CK_OBJECT_HANDLE hs[64];
+static void label(const char *l, int companions) {
+    static CK_OBJECT_HANDLE hs[64], cs[64];
     CK_ATTRIBUTE t[] = { { CKA_LABEL, (void *)l, strlen(l) } };
     CK_ULONG n = find(t, 1, hs, 64);
+    CK_BYTE seen[64][64]; CK_ULONG seenLen[64]; int nseen = 0;
     for (CK_ULONG i = 0; i < n; i++) {
         CK_OBJECT_CLASS cls; CK_KEY_TYPE kt; CK_BYTE id[64];
         CK_ATTRIBUTE a[] = { { CKA_CLASS, &cls, sizeof cls }, { CKA_KEY_TYPE, &kt, sizeof kt }, { CKA_ID, id, sizeof id } };
         p->C_GetAttributeValue(s, hs[i], a, 3);
+        if (!companions || a[2].ulValueLen == CK_UNAVAILABLE_INFORMATION || a[2].ulValueLen > sizeof id) continue;
+        int dup = 0;
+        for (int j = 0; j < nseen; j++) if (seenLen[j] == a[2].ulValueLen && !memcmp(seen[j], id, a[2].ulValueLen)) dup = 1;
+        if (dup || nseen == 64) continue;
+        memcpy(seen[nseen], id, a[2].ulValueLen); seenLen[nseen++] = a[2].ulValueLen;
+        CK_ATTRIBUTE q[] = { { CKA_ID, id, a[2].ulValueLen } };
+        find(q, 1, cs, 64);
     }
     printf("found %lu\n", (unsigned long)n);
 }
@@ -240,7 +251,8 @@ int main(int argc, char **argv) {
     else if (!strcmp(argv[1], "unwrap") && argc == 7) unwrap(argv[5], argv[6], 0);
     else if (!strcmp(argv[1], "unwrappub") && argc == 7) unwrap(argv[5], argv[6], 1);
     else if (!strcmp(argv[1], "attrs")) attrs();
-    else if (!strcmp(argv[1], "label") && argc == 6) label(argv[5]);
+    else if (!strcmp(argv[1], "label") && argc == 6) label(argv[5], 0);
+    else if (!strcmp(argv[1], "labelid") && argc == 6) label(argv[5], 1);
     else { fprintf(stderr, "bad arguments\n"); return 1; }
     printf("seconds %.4f\n", now() - t0);
     p->C_Logout(s);
