@@ -26,77 +26,14 @@ public static class AtomicFile
     /// <summary>Test hook, called with the temp path after it is written and before the rename.</summary>
     internal static readonly AsyncLocal<Action<string>?> BeforeMove = new();
 
-    /// <summary>The directories whose fsync a <see cref="DeferDirectorySync"/> scope of this flow holds back (null: none).</summary>
-    private static readonly AsyncLocal<HashSet<string>?> Deferred = new();
-
-    /// <summary>Test hook, called with the folder after each fsync of a folder (deferred or not).</summary>
+    /// <summary>Test hook, called with the folder after each fsync of a folder.</summary>
     internal static Action<string>? DirectorySynced;
-
-    /// <summary>
-    /// Until the scope is disposed, files written by this flow skip the per-file fsync of their
-    /// directory; <see cref="DeferredDirectorySync.Sync"/> fsyncs each such directory once now, and
-    /// disposing does the same. Each file's own content is still fsynced before its rename, as always.
-    /// For a batch (a backup's staging folder) whose completion is itself a durable write into the
-    /// same directory afterwards (the manifest): that write's directory fsync makes every earlier
-    /// rename durable too, so one fsync per key buys nothing. A caller that reports files one by one
-    /// (Export-PicoWrappedKey) calls Sync before it reports those written since the last Sync.
-    /// </summary>
-    public static DeferredDirectorySync DeferDirectorySync()
-    {
-        var outer = Deferred.Value;
-        var set = new HashSet<string>(StringComparer.Ordinal);
-        Deferred.Value = set;
-        return new DeferredDirectorySync(set, outer);
-    }
-
-    /// <summary>A <see cref="DeferDirectorySync"/> scope: the directories written to since the last <see cref="Sync"/>.</summary>
-    public sealed class DeferredDirectorySync : IDisposable
-    {
-        private readonly HashSet<string> _set;
-        private readonly HashSet<string>? _outer;
-        private bool _done;
-        internal DeferredDirectorySync(HashSet<string> set, HashSet<string>? outer) { _set = set; _outer = outer; }
-
-        /// <summary>Whether a file was renamed into a directory since the last fsync of it.</summary>
-        public bool Pending => _set.Count > 0;
-
-        /// <summary>
-        /// Fsyncs each directory a file was renamed into since the last Sync: from here every file
-        /// this scope wrote so far is durable (its content and its name). The scope stays open.
-        /// </summary>
-        public void Sync()
-        {
-            foreach (string d in _set) FsyncDirectory(d);
-            _set.Clear();
-        }
-
-        /// <summary>
-        /// Runs <paramref name="action"/> with no deferral in this flow: a caller that hands its
-        /// objects to other code (a cmdlet's WriteObject runs the next command of the pipeline right
-        /// there) must not let that code's files skip their own directory fsync into this scope.
-        /// </summary>
-        public void WithoutDeferral(Action action)
-        {
-            var saved = Deferred.Value;
-            Deferred.Value = null;
-            try { action(); }
-            finally { Deferred.Value = saved; }
-        }
-
-        public void Dispose()
-        {
-            if (_done) return;
-            _done = true;
-            Deferred.Value = _outer;
-            Sync();
-        }
-    }
 
     public static void WriteAllBytes(string path, ReadOnlySpan<byte> data, bool overwrite) => WriteAllBytes(path, data, overwrite, syncDirectory: true);
 
     /// <summary>
     /// As <see cref="WriteAllBytes(string, ReadOnlySpan{byte}, bool)"/>; with <paramref name="syncDirectory"/> false the
-    /// folder is not fsynced after the rename (nor noted in a <see cref="DeferDirectorySync"/> scope): the caller
+    /// folder is not fsynced after the rename: the caller
     /// fsyncs it (<see cref="FsyncDirectory"/>) before it reports the file (see <see cref="DurableFileWriter"/>).
     /// </summary>
     public static void WriteAllBytes(string path, ReadOnlySpan<byte> data, bool overwrite, bool syncDirectory)
@@ -135,8 +72,7 @@ public static class AtomicFile
             moved = true;
             if (syncDirectory && !OperatingSystem.IsWindows())
             {
-                if (Deferred.Value is { } deferred) deferred.Add(directory);
-                else FsyncDirectory(directory);
+                FsyncDirectory(directory);
             }
         }
         finally

@@ -81,8 +81,7 @@ public sealed class DurableFileWriter : IDisposable
             // and each ends when no file came for Linger (a thread start every few files costs more than
             // the overlap gains). Threads of their own, not the pool's: the gain is in several fsyncs
             // waiting at once, which a busy pool would not give. The caller's execution context flows
-            // (AtomicFile's test hooks are AsyncLocal); its DeferDirectorySync scope does not matter
-            // here: the writers pass syncDirectory: false.
+            // (AtomicFile's test hooks are AsyncLocal).
             if (_running < _writers && _idle < _queue.Count)
             {
                 _running++;

@@ -131,50 +131,10 @@ public sealed class AtomicFileTests : IDisposable
     }
 
     [FactNotOnWindows("the folder fsync is Unix only (NTFS journals renames)")]
-    public void WithoutAScope_EachWriteSyncsItsFolder()
+    public void EachWriteSyncsItsFolder()
     {
         var syncs = CountSyncs();
         for (int i = 0; i < 3; i++) AtomicFile.WriteAllBytes(Path.Combine(_dir, $"k{i}"), new byte[] { 1 }, overwrite: false);
         Assert.Equal(3, syncs());
-    }
-
-    [FactNotOnWindows("the folder fsync is Unix only (NTFS journals renames)")]
-    public void ADeferredScope_SyncsTheFolderOncePerSyncAndAtTheEnd()
-    {
-        var syncs = CountSyncs();
-        using (var scope = AtomicFile.DeferDirectorySync())
-        {
-            Assert.False(scope.Pending);
-            for (int i = 0; i < 3; i++) AtomicFile.WriteAllBytes(Path.Combine(_dir, $"a{i}"), new byte[] { 1 }, overwrite: false);
-            Assert.Equal(0, syncs());
-            Assert.True(scope.Pending);
-            scope.Sync();
-            Assert.Equal(1, syncs());
-            Assert.False(scope.Pending);
-            scope.Sync(); // nothing written since: nothing to sync
-            Assert.Equal(1, syncs());
-            AtomicFile.WriteAllBytes(Path.Combine(_dir, "b"), new byte[] { 1 }, overwrite: false);
-            Assert.Equal(1, syncs());
-        }
-        Assert.Equal(2, syncs());
-        AtomicFile.WriteAllBytes(Path.Combine(_dir, "after"), new byte[] { 1 }, overwrite: false);
-        Assert.Equal(3, syncs());
-    }
-
-    [FactNotOnWindows("the folder fsync is Unix only (NTFS journals renames)")]
-    public void WithoutDeferral_OtherCodesWritesSyncTheirOwnFolder()
-    {
-        // Export-PicoWrappedKey writes its objects (running the next command) inside its scope: that
-        // command's files must be durable when it reports them, not when the exporter's batch ends.
-        var syncs = CountSyncs();
-        using var scope = AtomicFile.DeferDirectorySync();
-        AtomicFile.WriteAllBytes(Path.Combine(_dir, "mine"), new byte[] { 1 }, overwrite: false);
-        scope.WithoutDeferral(() => AtomicFile.WriteAllBytes(Path.Combine(_dir, "theirs"), new byte[] { 1 }, overwrite: false));
-        Assert.Equal(1, syncs());
-        Assert.True(scope.Pending); // "mine" still waits for the scope's own sync
-        AtomicFile.WriteAllBytes(Path.Combine(_dir, "mine2"), new byte[] { 1 }, overwrite: false);
-        Assert.Equal(1, syncs());
-        scope.Sync();
-        Assert.Equal(2, syncs());
     }
 }
