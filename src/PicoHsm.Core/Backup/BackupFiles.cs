@@ -17,6 +17,27 @@ public static class BackupFiles
         $"'{path}' already exists. Choose another path, or use -Force to replace it.", path);
 
     /// <summary>
+    /// One exported key's file, written durably (<see cref="AtomicFile"/>) by both backends. An existing
+    /// file is refused before <paramref name="wrap"/> asks the device for anything, and again when one
+    /// appeared at the path while the key was being wrapped (the write's no-replace rename lost the race).
+    /// </summary>
+    public static PicoKeyBackup Write(string path, bool overwrite, Func<WrappedKeyBytes> wrap)
+    {
+        if (!overwrite && File.Exists(path))
+            throw FileExists(path);
+        var wrapped = wrap();
+        try
+        {
+            AtomicFile.WriteAllBytes(path, wrapped.Bytes, overwrite);
+        }
+        catch (IOException) when (!overwrite && File.Exists(path))
+        {
+            throw FileExists(path);
+        }
+        return wrapped.DescribeAt(path);
+    }
+
+    /// <summary>
     /// "label-id.pkb"; on a SmartCard-HSM also the key reference ("label-id-k3.wky"), since two
     /// keys there may share label and id (sc-hsm-tool restores a description as it is).
     /// </summary>

@@ -194,14 +194,8 @@ public sealed class Pkcs11DkekBackend : IDeviceBackend, IKeyGenerator, IKeyRemov
         }
     }
 
-    public PicoKeyBackup Export(PicoKey key, string path, bool overwrite)
-    {
-        if (!overwrite && File.Exists(path))
-            throw BackupFiles.FileExists(path);
-        var wrapped = WrapForExport(key);
-        AtomicFile.WriteAllBytes(path, wrapped.Bytes, overwrite);
-        return wrapped.DescribeAt(path);
-    }
+    public PicoKeyBackup Export(PicoKey key, string path, bool overwrite) =>
+        BackupFiles.Write(path, overwrite, () => WrapForExport(key));
 
     public WrappedKeyBytes WrapForExport(PicoKey key)
     {

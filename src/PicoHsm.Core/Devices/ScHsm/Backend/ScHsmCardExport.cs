@@ -14,18 +14,7 @@ internal sealed class ScHsmCardExport(ScHsmCard card, ScHsmCardPin pin, ScHsmCar
     {
         ArgumentNullException.ThrowIfNull(key);
         ArgumentException.ThrowIfNullOrEmpty(path);
-        if (!overwrite && File.Exists(path))
-            throw BackupFiles.FileExists(path);
-        var wrapped = WrapForExport(key);
-        try
-        {
-            AtomicFile.WriteAllBytes(path, wrapped.Bytes, overwrite);
-        }
-        catch (IOException) when (!overwrite && File.Exists(path))
-        {
-            throw BackupFiles.FileExists(path);
-        }
-        return wrapped.DescribeAt(path);
+        return BackupFiles.Write(path, overwrite, () => WrapForExport(key));
     }
 
     /// <summary>The file <see cref="Export"/> writes, as bytes.</summary>
@@ -34,7 +23,6 @@ internal sealed class ScHsmCardExport(ScHsmCard card, ScHsmCardPin pin, ScHsmCar
         byte[] bytes = Wrap(key).ToArray();
         return new WrappedKeyBytes(bytes, p => BackupFiles.DescribeScHsm(p, bytes));
     }
-
 
     /// <summary>The wrapped-key file for <paramref name="key"/>, in memory.</summary>
     public ScHsmWrappedKeyFile Wrap(PicoKey key)
