@@ -54,6 +54,13 @@ try {
     $sim = Start-CardSimulator -Port 35963 -Arguments '--blank', '--verbose'
     $apduLog = "$($sim.Log).err"
     function Get-ApduCount { @(Select-String -Path $apduLog -Pattern '^> ' -ErrorAction Ignore).Count }
+    # The card's own time for APDUs From..From+Count-1 (1-based, as Get-ApduCount counts them): the
+    # simulator logs each command's processing time ("= N us") after its answer.
+    function Get-CardSeconds([int] $From, [int] $Count) {
+        if ($Count -le 0) { return 0.0 }
+        $us = @(Select-String -Path $apduLog -Pattern '^= (\d+) us' | ForEach-Object { [long] $_.Matches[0].Groups[1].Value })
+        [double] ($us[($From - 1)..($From + $Count - 2)] | Measure-Object -Sum).Sum / 1e6
+    }
 
     Write-Host "Preparing the card: initialise, DKEK, $Count keys ..."
     $null = Initialize-PicoHsm -Reader $sim.Reader -SoPin $soPin -Pin $pin -DkekShareCount 1 -Confirm:$false -WarningAction SilentlyContinue
@@ -87,38 +94,46 @@ try {
         }
         $s = $sw.Elapsed.TotalSeconds
         Start-Sleep -Milliseconds 300
-        [pscustomobject]@{ Seconds = $s; Apdus = (Get-ApduCount) - $before }
+        [pscustomobject]@{ Seconds = $s; Apdus = (Get-ApduCount) - $before; FromApdu = $before + 1 }
     }
 
     $rows = [Collections.Generic.List[object]]::new()
-    $add = { param($op, $way, $s, $apdus, $base) $rows.Add([pscustomobject]@{
+    # Each row: the whole time, the card's share of it (the simulator's processing, which a real card
+    # replaces with its own, much slower crypto) and the host's (the rest: processes, PC/SC, OpenSC,
+    # the module), each against sc-hsm-tool's.
+    $add = { param($op, $way, $s, $apdus, $from, $base) $card = Get-CardSeconds $from $apdus; $hostS = $s - $card
+        $rows.Add([pscustomobject]@{
                 Operation = $op; Way = $way; Keys = $Count; Seconds = [math]::Round($s, 3); MsPerKey = [math]::Round(1000 * $s / $Count, 1)
-                ApdusPerKey = [math]::Round($apdus / $Count, 1); FasterThanTool = if ($base) { [math]::Round($base / $s, 1) } else { 1.0 }; Load = Get-LoadAverage }) }
+                CardMsPerKey = [math]::Round(1000 * $card / $Count, 1); HostMsPerKey = [math]::Round(1000 * $hostS / $Count, 1)
+                ApdusPerKey = [math]::Round($apdus / $Count, 1); FasterThanTool = if ($base) { [math]::Round($base.Seconds / $s, 1) } else { 1.0 }
+                HostFasterThanTool = if ($base) { [math]::Round(($base.Seconds - $base.Card) / $hostS, 1) } else { 1.0 }; Load = Get-LoadAverage })
+        [pscustomobject]@{ Seconds = $s; Card = $card } }
 
     # Wrap.
     $toolDir = New-Item -ItemType Directory (Join-Path $work 'tool-wky')
     $tool = Invoke-ToolPerKey @(foreach ($r in $refs) { , @('--wrap-key', (Join-Path $toolDir "ref-$r.wky"), '--key-reference', "$r", '--pin', $pinText) })
-    & $add 'wrap' 'sc-hsm-tool --wrap-key, one process per key' $tool.Seconds $tool.Apdus $null
+    $toolWrap = & $add 'wrap' 'sc-hsm-tool --wrap-key, one process per key' $tool.Seconds $tool.Apdus $tool.FromApdu $null
     $modDir = New-Item -ItemType Directory (Join-Path $work 'module-wky')
     $mod = Invoke-CardStep Wrap $modDir.FullName
     if ($KeepApduLog) { Write-Host "module wrap: APDUs $($mod.FromApdu) to $($mod.FromApdu + $mod.Apdus - 1) of the log" }
     if ($mod.Count -ne $Count) { throw "Export-PicoWrappedKey wrapped $($mod.Count) keys, not $Count." }
-    & $add 'wrap' 'Export-PicoWrappedKey of the listed keys, one session' $mod.Seconds $mod.Apdus $tool.Seconds
-    & $add 'list' 'Get-PicoKey before it (sc-hsm-tool is given the references)' $mod.ListSeconds $mod.ListApdus $null
-    & $add 'wrap' 'Get-PicoKey | Export-PicoWrappedKey (both)' ($mod.Seconds + $mod.ListSeconds) ($mod.Apdus + $mod.ListApdus) $tool.Seconds
+    $null = & $add 'wrap' 'Export-PicoWrappedKey of the listed keys, one session' $mod.Seconds $mod.Apdus $mod.FromApdu $toolWrap
+    $null = & $add 'list' 'Get-PicoKey before it (sc-hsm-tool is given the references)' $mod.ListSeconds $mod.ListApdus ($mod.FromApdu - $mod.ListApdus) $null
+    $null = & $add 'wrap' 'Get-PicoKey | Export-PicoWrappedKey (both)' ($mod.Seconds + $mod.ListSeconds) ($mod.Apdus + $mod.ListApdus) ($mod.FromApdu - $mod.ListApdus) $toolWrap
 
     # Restore: each way to its own free key references (the card's own keys use the low ones).
     $toolFiles = @(Get-ChildItem $toolDir -Filter *.wky | Sort-Object Name)
     $toolRestore = Invoke-ToolPerKey @(for ($i = 0; $i -lt $toolFiles.Count; $i++) { , @('--unwrap-key', $toolFiles[$i].FullName, '--key-reference', "$(0x40 + $i)", '--pin', $pinText, '--force') })
-    & $add 'restore' 'sc-hsm-tool --unwrap-key, one process per key' $toolRestore.Seconds $toolRestore.Apdus $null
+    $toolUnwrap = & $add 'restore' 'sc-hsm-tool --unwrap-key, one process per key' $toolRestore.Seconds $toolRestore.Apdus $toolRestore.FromApdu $null
     $modRestore = Invoke-CardStep Restore $modDir.FullName 0x80
     if ($KeepApduLog) { Write-Host "module restore: APDUs $($modRestore.FromApdu) to $($modRestore.FromApdu + $modRestore.Apdus - 1) of the log" }
     if ($modRestore.Count -ne $Count) { throw "Import-PicoWrappedKey restored $($modRestore.Count) keys, not $Count." }
-    & $add 'restore' 'Import-PicoWrappedKey per file, one session' $modRestore.Seconds $modRestore.Apdus $toolRestore.Seconds
+    $null = & $add 'restore' 'Import-PicoWrappedKey per file, one session' $modRestore.Seconds $modRestore.Apdus $modRestore.FromApdu $toolUnwrap
 
     "Card benchmark on $([Environment]::ProcessorCount) cores: the card simulator through pcscd + vpcd, OpenSC $((& opensc-tool --info 2>&1 | Select-Object -First 1)), $(Get-Date -Format u)"
-    $rows | Format-Table Operation, Way, Keys, Seconds, MsPerKey, ApdusPerKey, FasterThanTool, Load -AutoSize | Out-String -Width 200
+    $rows | Format-Table Operation, Way, Keys, Seconds, MsPerKey, CardMsPerKey, HostMsPerKey, ApdusPerKey, FasterThanTool, HostFasterThanTool, Load -AutoSize | Out-String -Width 250
     "FasterThanTool: sc-hsm-tool's time over this way's (the target is >= 5, with no more APDUs per key than sc-hsm-tool)."
+    "CardMsPerKey: the simulator's own processing of the step's APDUs (its crypto and state file); HostMsPerKey the rest; HostFasterThanTool compares the host shares only."
 }
 finally {
     Disconnect-PicoHsm -All -ErrorAction Ignore

@@ -132,17 +132,21 @@ public sealed class ScHsmSimulator
                 return Sw(fault.StatusWord);
             }
             byte[] r;
+            long started = System.Diagnostics.Stopwatch.GetTimestamp();
             try { r = ProcessCore(commandApdu); }
             catch (Exception ex)
             {
                 Console.Error.WriteLine("card simulator: internal error on " + Hex.Of(commandApdu, " ") + ": " + ex);
                 r = Sw(0x6F00);
             }
-            opts.Log?.Invoke("> " + Hex.Of(commandApdu, " ") + "\n< " + Hex.Of(r, " "));
             if (opts.Fault is { Fired: false } f && faultCountdown == 0 && commandApdu.Length >= 4 && commandApdu[1] == f.AfterIns && r[^2] == 0x90 && r[^1] == 0x00
                 && ++faultTriggers >= f.AfterCount)
                 faultCountdown = f.CommandNumber;
             if (dirty) { dirty = false; Save(); }
+            // The card's own time for this command (its crypto and its state file), on a line of its own:
+            // bench/Invoke-CardBench.ps1 adds these up to tell the card's share of a step from the host's.
+            long micros = (System.Diagnostics.Stopwatch.GetTimestamp() - started) * 1_000_000 / System.Diagnostics.Stopwatch.Frequency;
+            opts.Log?.Invoke("> " + Hex.Of(commandApdu, " ") + "\n< " + Hex.Of(r, " ") + "\n= " + micros + " us");
             return r;
         }
     }
