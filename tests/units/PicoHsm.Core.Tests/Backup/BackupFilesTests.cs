@@ -33,8 +33,7 @@ public sealed class BackupFilesTests : IDisposable
     [Fact]
     public void Write_RefusesAnExistingFileBeforeTheDeviceIsAsked()
     {
-        string dir = _dir;
-        string path = Path.Combine(dir, "k.pkb");
+        string path = Path.Combine(_dir, "k.pkb");
         File.WriteAllBytes(path, new byte[] { 7 });
         bool asked = false;
         var ex = Assert.Throws<PicoHsmException>(() => BackupFiles.Write(path, overwrite: false, () => { asked = true; return Bytes(1); }));
@@ -47,8 +46,7 @@ public sealed class BackupFilesTests : IDisposable
     public void Write_AFileThatAppearsWhileTheKeyIsWrapped_IsKeptAndTheErrorSaysItExists()
     {
         // The generic backend used to let the no-replace rename's IOException through here.
-        string dir = _dir;
-        string path = Path.Combine(dir, "k.pkb");
+        string path = Path.Combine(_dir, "k.pkb");
         var ex = Assert.Throws<PicoHsmException>(() => BackupFiles.Write(path, overwrite: false, () =>
         {
             File.WriteAllBytes(path, new byte[] { 7 }); // another process, while the device wraps
@@ -56,14 +54,13 @@ public sealed class BackupFilesTests : IDisposable
         }));
         Assert.Equal("FileExists", ex.Reason);
         Assert.Equal(new byte[] { 7 }, File.ReadAllBytes(path));
-        Assert.Equal(new[] { path }, Directory.GetFiles(dir)); // no temporary file left
+        Assert.Equal(new[] { path }, Directory.GetFiles(_dir)); // no temporary file left
     }
 
     [Fact]
     public void Write_WithOverwrite_ReplacesTheFileAndDescribesIt()
     {
-        string dir = _dir;
-        string path = Path.Combine(dir, "k.pkb");
+        string path = Path.Combine(_dir, "k.pkb");
         File.WriteAllBytes(path, new byte[] { 7 });
         string? described = null;
         var wrapped = new WrappedKeyBytes(new byte[] { 1, 2, 3 }, p => { described = p; return null!; });
