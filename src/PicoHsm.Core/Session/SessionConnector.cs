@@ -1,3 +1,4 @@
+using System.Runtime.ExceptionServices;
 using Net.Pkcs11Interop.Common;
 using Net.Pkcs11Interop.HighLevelAPI;
 using PicoHsm.Common;
@@ -47,7 +48,68 @@ public static class SessionConnector
         using var use = Pkcs11Modules.Use(path, refresh: true);
         if (wasLoaded && !Pkcs11Modules.IsLoaded(path))
             o.Verbose?.Invoke($"No session used '{path}': the module was reinitialised to read its tokens afresh.");
-        var (slot, token) = TokenDiscovery.Select(path, o.TokenLabel, o.SerialNumber, o.SlotId, module.Reason);
+
+        // The PIN is asked for once, however often the token is looked at again below; every look
+        // gets a copy (and zeroes it), the answer itself is zeroed at the end.
+        byte[]? given = null;
+        bool asked = false;
+        byte[]? Pin(PicoHsmToken t)
+        {
+            if (!asked) { given = o.PinSource?.Invoke(t); asked = true; }
+            return given is null ? null : (byte[])given.Clone();
+        }
+        try
+        {
+            for (int load = 0; ; load++)
+            {
+                try
+                {
+                    return ConnectToToken(o, path, module.Reason, Pin);
+                }
+                catch (TornTokenRead torn)
+                {
+                    // SoftHSM2's C_Initialize read the token's files while another process rewrote them
+                    // (see Pkcs11TornReads): load the module afresh and look again, when nothing else in
+                    // the process uses a module (then nothing of anyone's is ended by it).
+                    if (load >= Pkcs11TornReads.Waits.Length) ExceptionDispatchInfo.Capture(torn.Error).Throw();
+                    Thread.Sleep(Pkcs11TornReads.Waits[load]);
+                    if (!Pkcs11Modules.ReloadForSoleLease(path)) ExceptionDispatchInfo.Capture(torn.Error).Throw();
+                    o.Verbose?.Invoke($"The connect failed ({torn.Error.Reason}); the module was loaded afresh to look again: a token whose files " +
+                        "another process was rewriting can be read torn, or left out of the slot list.");
+                }
+            }
+        }
+        finally
+        {
+            if (given is not null) Array.Clear(given);
+        }
+    }
+
+    /// <summary>
+    /// A connect that found the token or its login state read torn: <see cref="Error"/> is what it
+    /// failed with. Thrown only where nothing is open yet (no session, no login).
+    /// </summary>
+    private sealed class TornTokenRead(PicoHsmException error) : Exception(error.Message, error)
+    {
+        public PicoHsmException Error { get; } = error;
+    }
+
+    /// <summary>Token choice, PIN checks, session, login and backend, on the module as it is loaded now.</summary>
+    private static PicoHsmSession ConnectToToken(ConnectOptions o, string path, string? moduleReason, Func<PicoHsmToken, byte[]?> pinSource)
+    {
+        ISlot slot;
+        PicoHsmToken token;
+        try
+        {
+            (slot, token) = TokenDiscovery.Select(path, o.TokenLabel, o.SerialNumber, o.SlotId, moduleReason);
+        }
+        catch (PicoHsmException ex) when (ex.Kind == PicoErrorKind.NotFound || ex.InnerException is Pkcs11Exception { RV: CKR.CKR_GENERAL_ERROR })
+        {
+            // Not found, or the listing failed: a token left out of C_Initialize's slot list, or its
+            // token info read torn several times. A token that is really absent is reported as
+            // before, after the looks again (a third of a second).
+            throw new TornTokenRead(ex);
+        }
         o.Verbose?.Invoke($"Token: '{token.Label}' serial {token.SerialNumber} in slot {token.SlotId} ('{token.SlotDescription}').");
 
         // Refuse before sending a PIN: a locked PIN cannot succeed, and a wrong PIN on the final
@@ -56,7 +118,7 @@ public static class SessionConnector
             throw new PicoHsmException(PicoErrorKind.AuthenticationFailed, "PinLocked",
                 $"The user PIN of '{token.Label}' is locked. Unblock it with the SO-PIN first (sc-hsm-tool --unlock-pin, or pkcs11-tool --init-pin --login-type so).", token);
 
-        byte[]? pin = o.PinSource?.Invoke(token);
+        byte[]? pin = pinSource(token);
         // A wrong PIN on the final try locks it. A login this process already has is proven against
         // its PIN hash and spends no try, so the guard runs only before a C_Login the token checks.
         PicoHsmException? FinalTry() => token.UserPinFinalTry && !o.Force
@@ -86,7 +148,17 @@ public static class SessionConnector
             try
             {
                 // Every Connect proves its PIN: by the token's C_Login, or against the login this process already has.
-                login = Pkcs11LoginRegistry.Login(path, token, session, pin, o.Verbose, FinalTry);
+                login = Pkcs11LoginRegistry.Login(path, token, session, pin, o.Verbose, FinalTry, () => RetrySpendsNoTry(slot, token));
+            }
+            catch (PicoHsmException ex) when ((ex.InnerException is Pkcs11Exception { RV: CKR.CKR_GENERAL_ERROR } ||
+                (ex.InnerException is Pkcs11Exception { RV: CKR.CKR_USER_PIN_NOT_INITIALIZED } && token.UserPinInitialized)) &&
+                RetrySpendsNoTry(slot, token))
+            {
+                // The login failed before the token looked at the PIN, and looking again did not help:
+                // SoftHSM2 reads a token's PIN blobs once, at C_Initialize, and keeps what it read (an
+                // empty user PIN blob, when it was torn) for as long as the module stays loaded.
+                try { session.CloseSession(); } catch (Pkcs11Exception) { }
+                throw new TornTokenRead(ex);
             }
             catch (PicoHsmException ex) when (ex.InnerException is Pkcs11Exception { RV: CKR.CKR_PIN_INCORRECT })
             {
@@ -135,6 +207,24 @@ public static class SessionConnector
     public static PicoHsmSession OpenCardOnly(string reader) => new(ScHsmCardBackend.ConnectCardOnly(reader, null));
 
     /// <summary>
+    /// Whether a C_Login that failed before the token checked the PIN may be sent again: only while a
+    /// wrong PIN could not lock it (not on the final try, not locked) and when the failed call counted
+    /// no try (the count-low flag as it was before the login). A token that cannot say is not retried.
+    /// </summary>
+    internal static bool RetrySpendsNoTry(ISlot slot, PicoHsmToken token)
+    {
+        try
+        {
+            var f = Pkcs11TornReads.Read(() => slot.GetTokenInfo().TokenFlags);
+            return !f.UserPinLocked && !f.UserPinFinalTry && f.UserPinCountLow == token.UserPinCountLow;
+        }
+        catch (Pkcs11Exception)
+        {
+            return false;
+        }
+    }
+
+    /// <summary>
     /// The tries left after a wrong PIN: the exact count from the card's own channel for a SmartCard-HSM
     /// (OpenSC reports only CKF_USER_PIN_COUNT_LOW / FINAL_TRY / LOCKED), else what the token's flags say.
     /// </summary>
@@ -153,7 +243,7 @@ public static class SessionConnector
         }
         try
         {
-            var f = slot.GetTokenInfo().TokenFlags;
+            var f = Pkcs11TornReads.Read(() => slot.GetTokenInfo().TokenFlags);
             return f.UserPinLocked ? "The token reports the PIN locked now (unblock it with the SO-PIN)."
                 : f.UserPinFinalTry ? "The token reports one try left before the PIN is locked."
                 : f.UserPinCountLow ? "The token reports fewer tries left than its maximum (it does not say how many)."

@@ -65,9 +65,12 @@ public static class Pkcs11LoginRegistry
     /// the login in place, and LoggedInElsewhere for a login that is not PicoHsm's.
     /// <paramref name="beforeTokenChecksPin"/> runs just before a C_Login that the token will check
     /// (not when the PIN is proven against a login in place); an exception it returns is thrown instead.
+    /// A C_Login that failed with CKR_GENERAL_ERROR, before the token looked at the PIN (a torn read of
+    /// its files, see <see cref="Pkcs11TornReads"/>), is sent again only while <paramref name="retrySpendsNoTry"/>
+    /// says, after the wait, that the token's PIN state shows no try spent and no lock close (null: never).
     /// </summary>
     public static Pkcs11Login Login(string modulePath, PicoHsmToken token, ISession session, ReadOnlySpan<byte> pin,
-        Action<string>? verbose = null, Func<PicoHsmException?>? beforeTokenChecksPin = null)
+        Action<string>? verbose = null, Func<PicoHsmException?>? beforeTokenChecksPin = null, Func<bool>? retrySpendsNoTry = null)
     {
         string key = KeyOf(modulePath, token);
         string where = $"'{token.Label}' (serial {token.SerialNumber}, slot {token.SlotId} of '{modulePath}')";
@@ -85,7 +88,7 @@ public static class Pkcs11LoginRegistry
                 {
                     // The token lost the login (reset, re-inserted): the PIN was proven against the one it accepted, so log in again.
                     verbose?.Invoke($"The PIN matches this process's login to {where}, but the token no longer reports it; logging in again.");
-                    LoginOnToken(session, pin, where, token); // "already logged in" here is the state coming back: fine
+                    LoginOnToken(session, pin, where, token, retrySpendsNoTry, verbose); // "already logged in" here is the state coming back: fine
                 }
                 else
                 {
@@ -97,7 +100,7 @@ public static class Pkcs11LoginRegistry
 
             if (IsUserSession(session)) throw LoggedInElsewhere(where, token);
             if (beforeTokenChecksPin?.Invoke() is { } refused) throw refused;
-            if (!LoginOnToken(session, pin, where, token)) throw LoggedInElsewhere(where, token);
+            if (!LoginOnToken(session, pin, where, token, retrySpendsNoTry, verbose)) throw LoggedInElsewhere(where, token);
             byte[] salt = RandomNumberGenerator.GetBytes(SaltBytes);
             entry = new Entry { Key = key, Salt = salt, PendingHash = DeriveAside(pin, salt), Sessions = 1 };
             lock (Gate) Entries[key] = entry;
@@ -126,22 +129,38 @@ public static class Pkcs11LoginRegistry
         }
     }
 
-    /// <summary>C_Login; false when the token answered CKR_USER_ALREADY_LOGGED_IN (the PIN was not checked).</summary>
-    private static bool LoginOnToken(ISession session, ReadOnlySpan<byte> pin, string where, PicoHsmToken token)
+    /// <summary>
+    /// C_Login; false when the token answered CKR_USER_ALREADY_LOGGED_IN (the PIN was not checked).
+    /// A failure from before the PIN check is retried after a short wait, each time only if
+    /// <paramref name="retrySpendsNoTry"/> allows it.
+    /// </summary>
+    private static bool LoginOnToken(ISession session, ReadOnlySpan<byte> pin, string where, PicoHsmToken token,
+        Func<bool>? retrySpendsNoTry, Action<string>? verbose)
     {
         byte[] copy = pin.ToArray();
         try
         {
-            session.Login(CKU.CKU_USER, copy);
-            return true;
-        }
-        catch (Pkcs11Exception ex) when (ex.RV == CKR.CKR_USER_ALREADY_LOGGED_IN)
-        {
-            return false;
-        }
-        catch (Pkcs11Exception ex)
-        {
-            throw Pkcs11Errors.Translate(ex, $"log in to {where}", token);
+            for (int attempt = 0; ; attempt++)
+            {
+                try
+                {
+                    session.Login(CKU.CKU_USER, copy);
+                    return true;
+                }
+                catch (Pkcs11Exception ex) when (ex.RV == CKR.CKR_USER_ALREADY_LOGGED_IN)
+                {
+                    return false;
+                }
+                catch (Pkcs11Exception ex)
+                {
+                    if (!Pkcs11TornReads.MayBeTorn(ex) || attempt >= Pkcs11TornReads.Waits.Length)
+                        throw Pkcs11Errors.Translate(ex, $"log in to {where}", token);
+                    Thread.Sleep(Pkcs11TornReads.Waits[attempt]);
+                    if (retrySpendsNoTry?.Invoke() != true)
+                        throw Pkcs11Errors.Translate(ex, $"log in to {where}", token);
+                    verbose?.Invoke($"{where} answered {ex.RV} to C_Login before it checked the PIN (its files were being rewritten by another process); logging in again.");
+                }
+            }
         }
         finally
         {

@@ -87,6 +87,24 @@ public static class Pkcs11Modules
         return new Lease(fullPath);
     }
 
+    /// <summary>
+    /// Finalises the module although the caller's one <see cref="Use"/> lease holds it, when that lease is
+    /// the only use of any module in the process, so the next <see cref="Load"/> reads the tokens afresh.
+    /// For a connect whose token the module's C_Initialize left out (see <see cref="Pkcs11TornReads"/>):
+    /// the connect has no session yet, so nothing of its own is ended.
+    /// </summary>
+    /// <returns>Whether the module was finalised (false: something else uses a module, so it was left alone).</returns>
+    internal static bool ReloadForSoleLease(string fullPath)
+    {
+        lock (Gate)
+        {
+            if (InUse.Count != 1 || InUse.GetValueOrDefault(fullPath) != 1) return false;
+            InUse.Remove(fullPath);
+            try { return FinaliseIfUnused(fullPath); }
+            finally { InUse[fullPath] = 1; }
+        }
+    }
+
     private sealed class Lease(string path) : IDisposable
     {
         private int _done;

@@ -105,7 +105,8 @@ public static class TokenDiscovery
     {
         try
         {
-            return PicoHsmToken.From(modulePath, slot);
+            // A torn read of the token's files (another process logging in) is read again: see Pkcs11TornReads.
+            return Pkcs11TornReads.Read(() => PicoHsmToken.From(modulePath, slot));
         }
         catch (Pkcs11Exception ex) when (ex.RV == CKR.CKR_TOKEN_NOT_RECOGNIZED)
         {
