@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using PicoHsm.Backup;
 using PicoHsm.Common;
 using PicoHsm.Core.Tests.Devices.Pkcs11;
@@ -115,15 +114,7 @@ public sealed class RestoreBatchTests : IDisposable
 
     private static void Pkcs11Tool(string args)
     {
-        var psi = new ProcessStartInfo("pkcs11-tool", $"--module {SoftHsmTokens.Module} --token-label core-batch-c --login --pin {SoftHsmTokens.Pin} {args}")
-        {
-            UseShellExecute = false,
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-        };
-        using var p = Process.Start(psi)!;
-        string err = p.StandardError.ReadToEnd();
-        p.WaitForExit();
-        Assert.True(p.ExitCode == 0, "pkcs11-tool failed: " + err);
+        var (exitCode, err) = SoftHsmTokens.Pkcs11Tool("core-batch-c", args);
+        Assert.True(exitCode == 0, "pkcs11-tool failed: " + err);
     }
 }

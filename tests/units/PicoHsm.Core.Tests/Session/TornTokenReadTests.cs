@@ -83,17 +83,5 @@ public sealed class TornTokenReadTests
         Assert.True(SessionConnector.RetrySpendsNoTry(slot, token));
     }
 
-    private static void ToolLogin(string pin)
-    {
-        var psi = new ProcessStartInfo("pkcs11-tool", $"--module {SoftHsmTokens.Module} --token-label {Label} --login --pin {pin} -I")
-        {
-            UseShellExecute = false,
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-        };
-        using var p = Process.Start(psi)!;
-        p.StandardOutput.ReadToEnd();
-        p.StandardError.ReadToEnd();
-        p.WaitForExit();
-    }
+    private static void ToolLogin(string pin) => SoftHsmTokens.Pkcs11Tool(Label, "-I", pin); // a wrong PIN fails, as it should
 }

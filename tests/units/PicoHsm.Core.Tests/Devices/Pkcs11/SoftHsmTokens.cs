@@ -73,6 +73,26 @@ public sealed class SoftHsmTokens : IDisposable
             PinSource = _ => Encoding.UTF8.GetBytes(pin),
         });
 
+    /// <summary>
+    /// OpenSC's pkcs11-tool on token <paramref name="label"/>, logged in with <paramref name="pin"/>: another
+    /// program on the same token, outside this process. Returns its exit code and what it wrote to stderr.
+    /// </summary>
+    public static (int ExitCode, string Error) Pkcs11Tool(string label, string args, string pin = Pin)
+    {
+        var psi = new ProcessStartInfo("pkcs11-tool", $"--module {Module} --token-label {label} --login --pin {pin} {args}")
+        {
+            UseShellExecute = false,
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+        };
+        using var p = Process.Start(psi)!;
+        var output = p.StandardOutput.ReadToEndAsync();
+        string err = p.StandardError.ReadToEnd();
+        output.Wait();
+        p.WaitForExit();
+        return (p.ExitCode, err);
+    }
+
     /// <summary>The token's DKEK (the same 32 bytes for every test that asks for this label's DKEK).</summary>
     public static SecretBytes Dkek(byte seed)
     {
