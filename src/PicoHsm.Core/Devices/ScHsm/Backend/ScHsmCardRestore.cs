@@ -50,13 +50,13 @@ internal sealed class ScHsmCardRestore(ScHsmCard card, ScHsmCardPin pin, ScHsmCa
         var p = planned?.Parsed ?? ScHsmParsedBackup.Parse(backup);
         return _calls.Run($"restore '{backup.Path}'", () =>
         {
-            if (planned is not null && Reusable(planned))
-                return Write(backup, p, request, planned.Target, reused: true);
+            if (planned is not null && Reusable(planned) && Write(backup, p, request, planned.Target, reused: true) is { } done)
+                return done;
             _pin.EnsureVerified();
             var (plan, target) = _planner.Plan(backup, p, request);
             if (plan.IsRefused) throw plan.Refusals[0];
             if (plan.Action == RestoreAction.AlreadyPresent) return plan.Existing!;
-            return Write(backup, p, request, target!, reused: false);
+            return Write(backup, p, request, target!, reused: false)!;
         });
     }
 
@@ -79,30 +79,42 @@ internal sealed class ScHsmCardRestore(ScHsmCard card, ScHsmCardPin pin, ScHsmCa
 
     /// <summary>
     /// Whether <paramref name="m"/>, made by <see cref="Plan"/> in an earlier card transaction, still holds in this one:
-    /// this card client sent nothing that changes the card since (<see cref="ScHsmCard.Changes"/>), the card says the
-    /// user PIN is still verified (so it was not reset or re-selected since: either ends the PIN session; the state
-    /// command does not SELECT), ENUMERATE OBJECTS lists exactly the files the plan saw, and the target key reference
-    /// still has no CC, C4 or CE file (the SELECT of CE kid, which ENUMERATE does not list on Pico, is sent again).
-    /// Three APDUs instead of the plan's own (PIN state, key domain, ENUMERATE, SELECT).
+    /// this card client sent nothing that changes the card since (<see cref="ScHsmCard.Changes"/>), ENUMERATE OBJECTS
+    /// lists exactly the files the plan saw, and the target key reference still has no CC, C4 or CE file (the SELECT of
+    /// CE kid, which ENUMERATE does not list on Pico, is sent again). Two APDUs instead of the plan's own (PIN state,
+    /// key domain, ENUMERATE, SELECT).
     ///
     /// Why that is as safe as planning again: everything else the plan decided comes from the file list (the same, so
     /// no key was added, removed or moved; the id check's PRKDs would come from the catalogue cache, which trusts a PRKD
     /// while its key is listed the same, exactly as here) and from the key domains (not asked again: a DKEK that another
     /// program replaced or deleted since cannot unwrap this blob: the card checks the blob's KCV and its CMAC under its
     /// own DKEK and refuses the UNWRAP without writing anything; that refusal is then explained by planning again, see
-    /// <see cref="Write"/>). A PIN not verified (card reset, or another program's SELECT) or any other difference: the
-    /// full plan runs again, as it did before.
+    /// <see cref="Write"/>). The PIN state is not asked either: UNWRAP KEY checks it before anything else (the
+    /// firmware's first test after P2) and answers 6982 without writing, and that answer (a card reset, or another
+    /// program's SELECT of the applet, ended the PIN session) makes the restore verify and plan again. A card that does
+    /// not answer ENUMERATE (no applet selected after a reset), or any other difference: the full plan runs again.
     /// </summary>
     private bool Reusable(Planned m)
     {
         if (m.Changes != _card.Changes) return false;
-        if (_pin.Prepare().State != ScHsmPinState.Verified) return false;
-        _context.SetLoggedIn(true);
-        var fids = _catalogue.ReadFileIds();
+        HashSet<ushort> fids;
+        try
+        {
+            fids = _catalogue.ReadFileIds();
+        }
+        catch (ScHsmCardException)
+        {
+            return false; // the full plan selects the applet when it must, and says what the card refuses
+        }
         return fids.SetEquals(m.FileIds) && !_catalogue.IsOccupied(m.Target.Kid, fids);
     }
 
-    private PicoKey Write(PicoKeyBackup backup, ScHsmParsedBackup p, RestoreRequest request, ScHsmRestoreTarget target, bool reused)
+    /// <summary>
+    /// Unwraps at the target and writes the companion files. On a reused plan (<paramref name="reused"/>), null when the
+    /// card refused the UNWRAP because the PIN session has ended since the plan: nothing was written, and the caller
+    /// verifies and plans again.
+    /// </summary>
+    private PicoKey? Write(PicoKeyBackup backup, ScHsmParsedBackup p, RestoreRequest request, ScHsmRestoreTarget target, bool reused)
     {
         byte kid = target.Kid;
         long before = _card.Changes;
@@ -110,6 +122,11 @@ internal sealed class ScHsmCardRestore(ScHsmCard card, ScHsmCardPin pin, ScHsmCa
         try
         {
             _card.UnwrapKey(kid, p.File.KeyBlob);
+            if (reused) _context.SetLoggedIn(true); // the card took a command that needs the verified PIN
+        }
+        catch (ScHsmCardException ex) when (reused && ex.Error == ScHsmError.PinNotVerified)
+        {
+            return null;
         }
         catch (ScHsmCardException ex) when (ex.Error == ScHsmError.DkekMismatch)
         {

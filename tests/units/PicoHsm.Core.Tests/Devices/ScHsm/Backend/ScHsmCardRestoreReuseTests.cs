@@ -11,8 +11,9 @@ namespace PicoHsm.Core.Tests.Devices.ScHsm.Backend;
 /// sent 16 APDUs for an EC key on a warm session (the pre-flight twice: PIN state, 2 key domain queries, ENUMERATE, the
 /// SELECT of the target's CE file; then UNWRAP, SELECT + 2 UPDATE of CE, SELECT + UPDATE of C4), more than sc-hsm-tool's
 /// 12 for --unwrap-key (trace 09). Restore now takes the plan PlanRestore just made when the card shows the same state,
-/// the DKEK check asks key domain 0 only, and the files are written by id. The tests after the first show that a card
-/// changed between the plan and the restore is still seen: planned again, or refused by the card.
+/// the DKEK check asks key domain 0 only, the files are written by id, and the UNWRAP's own PIN check stands in for a
+/// PIN state query. The tests after the first show that a card changed between the plan and the restore is still seen:
+/// planned again, or refused by the card.
 /// </summary>
 public sealed class ScHsmCardRestoreReuseTests(ITestOutputHelper output) : CardKeyTestBase
 {
@@ -43,12 +44,14 @@ public sealed class ScHsmCardRestoreReuseTests(ITestOutputHelper output) : CardK
         // the plan: PIN state, key domain 0, ENUMERATE, SELECT CE03 (the target is free)
         Assert.Equal(1, h.Channel.Sent.Skip(from).Take(planned - from).Count(IsKeyDomainQuery));
         Assert.Equal(4, planned - from);
-        // the restore: PIN state, ENUMERATE, SELECT CE03 again; UNWRAP; the request in 2 pieces and the PRKD, by id
+        // the restore: ENUMERATE, SELECT CE03 again; UNWRAP (which checks the PIN itself); the request in 2 pieces and
+        // the PRKD, by id
         var restore = h.Channel.Sent.Skip(planned).ToList();
         Assert.DoesNotContain(restore, IsKeyDomainQuery);
+        Assert.DoesNotContain(restore, c => c[1] == 0x20);
         Assert.Single(restore, c => c[1] == 0x58);
         Assert.Single(restore, c => c[1] == 0xA4);
-        Assert.Equal(7, restore.Count);
+        Assert.Equal(6, restore.Count);
         Assert.True(done - from < ScHsmToolUnwrap, $"{done - from} APDUs");
 
         // what was written is what a new session reads from the card
@@ -136,6 +139,29 @@ public sealed class ScHsmCardRestoreReuseTests(ITestOutputHelper output) : CardK
         Assert.Equal("05", key.Id);
         Assert.Contains(h.Channel.SentWithIns(0x20, from), c => c.Length > 5); // VERIFY with the PIN copy
         Assert.Contains(h.Channel.Sent.Skip(from), IsKeyDomainQuery);           // and the full plan again
+    }
+
+    [Fact]
+    public void APinSessionEndedBetweenPlanAndRestore_TheCardRefusesTheUnwrap_ThenTheRestoreVerifiesPlansAgainAndWritesOnce()
+    {
+        using var h = CardHarness.WithVectorDkek();
+        var backup = VectorFiles.Backup("ec256.wky");
+        h.Backend.Restore(backup, Request(0x01));
+        Assert.Equal(RestoreAction.Create, h.Backend.PlanRestore(backup, Request(0x02)).Action);
+        // another program selects the applet (the card logs the PIN out), and changes nothing else
+        var ch = new SimulatorChannel(h.Simulator);
+        Assert.Equal(0x9000, Sw(ch.Transmit([0x00, 0xA4, 0x04, 0x00, 0x0B, 0xE8, 0x2B, 0x06, 0x01, 0x04, 0x01, 0x81, 0xC3, 0x1F, 0x02, 0x01, 0x00])));
+        Assert.Equal(0x63C0, Sw(ch.Transmit([0x00, 0x20, 0x00, 0x81])) & 0xFFF0); // the PIN is no longer verified
+        int from = h.Channel.Sent.Count;
+        var key = h.Backend.Restore(backup, Request(0x02));
+        Assert.Equal(("02", "k02", false), (key.Id, key.Label, key.IsOrphan));
+        var unwraps = h.Channel.SentWithIns(0x74, from).ToList();
+        Assert.Equal(2, unwraps.Count);                                          // refused (6982, nothing written), then done
+        Assert.Contains(h.Channel.SentWithIns(0x20, from), c => c.Length > 5); // VERIFY with the PIN copy between them
+        Assert.Contains(h.Channel.Sent.Skip(from), IsKeyDomainQuery);           // and the full plan again
+        var keys = h.Backend.ListKeys();
+        Assert.Equal(2, keys.Count);
+        Assert.Single(keys, k => k.Id == "02" && k.KeyReference == key.KeyReference);
     }
 
     [Fact]
