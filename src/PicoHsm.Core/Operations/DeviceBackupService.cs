@@ -40,13 +40,14 @@ public static class DeviceBackupService
             throw new PicoHsmException(PicoErrorKind.ResourceExists, "BackupExists",
                 $"'{folder.Target}' already holds a backup (manifest.json). Choose an empty folder, or use -Force to replace it (the old backup stays whole until the new one is complete).", folder.Target);
 
+        // One slot per key, emptied once the key is done: the run holds the keys not reached yet (what
+        // a stopped run names), not the whole listing. Listed before the DKEK is described: on a PKCS#11
+        // token the listing's pass over the objects finds the DKEK too, so describing it needs no search.
+        PicoKey?[] keys = device.ListKeys().ToArray();
         var dkek = device.GetDkek().FirstOrDefault(d => d.Present && d.KeyCheckValue is not null)
             ?? throw new PicoHsmException(PicoErrorKind.NotFound, "NoDkek",
                 $"'{token.Label}' has no DKEK with a known KCV, so nothing can be backed up. Create one with New-PicoDkek or import it with Import-PicoDkek.", device.Context);
         string kcv = dkek.KeyCheckValue!;
-        // One slot per key, emptied once the key is done: the run holds the keys not reached yet (what
-        // a stopped run names), not the whole listing.
-        PicoKey?[] keys = device.ListKeys().ToArray();
         int exportable = 0;
         foreach (var k in keys) if (k!.Exportable) exportable++;
         bool resume = Directory.Exists(folder.Staging) || state == BackupFolderState.Incomplete;

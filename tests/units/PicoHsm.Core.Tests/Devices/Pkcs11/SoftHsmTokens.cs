@@ -28,7 +28,7 @@ public sealed class SoftHsmTokens : IDisposable
 
     /// <summary>Each test class gets its own tokens, so tests do not see one another's objects.</summary>
     public static readonly string[] Labels =
-        { "core-session", "core-wrong-pin", "core-dkek", "core-keys", "core-other-dkek", "core-count", "core-backup", "core-backup-gone", "core-backup-disk", "core-login", "core-ceremony", "core-restore-gone", "core-secret-create", "core-load-src", "core-load-dst", "core-batch-src", "core-batch-a", "core-batch-b", "core-batch-c", "core-backup-pass", "core-torn" };
+        { "core-session", "core-wrong-pin", "core-dkek", "core-keys", "core-other-dkek", "core-count", "core-backup", "core-backup-gone", "core-backup-disk", "core-login", "core-ceremony", "core-restore-gone", "core-secret-create", "core-load-src", "core-load-dst", "core-batch-src", "core-batch-a", "core-batch-b", "core-batch-c", "core-backup-pass", "core-torn", "core-listed-dkek" };
 
     public string Root { get; } = Path.Combine(Path.GetTempPath(), "picohsm-core-xunit-" + Guid.NewGuid().ToString("n")[..8]);
     public string SpyLog => Path.Combine(Root, "spy.log");
