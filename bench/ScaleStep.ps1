@@ -2,7 +2,8 @@
 .SYNOPSIS
     One measured step of the scale benchmark, in a fresh pwsh (SOFTHSM2_CONF is set by the caller).
     Prints one JSON line: the step's seconds (the cmdlet alone, after import and connect), the
-    object count and the process's peak resident memory (VmHWM, Linux).
+    object count and the process's peak resident memory (VmHWM, Linux), at the end and right after
+    Connect-PicoHsm (before the step).
 #>
 param(
     [Parameter(Mandatory)] [ValidateSet('Ceremony', 'ImportDkek', 'Backup', 'ExportPipe', 'Restore', 'List')] [string] $Step,
@@ -17,6 +18,10 @@ $pin = ConvertTo-SecureString '648219' -AsPlainText -Force
 $module = '/usr/lib/softhsm/libsofthsm2.so'
 $passwords = 1..2 | ForEach-Object { ConvertTo-SecureString "bench-share-password-$_" -AsPlainText -Force }
 $null = Connect-PicoHsm -ModulePath $module -TokenLabel $Token -Pin $pin
+# The peak so far: PowerShell, the module and the token as SoftHSM2 loaded it at C_Initialize (every
+# object of the token in this process), before the step does anything.
+function Get-PeakKiB { if (Test-Path /proc/self/status) { [long]((Select-String -Path /proc/self/status -Pattern '^VmHWM:\s+(\d+)').Matches[0].Groups[1].Value) } else { 0 } }
+$connectedKiB = Get-PeakKiB
 $count = 0
 $sw = [Diagnostics.Stopwatch]::StartNew()
 switch ($Step) {
@@ -29,6 +34,6 @@ switch ($Step) {
 }
 $sw.Stop()
 $dkek = @(Get-PicoDkek)[0]
-$hwm = if (Test-Path /proc/self/status) { [long]((Select-String -Path /proc/self/status -Pattern '^VmHWM:\s+(\d+)').Matches[0].Groups[1].Value) } else { 0 }
+$hwm = Get-PeakKiB
 Disconnect-PicoHsm -All
-[pscustomobject]@{ Step = $Step; Seconds = $sw.Elapsed.TotalSeconds; Count = $count; PeakKiB = $hwm; DkekId = $dkek.Id; DkekKcv = $dkek.KeyCheckValue } | ConvertTo-Json -Compress
+[pscustomobject]@{ Step = $Step; Seconds = $sw.Elapsed.TotalSeconds; Count = $count; PeakKiB = $hwm; ConnectedKiB = $connectedKiB; DkekId = $dkek.Id; DkekKcv = $dkek.KeyCheckValue } | ConvertTo-Json -Compress
