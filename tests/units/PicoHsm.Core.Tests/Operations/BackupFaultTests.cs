@@ -91,6 +91,19 @@ public sealed class BackupFaultTests : IDisposable
     private static Dictionary<string, string> Digests(string dir) =>
         Directory.EnumerateFiles(dir).ToDictionary(f => Path.GetFileName(f), f => Convert.ToHexString(SHA256.HashData(File.ReadAllBytes(f))));
 
+    /// <summary>Waits (up to 30 s) until <paramref name="dir"/> holds <paramref name="count"/> key files and no temporary one.</summary>
+    private static void WaitForStagedFiles(string dir, int count)
+    {
+        var clock = Stopwatch.StartNew();
+        while (true)
+        {
+            var names = Directory.Exists(dir) ? Directory.EnumerateFiles(dir).Select(Path.GetFileName).ToList() : new List<string?>();
+            if (names.Count(f => f!.EndsWith(".pkb")) >= count && !names.Any(f => f!.EndsWith(".tmp"))) return;
+            Assert.True(clock.Elapsed < TimeSpan.FromSeconds(30), $"the writers did not put {count} key files in '{dir}' within 30 s");
+            Thread.Sleep(10);
+        }
+    }
+
     private static void NoPartialFiles(string dir)
     {
         if (!Directory.Exists(dir)) return;
@@ -144,8 +157,18 @@ public sealed class BackupFaultTests : IDisposable
         string target = Path.Combine(mnt, "backup");
         var folder = new BackupFolder(target);
         string filler = Path.Combine(mnt, "filler");
-        // Every key fits, the manifest does not: fill as the last key is reached.
-        var host = new BackupHost { AtKey = n => { if (n == KeyCount) File.WriteAllBytes(filler, new byte[FreeBytes(mnt) - 4096]); } };
+        // Every key fits, the manifest does not: fill as the last key is reached, once the writers have put the
+        // keys before it on disk (they write while the token wraps the next key: measured before they finish,
+        // the free space shrank under the filler, whose own write then failed; seen once on Mono in CI).
+        var host = new BackupHost
+        {
+            AtKey = n =>
+            {
+                if (n != KeyCount) return;
+                WaitForStagedFiles(folder.Staging, KeyCount - 1);
+                File.WriteAllBytes(filler, new byte[FreeBytes(mnt) - 4096]);
+            },
+        };
         var e = Assert.Throws<PicoHsmException>(() => DeviceBackupService.Backup(s.Device, target, false, host));
         Assert.Equal("FileError", e.Reason);
         Assert.Contains("write the manifest", e.Message);
